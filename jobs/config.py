@@ -1,0 +1,170 @@
+"""The typed configuration of one task, and its defaults.
+
+A task's config has the sections that decide its result (``model``,
+``dataset``, ``learning``, ``training``, ``seed``) and the sections that
+decide only how it runs (``checkpoint``, ``resources``). The task id hashes
+the first group only, so changing a time limit or a checkpoint interval
+never renames a task (resume is bit-identical whatever the interval).
+
+Every section is a pydantic model that forbids unknown keys; the sweep spec
+(``snnbatch.orchestrator.spec``) validates a whole file against these
+models. Adding an algorithm means adding its model / dataset / learning
+class to the unions below and a trainer to ``snnbatch.jobs.trainers``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# ------------------------------------------------------------------ models
+
+
+class LIFModel(Section):
+    """Discrete-time LIF hidden layer with current synapses and a leaky readout (seed 004)."""
+
+    type: Literal["lif"] = "lif"
+    n_hidden: PositiveInt = 128
+    recurrent: bool = False
+    dt: PositiveFloat = 1e-3
+    tau_syn: PositiveFloat = 5e-3
+    tau_mem: PositiveFloat = 10e-3
+    threshold: PositiveFloat = 1.0
+    weight_scale: PositiveFloat = 7.0
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+ModelSection = Annotated[Union[LIFModel], Field(discriminator="type")]
+
+
+# ------------------------------------------------------------------ datasets
+
+
+class RandmanData(Section):
+    """Smooth random manifolds, one spike per input unit per sample (Zenke & Vogels 2021)."""
+
+    type: Literal["randman"] = "randman"
+    n_inputs: PositiveInt = 100
+    n_classes: Annotated[int, Field(ge=2)] = 2
+    n_train: PositiveInt = 2000
+    n_test: PositiveInt = 500
+    dim: PositiveInt = 1
+    alpha: PositiveFloat = 2.0
+    n_freqs: PositiveInt = 32
+    n_steps: PositiveInt = 100
+    seed: NonNegativeInt = 0
+
+
+DatasetSection = Annotated[Union[RandmanData], Field(discriminator="type")]
+
+
+# ------------------------------------------------------------------ learning
+
+
+class BPTTLearning(Section):
+    """Surrogate-gradient backpropagation through time."""
+
+    rule: Literal["bptt"] = "bptt"
+    surrogate_scale: PositiveFloat = 100.0
+    detach_reset: bool = True
+
+
+LearningSection = Annotated[Union[BPTTLearning], Field(discriminator="rule")]
+
+
+class Training(Section):
+    iterations: Optional[PositiveInt] = None
+    epochs: Optional[PositiveInt] = None
+    batch_size: PositiveInt = 256
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: PositiveFloat = 2e-3
+    beta1: Probability = 0.9
+    beta2: Probability = 0.999
+
+    @model_validator(mode="after")
+    def _one_length(self):
+        if self.iterations is not None and self.epochs is not None:
+            raise ValueError("give either 'iterations' or 'epochs', not both")
+        return self
+
+
+# ------------------------------------------------------------------ how it runs
+
+
+class Checkpoint(Section):
+    every_iterations: PositiveInt = 200
+    every_minutes: PositiveFloat = 10.0
+    keep: Annotated[int, Field(ge=1, le=100)] = 2
+
+
+class Resources(Section):
+    cpus: PositiveInt = 1
+    memory: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?B?$")] = "2G"
+    time: Annotated[str, Field(pattern=r"^([0-9]+-)?([0-9]{1,2}:)?[0-9]{1,2}:[0-9]{2}$")] = "01:00:00"
+    partition: Optional[str] = None
+    account: Optional[str] = None
+    qos: Optional[str] = None
+    constraint: Optional[str] = None
+    sbatch_extra: dict[str, str] = {}
+    max_requeues: NonNegativeInt = 20
+    retries: NonNegativeInt = 0
+
+    @property
+    def time_seconds(self) -> int:
+        return parse_duration(self.time)
+
+    @property
+    def memory_mb(self) -> int:
+        return parse_memory_mb(self.memory)
+
+
+class TaskConfig(Section):
+    """Everything one task needs, fully resolved."""
+
+    model: ModelSection = LIFModel()
+    dataset: DatasetSection = RandmanData()
+    learning: LearningSection = BPTTLearning()
+    training: Training = Training(epochs=20)
+    seed: NonNegativeInt = 0
+    checkpoint: Checkpoint = Checkpoint()
+    resources: Resources = Resources()
+
+
+RESULT_SECTIONS = ("model", "dataset", "learning", "training", "seed")
+
+
+def task_id(config: TaskConfig) -> str:
+    """A stable content hash of the sections that decide the task's result."""
+    payload = config.model_dump(mode="json", include=set(RESULT_SECTIONS))
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def parse_duration(text: str) -> int:
+    """SLURM time ``[D-]HH:MM:SS`` / ``MM:SS`` -> seconds."""
+    days = 0
+    if "-" in text:
+        d, text = text.split("-", 1)
+        days = int(d)
+    parts = [int(p) for p in text.split(":")]
+    while len(parts) < 3:
+        parts.insert(0, 0)
+    h, m, s = parts
+    return ((days * 24 + h) * 60 + m) * 60 + s
+
+
+def parse_memory_mb(text: str) -> int:
+    text = text.upper().rstrip("B")
+    factor = {"K": 1 / 1024, "M": 1, "G": 1024, "T": 1024 * 1024}
+    if text and text[-1] in factor:
+        return max(1, int(float(text[:-1]) * factor[text[-1]]))
+    return max(1, int(float(text)))

@@ -1,0 +1,89 @@
+"""Run tasks on Dask: a LocalCluster on this machine (the default), or an existing scheduler.
+
+Each task is one Dask task that calls ``run_task(store, id)``; all state is in
+the store, so nothing large crosses the network and a driver that dies loses
+nothing. Worker processes get the thread variables of the task's allocation
+in their environment before they start, so Numba and BLAS load with them.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from ...jobs import threads
+from ...jobs.runner import run_task
+from ..progress import Monitor
+from .base import Backend, SubmitResult
+
+
+def _run(store_path: str, task_id: str, backend: str) -> str:
+    return run_task(store_path, task_id, backend=backend).state
+
+
+class _DaskBase(Backend):
+    def _client(self, cpus: int, n_tasks: int):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def submit(self, store, task_ids):
+        from distributed import as_completed
+
+        cpus = int(store.spec_dict().get("resources", {}).get("cpus", 1))
+        client, closer = self._client(cpus, len(task_ids))
+        outcomes: dict[str, str] = {}
+        try:
+            with Monitor(store, task_ids, enabled=self.options.progress):
+                futures = {
+                    client.submit(_run, str(store.path.resolve()), tid, self.name, key=f"snnbatch-{tid}", pure=False): tid
+                    for tid in task_ids
+                }
+                for fut in as_completed(futures):
+                    tid = futures[fut]
+                    try:
+                        outcomes[tid] = fut.result()
+                    except Exception:  # the worker process died (killed, out of memory)
+                        outcomes[tid] = "interrupted"
+        finally:
+            closer()
+        return SubmitResult(waited=True, outcomes=outcomes)
+
+
+class LocalBackend(_DaskBase):
+    name = "local"
+
+    def _client(self, cpus, n_tasks):
+        from distributed import Client, LocalCluster
+
+        cores = os.cpu_count() or 1
+        n_workers = self.options.max_parallel or max(1, cores // cpus)
+        n_workers = max(1, min(n_workers, n_tasks))
+        cluster = LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env=threads.environment(cpus) | {"SNNBATCH_CPUS": str(cpus)},
+            silence_logs=logging.ERROR,
+        )
+        client = Client(cluster)
+
+        def close():
+            client.close()
+            cluster.close()
+
+        return client, close
+
+
+class DaskBackend(_DaskBase):
+    """Tasks on an existing Dask cluster, e.g. one started with dask-jobqueue."""
+
+    name = "dask"
+
+    def _client(self, cpus, n_tasks):
+        from distributed import Client
+
+        if not self.options.scheduler_address:
+            from ...jobs.errors import UserError
+
+            raise UserError("--backend dask needs --scheduler-address (e.g. tcp://host:8786)")
+        client = Client(self.options.scheduler_address, timeout="30s")
+        return client, client.close

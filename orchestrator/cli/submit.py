@@ -1,0 +1,106 @@
+"""snnbatch submit SPEC / snnbatch resume STORE"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .. import planner, spec as spec_mod
+from ..backends import BACKENDS, get as get_backend
+from ..backends.base import SubmitOptions
+from ..store import RunStore
+from .app import console, run_command
+
+backend_option = click.option(
+    "--backend", type=click.Choice(sorted(BACKENDS)), default="local", show_default=True,
+    help="Where tasks run: local (Dask LocalCluster), inline (this process), dask (--scheduler-address).",
+)
+parallel_option = click.option(
+    "--max-parallel", type=click.IntRange(min=1), default=None,
+    help="At most this many tasks at once (default: cores / cpus per task).",
+)
+address_option = click.option("--scheduler-address", default=None, help="Dask scheduler for --backend dask.")
+progress_option = click.option("--progress/--no-progress", default=True, help="Show a live progress bar.")
+
+
+def _run(store: RunStore, ids: list[str], backend: str, options: SubmitOptions) -> None:
+    if not ids:
+        console.print(f"{store.path}: nothing to run, every task is done.")
+        return
+    console.print(f"{store.path}: running {len(ids)} task{'s' * (len(ids) != 1)} on the {backend} backend")
+    result = get_backend(backend)(options).submit(store, ids)
+    if result.text:
+        console.print(result.text, highlight=False)
+    if not result.waited:
+        return
+    tasks = {t["id"]: t for t in store.tasks()}
+    counts: dict[str, int] = {}
+    for tid in ids:
+        counts[tasks[tid]["state"]] = counts.get(tasks[tid]["state"], 0) + 1
+    console.print("finished: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
+    failed = [tid for tid in ids if tasks[tid]["state"] == "failed"]
+    for tid in failed:
+        console.print(f"  [red]failed[/] {tid}: {tasks[tid]['status'].get('error_line', '')}", highlight=False)
+    if failed or counts.get("done", 0) != len(ids):
+        console.print(f"see 'snnbatch status {store.path}'; unfinished tasks continue with 'snnbatch resume {store.path}'")
+        sys.exit(1)
+
+
+@click.command("submit")
+@click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--store", "store_path", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="The run store (a directory). Default: runs/<spec name>.")
+@backend_option
+@parallel_option
+@address_option
+@progress_option
+@run_command
+def submit_command(spec_path, store_path, backend, max_parallel, scheduler_address, progress):
+    """Run the sweep in SPEC. Tasks already done in the store are not run again.
+
+    Re-submitting a spec with one more axis value adds only the new tasks.
+
+    \b
+    Examples:
+      snnbatch submit examples/quickstart.yaml
+      snnbatch submit examples/quickstart.yaml --store runs/qs --backend inline
+      snnbatch submit sweep.yaml --backend dask --scheduler-address tcp://10.0.0.5:8786
+    """
+    spec = spec_mod.load(spec_path)
+    text = Path(spec_path).read_text(encoding="utf-8")
+    tasks = planner.plan(spec)
+    store_path = store_path or str(Path("runs") / spec.name)
+    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress)
+    store, added = RunStore.create_or_update(store_path, spec, text, tasks)
+    if len(added) != len(tasks):
+        console.print(f"{store.path}: {len(added)} new task(s) added to the {len(tasks) - len(added)} it had")
+    wanted = {t.id for t in tasks}
+    ids = [t["id"] for t in store.tasks() if t["id"] in wanted and t["state"] not in ("done", "running")]
+    _run(store, ids, backend, options)
+
+
+@click.command("resume")
+@click.argument("store_path", metavar="STORE", type=click.Path(file_okay=False, path_type=str))
+@backend_option
+@parallel_option
+@address_option
+@progress_option
+@click.option("--include-failed", is_flag=True, help="Also run again the tasks that failed.")
+@run_command
+def resume_command(store_path, backend, max_parallel, scheduler_address, progress, include_failed):
+    """Run the unfinished tasks of STORE, each from its newest good checkpoint.
+
+    \b
+    Examples:
+      snnbatch resume runs/quickstart
+      snnbatch resume runs/quickstart --include-failed --backend inline
+    """
+    store = RunStore.open(store_path, mode="r+")
+    skip = {"done", "running"} | (set() if include_failed else {"failed"})
+    ids = [t["id"] for t in store.tasks() if t["state"] not in skip]
+    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress)
+    _run(store, ids, backend, options)
+
+
+COMMANDS = [submit_command, resume_command]

@@ -1,0 +1,116 @@
+"""Expand a validated spec into tasks: pure, no I/O.
+
+Order of expansion: grid (cartesian, in the spec's key order) × zip (index by
+index) × random samples × replicate seeds. Random samples are drawn from
+``sweep.random.seed`` alone, so the same spec always gives the same tasks. A
+task's id is the hash of its resolved config (``snnbatch.jobs.config.task_id``).
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..jobs.config import TaskConfig, task_id
+from .spec import Spec, resolve_key
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    index: int
+    config: TaskConfig
+    params: dict[str, Any] = field(default_factory=dict)  # the swept values, by axis key, plus "seed"
+
+    def config_dict(self) -> dict:
+        return self.config.model_dump(mode="json")
+
+
+def _random_draws(spec: Spec) -> list[dict[str, Any]]:
+    rs = spec.sweep.random
+    if rs is None:
+        return [{}]
+    rng = np.random.default_rng(rs.seed)
+    draws = []
+    for _ in range(rs.samples):
+        d = {}
+        for key in rs.params:  # the spec's order: part of the spec, stable
+            dist = rs.params[key]
+            if dist.uniform is not None:
+                d[key] = float(rng.uniform(*dist.uniform))
+            elif dist.loguniform is not None:
+                lo, hi = dist.loguniform
+                d[key] = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+            elif dist.randint is not None:
+                d[key] = int(rng.integers(dist.randint[0], dist.randint[1] + 1))
+            else:
+                d[key] = dist.choice[int(rng.integers(len(dist.choice)))]
+        draws.append(d)
+    return draws
+
+
+def replicate_seeds(spec: Spec) -> list[int]:
+    seeds = spec.sweep.seeds
+    return list(seeds) if isinstance(seeds, list) else [spec.seed + i for i in range(seeds)]
+
+
+def expand_configs(spec: Spec) -> Iterator[tuple[dict, dict[str, Any]]]:
+    """(config as plain data, swept values) for every combination, in plan order."""
+    base = spec.base_config()
+    sweep = spec.sweep
+    grid_keys = list(sweep.grid)
+    zip_keys = list(sweep.zip)
+    n_zip = len(next(iter(sweep.zip.values()))) if zip_keys else 1
+    paths = {k: resolve_key(k, base) for k in grid_keys + zip_keys}
+    if sweep.random:
+        paths.update({k: resolve_key(k, base) for k in sweep.random.params})
+    draws = _random_draws(spec)
+    for combo in itertools.product(*(sweep.grid[k] for k in grid_keys)):
+        for z in range(n_zip):
+            for draw in draws:
+                for seed in replicate_seeds(spec):
+                    values = dict(zip(grid_keys, combo))
+                    values.update({k: sweep.zip[k][z] for k in zip_keys})
+                    values.update(draw)
+                    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+                    for key, value in values.items():
+                        section, name = paths[key]
+                        config[section][name] = value
+                    config["seed"] = seed
+                    values["seed"] = seed
+                    yield config, values
+
+
+def plan(spec: Spec) -> list[Task]:
+    """The tasks of ``spec``; duplicates (the same resolved config twice) are kept once."""
+    tasks: dict[str, Task] = {}
+    for config, values in expand_configs(spec):
+        cfg = TaskConfig.model_validate(config)
+        tid = task_id(cfg)
+        if tid not in tasks:
+            tasks[tid] = Task(tid, len(tasks), cfg, values)
+    return list(tasks.values())
+
+
+@dataclass
+class Summary:
+    n_tasks: int
+    cpus_per_task: int
+    time_limit_s: int
+    core_hours: float
+    varying: list[str]
+
+
+def summarize(spec: Spec, tasks: list[Task]) -> Summary:
+    res = spec.resources
+    varying = [k for k in (tasks[0].params if tasks else {}) if len({repr(t.params[k]) for t in tasks}) > 1]
+    return Summary(
+        n_tasks=len(tasks),
+        cpus_per_task=res.cpus,
+        time_limit_s=res.time_seconds,
+        core_hours=len(tasks) * res.cpus * res.time_seconds / 3600.0,
+        varying=varying,
+    )

@@ -1,0 +1,395 @@
+"""The sweep spec: one YAML file, validated whole before anything runs.
+
+A spec holds the base task config (sections of
+:class:`snnbatch.jobs.config.TaskConfig`), a ``name``, a base ``seed`` and a
+``sweep`` section::
+
+    sweep:
+      grid:   {lr: [1e-3, 3e-3], n_hidden: [64, 128]}   # every combination
+      zip:    {tau_mem: [0.01, 0.02], tau_syn: [0.005, 0.01]}  # taken together, index by index
+      random:                                            # drawn from their own seed
+        samples: 4
+        seed: 7
+        params: {weight_scale: {loguniform: [3, 10]}, batch_size: {choice: [128, 256]}}
+      seeds: 3                                           # replicates (or a list of seeds)
+
+Axis keys are dotted paths (``training.lr``) or, when unambiguous, a field
+name alone (``lr``). Every problem is reported at once, each with its key
+path, e.g. ``sweep.grid.lr[2]: expected a positive number, got 'fast'``.
+"""
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any, Optional, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError
+
+from ..jobs.config import (
+    RESULT_SECTIONS,
+    BPTTLearning,
+    Checkpoint,
+    DatasetSection,
+    LearningSection,
+    LIFModel,
+    ModelSection,
+    RandmanData,
+    Resources,
+    TaskConfig,
+    Training,
+)
+from ..jobs.errors import SpecError
+
+SECTIONS = ("model", "dataset", "learning", "training", "checkpoint", "resources")
+UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Distribution(_Strict):
+    uniform: Optional[tuple[float, float]] = None
+    loguniform: Optional[tuple[float, float]] = None
+    choice: Optional[list[Any]] = None
+    randint: Optional[tuple[int, int]] = None
+
+
+class RandomSweep(_Strict):
+    samples: PositiveInt
+    seed: NonNegativeInt = 0
+    params: dict[str, Distribution]
+
+
+class Sweep(_Strict):
+    grid: dict[str, list[Any]] = {}
+    zip: dict[str, list[Any]] = {}
+    random: Optional[RandomSweep] = None
+    seeds: Union[PositiveInt, list[NonNegativeInt]] = 1
+
+
+class Spec(_Strict):
+    name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    description: str = ""
+    seed: NonNegativeInt = 0
+    model: ModelSection = LIFModel()
+    dataset: DatasetSection = RandmanData()
+    learning: LearningSection = BPTTLearning()
+    training: Training = Training(epochs=20)
+    checkpoint: Checkpoint = Checkpoint()
+    resources: Resources = Resources()
+    sweep: Sweep = Sweep()
+
+    def base_config(self) -> dict:
+        """The base task config as plain data (the sweep applies on top of it)."""
+        data = self.model_dump(mode="json", include=set(SECTIONS))
+        data["seed"] = self.seed
+        return data
+
+    def axes(self) -> dict[str, tuple[str, ...]]:
+        """Every swept key, resolved to its full path."""
+        keys = list(self.sweep.grid) + list(self.sweep.zip)
+        if self.sweep.random:
+            keys += list(self.sweep.random.params)
+        return {k: resolve_key(k, self.base_config()) for k in keys}
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load(path: str | os.PathLike) -> Spec:
+    """Read and validate ``path``; raises :class:`SpecError` listing every problem."""
+    path = str(path)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except FileNotFoundError:
+        raise SpecError(path, ["file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(path, [f"cannot read the file: {exc}"]) from None
+    return parse(text, path)
+
+
+def parse(text: str, path: str = "<spec>") -> Spec:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise SpecError(path, [f"{where}not valid YAML: {problem}"]) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(path, [f"(top level): expected a mapping of sections, got {type(data).__name__}"])
+    return validate(data, path)
+
+
+def validate(data: dict, path: str = "<spec>") -> Spec:
+    problems: list[str] = []
+    try:
+        spec = Spec.model_validate(data)
+    except ValidationError as exc:
+        problems = [_format(err, Spec, data) for err in exc.errors()]
+        raise SpecError(path, _unique(problems)) from None
+    problems += _check_sweep(spec)
+    if problems:
+        raise SpecError(path, _unique(problems))
+    return spec
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# ------------------------------------------------------------------ the sweep section
+
+
+def leaf_paths(config: dict) -> list[tuple[str, ...]]:
+    """Every settable field of a base task config, as paths (union tags excluded)."""
+    paths = []
+    for section in SECTIONS:
+        if section == "resources" or section == "checkpoint":
+            continue
+        for key in config[section]:
+            if key != UNION_TAGS.get(section):
+                paths.append((section, key))
+    return paths
+
+
+def resolve_key(key: str, config: dict) -> tuple[str, ...]:
+    paths = leaf_paths(config)
+    if "." in key:
+        path = tuple(key.split("."))
+        if path in paths:
+            return path
+        raise KeyError(_unknown_axis(key, [".".join(p) for p in paths]))
+    matches = [p for p in paths if p[-1] == key]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise KeyError(f"'{key}' is ambiguous: write one of {', '.join('.'.join(m) for m in matches)}")
+    raise KeyError(_unknown_axis(key, sorted({p[-1] for p in paths})))
+
+
+def _unknown_axis(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f" (did you mean '{close[0]}'?)" if close else ""
+    return f"unknown parameter '{key}'{hint}; sweepable: {', '.join(valid)}"
+
+
+def _check_sweep(spec: Spec) -> list[str]:
+    problems = []
+    sweep = spec.sweep
+    base = spec.base_config()
+    axes: list[tuple[str, str, list[Any]]] = [("grid", k, v) for k, v in sweep.grid.items()]
+    axes += [("zip", k, v) for k, v in sweep.zip.items()]
+    seen: dict[tuple[str, ...], str] = {}
+    for kind, key, values in axes:
+        where = f"sweep.{kind}.{key}"
+        try:
+            path = resolve_key(key, base)
+        except KeyError as exc:
+            problems.append(f"{where}: {exc.args[0]}")
+            continue
+        if path in seen:
+            problems.append(f"{where}: sets {'.'.join(path)} already set by {seen[path]}")
+        seen[path] = where
+        if not values:
+            problems.append(f"{where}: expected a non-empty list of values")
+        for i, value in enumerate(values):
+            msg = _check_value(base, path, value)
+            if msg:
+                problems.append(f"{where}[{i}]: {msg}")
+    lengths = {k: len(v) for k, v in sweep.zip.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k} has {n}" for k, n in lengths.items())
+        problems.append(f"sweep.zip: all zipped axes need the same number of values ({detail})")
+    if sweep.random:
+        for key, dist in sweep.random.params.items():
+            where = f"sweep.random.params.{key}"
+            try:
+                path = resolve_key(key, base)
+            except KeyError as exc:
+                problems.append(f"{where}: {exc.args[0]}")
+                continue
+            if path in seen:
+                problems.append(f"{where}: sets {'.'.join(path)} already set by {seen[path]}")
+            seen[path] = where
+            kinds = [k for k in ("uniform", "loguniform", "choice", "randint") if getattr(dist, k) is not None]
+            if len(kinds) != 1:
+                problems.append(f"{where}: give exactly one of uniform, loguniform, choice, randint")
+                continue
+            k = kinds[0]
+            bounds = getattr(dist, k)
+            if k in ("uniform", "loguniform", "randint") and not bounds[0] < bounds[1]:
+                problems.append(f"{where}.{k}: expected [low, high] with low < high, got {list(bounds)}")
+            elif k == "loguniform" and bounds[0] <= 0:
+                problems.append(f"{where}.loguniform: bounds must be positive, got {list(bounds)}")
+            elif k == "choice" and not bounds:
+                problems.append(f"{where}.choice: expected a non-empty list")
+            else:
+                samples = list(bounds) if k == "choice" else [bounds[0], bounds[1]]
+                for i, value in enumerate(samples):
+                    if k == "loguniform" or k == "uniform":
+                        value = float(value)
+                    msg = _check_value(base, path, value)
+                    if msg:
+                        problems.append(f"{where}.{k}[{i}]: {msg}")
+    if isinstance(sweep.seeds, list) and len(set(sweep.seeds)) != len(sweep.seeds):
+        problems.append("sweep.seeds: seeds must be distinct")
+    if not problems:
+        for i, config in enumerate(_sample_configs(spec)):
+            try:
+                TaskConfig.model_validate(config)
+            except ValidationError as exc:
+                for err in exc.errors():
+                    problems.append(f"sweep (combination {i}): {_format(err, TaskConfig, config)}")
+                break
+    return problems
+
+
+def _sample_configs(spec):
+    from .planner import expand_configs
+
+    return [c for c, _ in expand_configs(spec)][:1000]
+
+
+def _check_value(base: dict, path: tuple[str, ...], value) -> str | None:
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    config[path[0]][path[1]] = value
+    try:
+        TaskConfig.model_validate(config)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _strip_tags(err["loc"], config)
+            if tuple(loc) == path:
+                return _message(err, TaskConfig, config, loc)
+    return None
+
+
+# ------------------------------------------------------------------ error messages
+
+
+def _strip_tags(loc, data) -> list:
+    """Drop the union tag pydantic inserts in locations (``model.lif.n_hidden`` -> ``model.n_hidden``)."""
+    loc = list(loc)
+    if len(loc) >= 2 and loc[0] in UNION_TAGS and isinstance(data, dict):
+        section = data.get(loc[0])
+        tag = section.get(UNION_TAGS[loc[0]]) if isinstance(section, dict) else None
+        if tag is None:
+            tag = _default_tag(loc[0])
+        if loc[1] == tag:
+            del loc[1]
+    return loc
+
+
+def _default_tag(section):
+    return {"model": "lif", "dataset": "randman", "learning": "bptt"}[section]
+
+
+def _union_members(section: str):
+    adapter = {"model": ModelSection, "dataset": DatasetSection, "learning": LearningSection}[section]
+    args = adapter.__origin__.__args__ if hasattr(adapter, "__origin__") else ()
+    union = args[0] if args else None
+    return list(getattr(union, "__args__", (union,)))
+
+
+def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
+    """The pydantic model class that owns the last key of ``loc``."""
+    model = root
+    for i, key in enumerate(loc[:-1]):
+        if model is None:
+            return None
+        if key in UNION_TAGS and i == 0:
+            section = data.get(key) if isinstance(data, dict) else None
+            tag = section.get(UNION_TAGS[key]) if isinstance(section, dict) else _default_tag(key)
+            members = {m.model_fields[UNION_TAGS[key]].default: m for m in _union_members(key)}
+            model = members.get(tag)
+            continue
+        field = model.model_fields.get(key) if isinstance(key, str) else None
+        if field is None:
+            return None
+        ann = field.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else _first_model(ann)
+    return model
+
+
+def _first_model(ann):
+    for arg in getattr(ann, "__args__", ()):
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+    return None
+
+
+def _describe(model: type[BaseModel] | None, name) -> str | None:
+    if model is None or not isinstance(name, str) or name not in model.model_fields:
+        return None
+    field = model.model_fields[name]
+    ann = field.annotation
+    text = repr(ann)
+    gt = next((m.gt for m in field.metadata if hasattr(m, "gt") and m.gt is not None), None)
+    ge = next((m.ge for m in field.metadata if hasattr(m, "ge") and m.ge is not None), None)
+    if "Literal" in text:
+        return "one of: " + ", ".join(repr(a) for a in ann.__args__)
+    if ann is bool:
+        return "true or false"
+    if ann is int or "int" in text and "float" not in text:
+        if gt == 0:
+            return "a positive integer"
+        if ge is not None:
+            return f"an integer >= {ge}"
+        return "an integer"
+    if ann is float or "float" in text:
+        if gt == 0:
+            return "a positive number"
+        return "a number"
+    if ann is str:
+        return "a string"
+    return None
+
+
+def _message(err: dict, root, data, loc) -> str:
+    typ = err["type"]
+    got = err.get("input")
+    model = _model_at(root, list(loc), data)
+    name = loc[-1] if loc else None
+    if typ == "extra_forbidden":
+        valid = sorted(model.model_fields) if model else []
+        close = difflib.get_close_matches(str(name), valid, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        return f"unknown key '{name}'{hint}; valid keys: {', '.join(valid)}"
+    if typ in ("union_tag_invalid", "union_tag_not_found"):
+        ctx = err.get("ctx", {})
+        tags = ctx.get("expected_tags", "")
+        return f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {got!r}; choose from: {tags}" if typ == "union_tag_invalid" else f"missing '{ctx.get('discriminator')}'"
+    if typ == "missing":
+        return "required key is missing"
+    if typ == "value_error":
+        return str(err.get("ctx", {}).get("error", err["msg"]))
+    desc = _describe(model, name)
+    if typ in ("model_type", "dict_type") and isinstance(got, (int, float, str, list, type(None))):
+        return f"expected a mapping of keys, got {got!r}"
+    if desc:
+        return f"expected {desc}, got {got!r}"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}, got {got!r}"
+
+
+def _format(err: dict, root, data) -> str:
+    loc = _strip_tags(err["loc"], data)
+    # pydantic puts list indices and dict keys in loc; render them as a.b[2]
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        text += f".{UNION_TAGS.get(loc[0], 'type')}" if loc else ""
+    return f"{text or '(top level)'}: {_message(err, root, data, loc)}"
+
+
+def dump_resolved(spec: Spec) -> str:
+    return yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False)
+
+
+def config_adapter():
+    return TypeAdapter(TaskConfig)
