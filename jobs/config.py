@@ -138,8 +138,28 @@ class TaskConfig(Section):
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _tags(cls, data):
+        return fill_union_tags(data)
+
 
 RESULT_SECTIONS = ("model", "dataset", "learning", "training", "seed")
+
+# The key that picks the class of each union section, and its default.
+UNION_DEFAULTS = {"model": ("type", "lif"), "dataset": ("type", "randman"), "learning": ("rule", "bptt")}
+
+
+def fill_union_tags(data):
+    """A section given without its ``type`` / ``rule`` gets the default one (``model: {n_hidden: 64}``)."""
+    if not isinstance(data, dict):
+        return data
+    data = dict(data)
+    for section, (tag, default) in UNION_DEFAULTS.items():
+        value = data.get(section)
+        if isinstance(value, dict) and tag not in value:
+            data[section] = {tag: default, **value}
+    return data
 
 
 def task_id(config: TaskConfig) -> str:

@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import difflib
 import os
+import typing
 from typing import Any, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError, model_validator
 
 from ..jobs.config import (
     RESULT_SECTIONS,
@@ -38,6 +39,7 @@ from ..jobs.config import (
     Resources,
     TaskConfig,
     Training,
+    fill_union_tags,
 )
 from ..jobs.errors import SpecError
 
@@ -80,6 +82,11 @@ class Spec(_Strict):
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()
     sweep: Sweep = Sweep()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tags(cls, data):
+        return fill_union_tags(data)
 
     def base_config(self) -> dict:
         """The base task config as plain data (the sweep applies on top of it)."""
@@ -291,9 +298,8 @@ def _default_tag(section):
 
 def _union_members(section: str):
     adapter = {"model": ModelSection, "dataset": DatasetSection, "learning": LearningSection}[section]
-    args = adapter.__origin__.__args__ if hasattr(adapter, "__origin__") else ()
-    union = args[0] if args else None
-    return list(getattr(union, "__args__", (union,)))
+    inner = typing.get_args(adapter)[0]  # Annotated[Union[...], Field] -> Union[...] (or the one class)
+    return list(typing.get_args(inner)) or [inner]
 
 
 def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
@@ -304,7 +310,7 @@ def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
             return None
         if key in UNION_TAGS and i == 0:
             section = data.get(key) if isinstance(data, dict) else None
-            tag = section.get(UNION_TAGS[key]) if isinstance(section, dict) else _default_tag(key)
+            tag = section.get(UNION_TAGS[key], _default_tag(key)) if isinstance(section, dict) else _default_tag(key)
             members = {m.model_fields[UNION_TAGS[key]].default: m for m in _union_members(key)}
             model = members.get(tag)
             continue
@@ -363,6 +369,8 @@ def _message(err: dict, root, data, loc) -> str:
     if typ in ("union_tag_invalid", "union_tag_not_found"):
         ctx = err.get("ctx", {})
         tags = ctx.get("expected_tags", "")
+        if isinstance(got, dict):
+            got = got.get(str(ctx.get("discriminator", "")).strip("'"))
         return f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {got!r}; choose from: {tags}" if typ == "union_tag_invalid" else f"missing '{ctx.get('discriminator')}'"
     if typ == "missing":
         return "required key is missing"
