@@ -90,6 +90,13 @@ class Training(Section):
     beta1: Probability = 0.9
     beta2: Probability = 0.999
 
+    @model_validator(mode="before")
+    @classmethod
+    def _default_length(cls, data):
+        if isinstance(data, dict) and data.get("iterations") is None and data.get("epochs") is None:
+            data = {**data, "epochs": 20}
+        return data
+
     @model_validator(mode="after")
     def _one_length(self):
         if self.iterations is not None and self.epochs is not None:
@@ -133,7 +140,7 @@ class TaskConfig(Section):
     model: ModelSection = LIFModel()
     dataset: DatasetSection = RandmanData()
     learning: LearningSection = BPTTLearning()
-    training: Training = Training(epochs=20)
+    training: Training = Training()
     seed: NonNegativeInt = 0
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()

@@ -78,7 +78,7 @@ class Spec(_Strict):
     model: ModelSection = LIFModel()
     dataset: DatasetSection = RandmanData()
     learning: LearningSection = BPTTLearning()
-    training: Training = Training(epochs=20)
+    training: Training = Training()
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()
     sweep: Sweep = Sweep()
