@@ -13,6 +13,7 @@ BACKENDS = {
     "inline": "snnbatch.orchestrator.backends.inline:InlineBackend",
     "local": "snnbatch.orchestrator.backends.dask:LocalBackend",
     "dask": "snnbatch.orchestrator.backends.dask:DaskBackend",
+    "slurm": "snnbatch.orchestrator.backends.slurm:SlurmBackend",
 }
 
 

@@ -31,6 +31,7 @@ class _DaskBase(Backend):
         client, closer = self._client(cpus, len(task_ids))
         outcomes: dict[str, str] = {}
         try:
+            self._warm_up(client, store, task_ids)
             with Monitor(store, task_ids, enabled=self.options.progress):
                 futures = {
                     client.submit(_run, str(store.path.resolve()), tid, self.name, key=f"snnbatch-{tid}", pure=False): tid
@@ -45,6 +46,21 @@ class _DaskBase(Backend):
         finally:
             closer()
         return SubmitResult(waited=True, outcomes=outcomes)
+
+
+    def _warm_up(self, client, store, task_ids):
+        """Compile each kind of kernel once on one worker, so the others load it from the disk cache."""
+        from ...jobs.config import TaskConfig
+        from ...jobs.warmup import distinct, warm
+
+        wanted = set(task_ids)
+        configs = [TaskConfig.model_validate(t["config"]) for t in store.tasks() if t["id"] in wanted]
+        futures = [client.submit(warm, c.model_dump(mode="json"), pure=False) for c in distinct(configs)]
+        for fut in futures:
+            try:
+                fut.result()
+            except Exception:
+                pass  # the task itself will meet and record the same error
 
 
 class LocalBackend(_DaskBase):

@@ -10,11 +10,14 @@ from .. import planner, spec as spec_mod
 from ..backends import BACKENDS, get as get_backend
 from ..backends.base import SubmitOptions
 from ..store import RunStore
+from ...jobs.config import Resources
+from ...jobs.errors import UserError
 from .app import console, run_command
 
 backend_option = click.option(
     "--backend", type=click.Choice(sorted(BACKENDS)), default="local", show_default=True,
-    help="Where tasks run: local (Dask LocalCluster), inline (this process), dask (--scheduler-address).",
+    help="Where tasks run: local (Dask LocalCluster), inline (this process), dask (--scheduler-address), "
+    "slurm (job arrays), htcondor (one cluster of jobs).",
 )
 parallel_option = click.option(
     "--max-parallel", type=click.IntRange(min=1), default=None,
@@ -22,6 +25,15 @@ parallel_option = click.option(
 )
 address_option = click.option("--scheduler-address", default=None, help="Dask scheduler for --backend dask.")
 progress_option = click.option("--progress/--no-progress", default=True, help="Show a live progress bar.")
+dry_run_option = click.option("--dry-run", is_flag=True,
+                              help="Cluster backends: show the jobs, resources and script it would submit; write nothing.")
+
+
+def _dry_run(backend, options, path, name, resources, ids):
+    cls = get_backend(backend)
+    if not hasattr(cls, "dry_run_text"):
+        raise UserError(f"--dry-run is for the cluster backends (slurm, htcondor), not '{backend}'")
+    console.print(cls(options).dry_run_text(Path(path), name, resources, ids), highlight=False, markup=False)
 
 
 def _run(store: RunStore, ids: list[str], backend: str, options: SubmitOptions) -> None:
@@ -55,8 +67,9 @@ def _run(store: RunStore, ids: list[str], backend: str, options: SubmitOptions) 
 @parallel_option
 @address_option
 @progress_option
+@dry_run_option
 @run_command
-def submit_command(spec_path, store_path, backend, max_parallel, scheduler_address, progress):
+def submit_command(spec_path, store_path, backend, max_parallel, scheduler_address, progress, dry_run):
     """Run the sweep in SPEC. Tasks already done in the store are not run again.
 
     Re-submitting a spec with one more axis value adds only the new tasks.
@@ -66,12 +79,17 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
       snnbatch submit examples/quickstart.yaml
       snnbatch submit examples/quickstart.yaml --store runs/qs --backend inline
       snnbatch submit sweep.yaml --backend dask --scheduler-address tcp://10.0.0.5:8786
+      snnbatch submit sweep.yaml --backend slurm --max-parallel 100 --dry-run
     """
     spec = spec_mod.load(spec_path)
     text = Path(spec_path).read_text(encoding="utf-8")
     tasks = planner.plan(spec)
     store_path = store_path or str(Path("runs") / spec.name)
-    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress)
+    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress,
+                            dry_run=dry_run)
+    if dry_run:
+        _dry_run(backend, options, store_path, spec.name, spec.resources, [t.id for t in tasks])
+        return
     store, added = RunStore.create_or_update(store_path, spec, text, tasks)
     if len(added) != len(tasks):
         console.print(f"{store.path}: {len(added)} new task(s) added to the {len(tasks) - len(added)} it had")
@@ -86,20 +104,27 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
 @parallel_option
 @address_option
 @progress_option
+@dry_run_option
 @click.option("--include-failed", is_flag=True, help="Also run again the tasks that failed.")
 @run_command
-def resume_command(store_path, backend, max_parallel, scheduler_address, progress, include_failed):
+def resume_command(store_path, backend, max_parallel, scheduler_address, progress, dry_run, include_failed):
     """Run the unfinished tasks of STORE, each from its newest good checkpoint.
 
     \b
     Examples:
       snnbatch resume runs/quickstart
       snnbatch resume runs/quickstart --include-failed --backend inline
+      snnbatch resume runs/sweep --backend slurm      # only the unfinished tasks, in compact new arrays
     """
-    store = RunStore.open(store_path, mode="r+")
+    store = RunStore.open(store_path, mode="r" if dry_run else "r+")
     skip = {"done", "running"} | (set() if include_failed else {"failed"})
     ids = [t["id"] for t in store.tasks() if t["state"] not in skip]
-    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress)
+    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress,
+                            dry_run=dry_run)
+    if dry_run:
+        res = Resources.model_validate(store.spec_dict().get("resources", {}))
+        _dry_run(backend, options, store.path, store.name, res, ids)
+        return
     _run(store, ids, backend, options)
 
 
