@@ -14,6 +14,7 @@ BACKENDS = {
     "local": "snnbatch.orchestrator.backends.dask:LocalBackend",
     "dask": "snnbatch.orchestrator.backends.dask:DaskBackend",
     "slurm": "snnbatch.orchestrator.backends.slurm:SlurmBackend",
+    "htcondor": "snnbatch.orchestrator.backends.htcondor:HTCondorBackend",
 }
 
 
