@@ -15,9 +15,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -43,7 +55,23 @@ class LIFModel(Section):
     dtype: Literal["float32", "float64"] = "float32"
 
 
-ModelSection = Annotated[Union[LIFModel], Field(discriminator="type")]
+class ALIFModel(Section):
+    """LIF hidden layer whose threshold adapts: ϑ + adapt_jump·A, A ← ρA + S, ρ = exp(−dt/tau_adapt) (seed 001)."""
+
+    type: Literal["alif"] = "alif"
+    n_hidden: PositiveInt = 128
+    recurrent: bool = False
+    dt: PositiveFloat = 1e-3
+    tau_syn: PositiveFloat = 5e-3
+    tau_mem: PositiveFloat = 10e-3
+    tau_adapt: PositiveFloat = 100e-3
+    adapt_jump: NonNegativeFloat = 0.2
+    threshold: PositiveFloat = 1.0
+    weight_scale: PositiveFloat = 7.0
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+ModelSection = Annotated[Union[LIFModel, ALIFModel], Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------ datasets
@@ -64,7 +92,43 @@ class RandmanData(Section):
     seed: NonNegativeInt = 0
 
 
-DatasetSection = Annotated[Union[RandmanData], Field(discriminator="type")]
+class SHDData(Section):
+    """The Heidelberg Spiking Digits (Cramer et al. 2020) from local HDF5 files in the published layout.
+
+    Each file holds ``spikes/times`` (per sample, spike times in seconds),
+    ``spikes/units`` (per sample, the input channel of each spike) and
+    ``labels``. Spikes are binned to steps of ``dt`` seconds; those after
+    ``n_steps·dt`` are dropped (the SpyTorch tutorial: 100 steps over 1.4 s).
+    Without ``test_path`` a seeded ``test_fraction`` of ``train_path`` is held
+    out. ``max_samples`` takes a seeded random subset of each file. Nothing is
+    downloaded: the files must exist where the task runs (paths are checked,
+    and made absolute, when the spec is validated).
+    """
+
+    type: Literal["shd"] = "shd"
+    train_path: str
+    test_path: Optional[str] = None
+    test_fraction: Probability = 0.2
+    n_steps: PositiveInt = 100
+    dt: PositiveFloat = 14e-3
+    max_samples: Optional[PositiveInt] = None
+    n_inputs: PositiveInt = 700
+    n_classes: Annotated[int, Field(ge=2)] = 20
+    seed: NonNegativeInt = 0
+
+    @field_validator("train_path", "test_path")
+    @classmethod
+    def _file_exists(cls, value, info: ValidationInfo):
+        """With the validation context ``{"check_files": True}`` (the spec's), the file must exist."""
+        if value is None or not (info.context or {}).get("check_files"):
+            return value
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"file not found: {value}")
+        return str(path.resolve())
+
+
+DatasetSection = Annotated[Union[RandmanData, SHDData], Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------ learning
@@ -78,7 +142,20 @@ class BPTTLearning(Section):
     detach_reset: bool = True
 
 
-LearningSection = Annotated[Union[BPTTLearning], Field(discriminator="rule")]
+class EpropLearning(Section):
+    """Online e-prop (diagonal RTRL): eligibility traces forward in time, memory independent of T.
+
+    Trains on a per-time-step readout loss (see ``snnbatch.kernels.eprop``);
+    exact for networks without recurrent weights, an approximation (explicit
+    recurrence ignored) with them.
+    """
+
+    rule: Literal["eprop"] = "eprop"
+    surrogate_scale: PositiveFloat = 100.0
+    detach_reset: bool = True
+
+
+LearningSection = Annotated[Union[BPTTLearning, EpropLearning], Field(discriminator="rule")]
 
 
 class Training(Section):

@@ -1,9 +1,11 @@
 """Build a task's dataset from its config (generated from a seed or read from disk)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from .config import RandmanData
+from .config import RandmanData, SHDData
 
 
 def build(cfg):
@@ -12,4 +14,107 @@ def build(cfg):
 
         rc = randman.RandmanConfig(**cfg.model_dump(exclude={"type", "seed"}))
         return randman.make_dataset(rc, np.random.default_rng(cfg.seed))
+    if isinstance(cfg, SHDData):
+        return read_shd(cfg)
     raise TypeError(f"no dataset builder for {type(cfg).__name__}")  # pragma: no cover
+
+
+# ------------------------------------------------------------------ Heidelberg Spiking Digits
+
+SHD_KEYS = ("spikes/times", "spikes/units", "labels")
+
+
+def read_shd(cfg: SHDData):
+    """The SHD samples of ``cfg.train_path`` (and ``cfg.test_path``) as binned spike events.
+
+    Returns a :class:`snnbatch.kernels.randman.Dataset` (the container every
+    classification trainer takes). Subsets and the train/test split are drawn
+    from ``cfg.seed``; samples keep their order in the file.
+    """
+    from ..kernels.randman import Dataset
+
+    rng = np.random.default_rng(cfg.seed)
+    train = _read_shd_file(cfg.train_path, "dataset.train_path", cfg, rng)
+    if cfg.test_path is not None:
+        test = _read_shd_file(cfg.test_path, "dataset.test_path", cfg, rng)
+    else:
+        n = len(train[2])
+        n_test = int(round(cfg.test_fraction * n))
+        if n_test < 1 or n_test >= n:
+            raise ValueError(
+                f"dataset.train_path: {cfg.train_path}: {n} samples cannot be split with test_fraction "
+                f"{cfg.test_fraction}; give more samples or a test_path"
+            )
+        order = rng.permutation(n)
+        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
+        test = tuple(part[test_idx] for part in train)
+        train = tuple(part[train_idx] for part in train)
+    train_events = _bin(train[0], train[1], cfg)
+    test_events = _bin(test[0], test[1], cfg)
+    return Dataset(train_events, train[2], test_events, test[2], cfg.n_inputs, cfg.n_classes, cfg.n_steps)
+
+
+def _read_shd_file(path, key: str, cfg: SHDData, rng: np.random.Generator):
+    """(times, units, labels) of one file: object arrays of per-sample arrays, and int64 labels."""
+    import h5py
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{key}: file not found: {path}")
+    try:
+        fh = h5py.File(path, "r")
+    except OSError as exc:
+        raise ValueError(f"{key}: {path}: cannot read it as HDF5: {exc}") from None
+    with fh:
+        missing = [k for k in SHD_KEYS if k not in fh]
+        if missing:
+            raise ValueError(
+                f"{key}: {path}: not in the SHD layout: missing {', '.join(missing)} "
+                f"(expected {', '.join(SHD_KEYS)})"
+            )
+        labels = np.asarray(fh["labels"][:]).astype(np.int64)
+        n = labels.shape[0]
+        if len(fh["spikes/times"]) != n or len(fh["spikes/units"]) != n:
+            raise ValueError(f"{key}: {path}: spikes/times, spikes/units and labels have different lengths")
+        if cfg.max_samples is not None and cfg.max_samples < n:
+            idx = np.sort(rng.choice(n, cfg.max_samples, replace=False))
+            times, units, labels = fh["spikes/times"][idx], fh["spikes/units"][idx], labels[idx]
+        else:
+            times, units = fh["spikes/times"][:], fh["spikes/units"][:]
+    times = _ragged(times, None)  # the stored precision, for binning
+    units = _ragged(units, np.int64)
+    for i, (t, u) in enumerate(zip(times, units)):
+        if t.shape != u.shape:
+            raise ValueError(f"{key}: {path}: sample {i} has {t.size} spike times but {u.size} units")
+        if u.size and (u.min() < 0 or u.max() >= cfg.n_inputs):
+            raise ValueError(f"{key}: {path}: sample {i} has units outside [0, {cfg.n_inputs}) (dataset.n_inputs)")
+    if n and (labels.min() < 0 or labels.max() >= cfg.n_classes):
+        raise ValueError(f"{key}: {path}: labels outside [0, {cfg.n_classes}) (dataset.n_classes)")
+    return times, units, labels
+
+
+def _ragged(values, dtype) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        v = np.asarray(v, dtype=dtype).ravel()
+        out[i] = v if v.dtype.kind == "f" or dtype is not None else v.astype(np.float64)
+    return out
+
+
+def _bin(times: np.ndarray, units: np.ndarray, cfg: SHDData):
+    """Spike times (seconds) -> events at step floor(t / dt); spikes at or after n_steps·dt are dropped.
+
+    A time on a bin edge, t = k·dt, falls in step k although its stored value
+    may lie just below (0.01 in float32 is 0.0099999998): times are taken
+    half a unit of their stored precision later, and the division has a
+    relative tolerance of 1e-12. Several spikes of one unit in one bin stay
+    several events (the kernels add the weight once per event, as a count).
+    """
+    from ..kernels.events import from_times
+
+    counts = np.array([t.size for t in times], dtype=np.int64)
+    flat_t = np.concatenate(list(times)) if len(times) else np.zeros(0)
+    flat_u = np.concatenate(list(units)) if len(units) else np.zeros(0, np.int64)
+    sample = np.repeat(np.arange(len(times)), counts)
+    t = flat_t.astype(np.float64) + 0.5 * np.abs(np.spacing(flat_t)).astype(np.float64)
+    steps = np.floor(t / cfg.dt * (1.0 + 1e-12)).astype(np.int64)
+    return from_times(steps, flat_u.astype(np.int32), sample, len(times), cfg.n_steps)

@@ -52,6 +52,9 @@ class Trainer:
 # thread settings are in place before Numba loads.
 TRAINERS: dict[tuple[str, str], str] = {
     ("lif", "bptt"): "snnbatch.jobs.lif_bptt:LIFBPTTTrainer",
+    ("alif", "bptt"): "snnbatch.jobs.alif_bptt:ALIFBPTTTrainer",
+    ("lif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
+    ("alif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
 }
 
 
