@@ -2,11 +2,16 @@
 
 Order of expansion: grid (cartesian, in the spec's key order) × zip (index by
 index) × random samples × replicate seeds. Random samples are drawn from
-``sweep.random.seed`` alone, so the same spec always gives the same tasks. A
-task's id is the hash of its resolved config (``snnbatch.jobs.config.task_id``).
+``sweep.random.seed`` alone, so the same spec always gives the same tasks:
+each parameter from its own stream, keyed by the seed and the parameter's
+full path, so that the order of the parameters in the file does not matter,
+adding a parameter leaves the draws of the others as they were, and more
+``samples`` only add draws after the existing ones. A task's id is the hash
+of its resolved config (``snnbatch.jobs.config.task_id``).
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -29,27 +34,33 @@ class Task:
         return self.config.model_dump(mode="json")
 
 
+def _stream(seed: int, path: tuple[str, ...]) -> np.random.Generator:
+    """The random stream of one swept parameter: the sweep's seed and the parameter's full path."""
+    key = int.from_bytes(hashlib.sha256(".".join(path).encode()).digest()[:8], "little")
+    return np.random.default_rng(np.random.SeedSequence([seed, key]))
+
+
+def _draw(dist, rng: np.random.Generator):
+    if dist.uniform is not None:
+        return float(rng.uniform(*dist.uniform))
+    if dist.loguniform is not None:
+        lo, hi = dist.loguniform
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    if dist.randint is not None:
+        return int(rng.integers(dist.randint[0], dist.randint[1] + 1))  # both bounds included
+    return dist.choice[int(rng.integers(len(dist.choice)))]
+
+
 def _random_draws(spec: Spec) -> list[dict[str, Any]]:
     rs = spec.sweep.random
     if rs is None:
         return [{}]
-    rng = np.random.default_rng(rs.seed)
-    draws = []
-    for _ in range(rs.samples):
-        d = {}
-        for key in rs.params:  # the spec's order: part of the spec, stable
-            dist = rs.params[key]
-            if dist.uniform is not None:
-                d[key] = float(rng.uniform(*dist.uniform))
-            elif dist.loguniform is not None:
-                lo, hi = dist.loguniform
-                d[key] = float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-            elif dist.randint is not None:
-                d[key] = int(rng.integers(dist.randint[0], dist.randint[1] + 1))
-            else:
-                d[key] = dist.choice[int(rng.integers(len(dist.choice)))]
-        draws.append(d)
-    return draws
+    base = spec.base_config()
+    columns = {}
+    for key, dist in rs.params.items():
+        rng = _stream(rs.seed, resolve_key(key, base))
+        columns[key] = [_draw(dist, rng) for _ in range(rs.samples)]
+    return [{key: columns[key][i] for key in rs.params} for i in range(rs.samples)]
 
 
 def replicate_seeds(spec: Spec) -> list[int]:

@@ -19,13 +19,25 @@ path, e.g. ``sweep.grid.lr[2]: expected a positive number, got 'fast'``.
 """
 from __future__ import annotations
 
+import copy
 import difflib
+import itertools
 import os
 import typing
 from typing import Any, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveInt,
+    PrivateAttr,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from ..jobs.config import (
     RESULT_SECTIONS,
@@ -44,6 +56,9 @@ from ..jobs.config import (
 from ..jobs.errors import SpecError
 
 SECTIONS = ("model", "dataset", "learning", "training", "checkpoint", "resources")
+# Validation context of a spec: checks that need this machine (data files exist) run here, once,
+# and not when a stored task config is read back on a compute node or by `snnbatch status`.
+CHECK = {"check_files": True}
 UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
 
 
@@ -82,16 +97,34 @@ class Spec(_Strict):
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()
     sweep: Sweep = Sweep()
+    # Whether the file gave training.iterations or training.epochs; if not, the default length
+    # (epochs) yields to a sweep over either.
+    _length_given: bool = PrivateAttr(default=True)
 
     @model_validator(mode="before")
     @classmethod
     def _tags(cls, data):
+        if isinstance(data, dict):  # a section left empty (`model:` with nothing under it) takes its defaults
+            data = {k: v for k, v in data.items() if not (v is None and k in (*SECTIONS, "sweep"))}
         return fill_union_tags(data)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_length(cls, data, handler):
+        spec = handler(data)
+        training = data.get("training") if isinstance(data, dict) else None
+        if isinstance(training, dict):
+            spec._length_given = training.get("iterations") is not None or training.get("epochs") is not None
+        elif training is None:
+            spec._length_given = False
+        return spec
 
     def base_config(self) -> dict:
         """The base task config as plain data (the sweep applies on top of it)."""
         data = self.model_dump(mode="json", include=set(SECTIONS))
         data["seed"] = self.seed
+        if not self._length_given:  # TaskConfig fills in the default again unless a sweep sets one
+            data["training"]["epochs"] = None
         return data
 
     def axes(self) -> dict[str, tuple[str, ...]]:
@@ -109,23 +142,64 @@ def load(path: str | os.PathLike) -> Spec:
     """Read and validate ``path``; raises :class:`SpecError` listing every problem."""
     path = str(path)
     try:
-        with open(path, encoding="utf-8") as fh:
-            text = fh.read()
+        with open(path, "rb") as fh:
+            raw = fh.read()
     except FileNotFoundError:
         raise SpecError(path, ["file not found"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(path, [f"cannot read the file: {exc}"]) from None
+    except IsADirectoryError:
+        raise SpecError(path, ["is a directory, not a spec file"]) from None
+    except OSError as exc:
+        raise SpecError(path, [f"cannot read the file: {exc.strerror or exc}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError(path, [f"line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}); save the file as UTF-8"]) from None
     return parse(text, path)
+
+
+class _Loader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` (plain data only: no ``!!python`` tags) that also records duplicated keys,
+    which PyYAML would otherwise resolve silently by keeping the last."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[str] = []
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except (TypeError, yaml.YAMLError):
+                continue  # an unhashable key: SafeLoader reports it below
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                self.duplicates.append(f"line {line}: duplicate key {key!r} (first given on line {seen[key]})")
+            else:
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _load_yaml(text: str):
+    loader = _Loader(text)
+    try:
+        return loader.get_single_data(), loader.duplicates
+    finally:
+        loader.dispose()
 
 
 def parse(text: str, path: str = "<spec>") -> Spec:
     try:
-        data = yaml.safe_load(text)
+        data, duplicates = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise SpecError(path, [f"{where}not valid YAML: {problem}"]) from None
+    if duplicates:
+        raise SpecError(path, duplicates)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -136,9 +210,11 @@ def parse(text: str, path: str = "<spec>") -> Spec:
 def validate(data: dict, path: str = "<spec>") -> Spec:
     problems: list[str] = []
     try:
-        spec = Spec.model_validate(data)
+        spec = Spec.model_validate(data, context=CHECK)
     except ValidationError as exc:
-        problems = [_format(err, Spec, data) for err in exc.errors()]
+        errors = _merge_seed_errors(exc.errors(), data)
+        problems = [_format(err, Spec, data) for err in errors]
+        problems += _sweep_problems_beside(data, errors)
         raise SpecError(path, _unique(problems)) from None
     problems += _check_sweep(spec)
     if problems:
@@ -148,6 +224,55 @@ def validate(data: dict, path: str = "<spec>") -> Spec:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _merge_seed_errors(errors: list, data: dict) -> list:
+    """``sweep.seeds`` is a count or a list: one error in the words of the form given, not one per form."""
+    out, seeds_msg = [], None
+    given = data.get("sweep", {}).get("seeds") if isinstance(data.get("sweep"), dict) else None
+    for err in errors:
+        loc = err["loc"]
+        if tuple(loc[:2]) != ("sweep", "seeds") or len(loc) < 3:
+            out.append(err)
+            continue
+        member = str(loc[2])
+        if isinstance(given, list) and member.startswith("list") and len(loc) > 3:
+            out.append({"type": "seeds", "loc": ("sweep", "seeds", *loc[3:]), "input": err["input"],
+                        "msg": "expected an integer >= 0"})
+        elif not isinstance(given, list) and seeds_msg is None:
+            seeds_msg = {"type": "seeds", "loc": ("sweep", "seeds"), "input": given,
+                         "msg": "expected a positive number of replicates or a list of seeds"}
+            out.append(seeds_msg)
+    return out
+
+
+def _sweep_problems_beside(data: dict, errors: list) -> list[str]:
+    """The sweep's problems when other keys have problems too, so that all are reported at once.
+
+    The sweep is checked against the file with the faulty keys left out (so at their defaults);
+    not when the sweep itself, a whole section or a section's type is at fault, where the
+    defaults could make up problems that are not there.
+    """
+    repaired = copy.deepcopy(data)
+    for err in errors:
+        loc = list(err["loc"])
+        if not loc or loc[0] == "sweep" or err["type"].startswith("union_tag"):
+            return []
+        if len(loc) == 1:
+            if loc[0] in SECTIONS:
+                return []
+            repaired.pop(loc[0], None)
+            continue
+        loc = _strip_tags(loc, data)
+        section = repaired.get(loc[0])
+        if not isinstance(section, dict) or len(loc) < 2:
+            return []
+        section.pop(loc[1], None)
+    try:
+        spec = Spec.model_validate(repaired, context=CHECK)
+    except ValidationError:
+        return []
+    return [p for p in _check_sweep(spec) if not p.startswith("sweep (combination")]
 
 
 # ------------------------------------------------------------------ the sweep section
@@ -173,6 +298,9 @@ def resolve_key(key: str, config: dict) -> tuple[str, ...]:
             return path
         raise KeyError(_unknown_axis(key, [".".join(p) for p in paths]))
     matches = [p for p in paths if p[-1] == key]
+    if key == "seed":  # a bare `seed` reads as the task's seed, which only sweep.seeds sets
+        raise KeyError("'seed' is ambiguous: write dataset.seed for the data set's seed; "
+                       "the task's seed is set by sweep.seeds")
     if len(matches) == 1:
         return matches[0]
     if len(matches) > 1:
@@ -236,6 +364,10 @@ def _check_sweep(spec: Spec) -> list[str]:
                 problems.append(f"{where}.loguniform: bounds must be positive, got {list(bounds)}")
             elif k == "choice" and not bounds:
                 problems.append(f"{where}.choice: expected a non-empty list")
+            elif k in ("uniform", "loguniform") and "integer" in (_describe(_model_at(TaskConfig, list(path), base),
+                                                                          path[-1]) or ""):
+                problems.append(f"{where}.{k}: draws real numbers, but {'.'.join(path)} takes integers; "
+                                "use randint or choice")
             else:
                 samples = list(bounds) if k == "choice" else [bounds[0], bounds[1]]
                 for i, value in enumerate(samples):
@@ -244,12 +376,13 @@ def _check_sweep(spec: Spec) -> list[str]:
                     msg = _check_value(base, path, value)
                     if msg:
                         problems.append(f"{where}.{k}[{i}]: {msg}")
+    problems += _check_length_axes(base, seen)
     if isinstance(sweep.seeds, list) and len(set(sweep.seeds)) != len(sweep.seeds):
         problems.append("sweep.seeds: seeds must be distinct")
     if not problems:
         for i, config in enumerate(_sample_configs(spec)):
             try:
-                TaskConfig.model_validate(config)
+                TaskConfig.model_validate(config, context=CHECK)
             except ValidationError as exc:
                 for err in exc.errors():
                     problems.append(f"sweep (combination {i}): {_format(err, TaskConfig, config)}")
@@ -257,17 +390,30 @@ def _check_sweep(spec: Spec) -> list[str]:
     return problems
 
 
+def _check_length_axes(base: dict, swept: dict[tuple[str, ...], str]) -> list[str]:
+    """A swept training.iterations (or epochs) with the other one given too, in the file or the sweep."""
+    its, eps = ("training", "iterations"), ("training", "epochs")
+    if its in swept and eps in swept:
+        return [f"{swept[eps]}: training.iterations is swept too (by {swept[its]}); "
+                "give either 'iterations' or 'epochs', not both"]
+    for axis, other in ((its, eps), (eps, its)):
+        if axis in swept and base["training"].get(other[1]) is not None:
+            return [f"{swept[axis]}: training.{other[1]} is also given ({base['training'][other[1]]}); "
+                    "give either 'iterations' or 'epochs', not both"]
+    return []
+
+
 def _sample_configs(spec):
     from .planner import expand_configs
 
-    return [c for c, _ in expand_configs(spec)][:1000]
+    return [c for c, _ in itertools.islice(expand_configs(spec), 1000)]
 
 
 def _check_value(base: dict, path: tuple[str, ...], value) -> str | None:
     config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
     config[path[0]][path[1]] = value
     try:
-        TaskConfig.model_validate(config)
+        TaskConfig.model_validate(config, context=CHECK)
     except ValidationError as exc:
         for err in exc.errors():
             loc = _strip_tags(err["loc"], config)
@@ -305,6 +451,7 @@ def _union_members(section: str):
 def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
     """The pydantic model class that owns the last key of ``loc``."""
     model = root
+    dict_values = False
     for i, key in enumerate(loc[:-1]):
         if model is None:
             return None
@@ -314,11 +461,15 @@ def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
             members = {m.model_fields[UNION_TAGS[key]].default: m for m in _union_members(key)}
             model = members.get(tag)
             continue
+        if dict_values:  # ``key`` is a key of a dict[str, Model] field: the next model is its value type
+            dict_values = False
+            continue
         field = model.model_fields.get(key) if isinstance(key, str) else None
         if field is None:
             return None
         ann = field.annotation
         model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else _first_model(ann)
+        dict_values = typing.get_origin(ann) is dict
     return model
 
 
@@ -329,31 +480,50 @@ def _first_model(ann):
     return None
 
 
+# Strings with a format: what to write instead of "a string".
+FORMATS = {
+    ("Resources", "time"): "a time limit [D-]HH:MM:SS or MM:SS, quoted (e.g. \"01:30:00\", \"2-00:00:00\")",
+    ("Resources", "memory"): "a memory size such as \"2G\", \"500M\" or \"2048\" (MB)",
+    ("Spec", "name"): "a name of letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)",
+    ("Distribution", "uniform"): "[low, high] (two numbers)",
+    ("Distribution", "loguniform"): "[low, high] (two positive numbers)",
+    ("Distribution", "randint"): "[low, high] (two integers, both included)",
+    ("Distribution", "choice"): "a list of values",
+}
+
+
 def _describe(model: type[BaseModel] | None, name) -> str | None:
     if model is None or not isinstance(name, str) or name not in model.model_fields:
         return None
     field = model.model_fields[name]
     ann = field.annotation
     text = repr(ann)
-    gt = next((m.gt for m in field.metadata if hasattr(m, "gt") and m.gt is not None), None)
-    ge = next((m.ge for m in field.metadata if hasattr(m, "ge") and m.ge is not None), None)
+    if (model.__name__, name) in FORMATS:
+        return FORMATS[model.__name__, name]
+    metadata = list(field.metadata)
+    for arg in typing.get_args(ann):  # Optional[PositiveInt]: the constraints sit on the inner type
+        metadata += getattr(arg, "__metadata__", ())
+    bound = {k: next((getattr(m, k) for m in metadata if getattr(m, k, None) is not None), None)
+             for k in ("gt", "ge", "lt", "le")}
     if "Literal" in text:
         return "one of: " + ", ".join(repr(a) for a in ann.__args__)
     if ann is bool:
         return "true or false"
     if ann is int or "int" in text and "float" not in text:
-        if gt == 0:
-            return "a positive integer"
-        if ge is not None:
-            return f"an integer >= {ge}"
-        return "an integer"
+        return _ranged("an integer", "a positive integer", **bound)
     if ann is float or "float" in text:
-        if gt == 0:
-            return "a positive number"
-        return "a number"
+        return _ranged("a number", "a positive number", **bound)
     if ann is str:
         return "a string"
     return None
+
+
+def _ranged(kind: str, positive: str, gt=None, ge=None, lt=None, le=None) -> str:
+    """``a number``, ``a positive integer``, ``a number > 0 and < 1``, ``an integer >= 1 and <= 100``."""
+    if gt == 0 and lt is None and le is None:
+        return positive
+    limits = [f"{op} {v}" for op, v in ((">", gt), (">=", ge), ("<", lt), ("<=", le)) if v is not None]
+    return f"{kind} {' and '.join(limits)}" if limits else kind
 
 
 def _message(err: dict, root, data, loc) -> str:
@@ -376,12 +546,19 @@ def _message(err: dict, root, data, loc) -> str:
         return "required key is missing"
     if typ == "value_error":
         return str(err.get("ctx", {}).get("error", err["msg"]))
+    if typ == "seeds":
+        return f"{err['msg']}, got {got!r}"
     desc = _describe(model, name)
-    if typ in ("model_type", "dict_type") and isinstance(got, (int, float, str, list, type(None))):
+    if typ in ("model_type", "dict_type", "model_attributes_type") and isinstance(got, (int, float, str, list, type(None))):
         return f"expected a mapping of keys, got {got!r}"
     if desc:
+        if model is Resources and name == "time" and isinstance(got, int):
+            return f"expected {desc}, got the number {got} (YAML reads an unquoted 1:00:00 or 10:00 as a number)"
         return f"expected {desc}, got {got!r}"
-    return f"{err['msg'][0].lower()}{err['msg'][1:]}, got {got!r}"
+    if typ == "list_type":
+        return f"expected a list of values, got {got!r}"
+    msg = f"{err['msg'][0].lower()}{err['msg'][1:]}"
+    return f"{msg} ({got!r})" if ", got " in msg else f"{msg}, got {got!r}"
 
 
 def _format(err: dict, root, data) -> str:
