@@ -74,6 +74,11 @@ def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def signal_delay(limit_s: float) -> int:
+    """Seconds before the time limit at which SLURM sends USR2."""
+    return int(min(SIGNAL_DELAY_S, max(10, limit_s // 3)))
+
+
 def deadline_margin(limit_s: float) -> float:
     """How long before the time limit a task checkpoints on its own."""
     return min(max(30.0, 0.05 * limit_s), 600.0)
@@ -86,6 +91,8 @@ class TaskRunner(submitit.helpers.Checkpointable):
     """What one array element runs: ``TaskRunner()(store_path, task_id)``."""
 
     def __init__(self):
+        self._deadline_at_limit = 0.0
+        self._signal_delay = SIGNAL_DELAY_S
         self._stop: StopFlag | None = None
         self._thread: threading.Thread | None = None
         self._outcome = None
@@ -110,10 +117,18 @@ class TaskRunner(submitit.helpers.Checkpointable):
             ts.update_status(state="failed", error_line=f"requeue budget exhausted after {len(attempts)} attempts "
                              f"(resources.max_requeues = {cfg.resources.max_requeues})")
             return "failed"
+        if attempts and not attempts[-1].get("ended"):
+            # the previous attempt never said how it ended: its node died or it was SIGKILLed
+            attempts[-1]["ended"] = attempts[-1].get("heartbeat_at", attempts[-1].get("started"))
+            attempts[-1]["reason"] = "lost (node failure or SIGKILL)"
+            ts.update_status(attempts=attempts)
         limit = cfg.resources.time_seconds
+        self._deadline_at_limit = time.time() + limit
+        self._signal_delay = signal_delay(limit)
         deadline = time.time() + limit - deadline_margin(limit)
         self._stop = StopFlag()
-        signal.signal(signal.SIGTERM, lambda *_: self._stop.request("sigterm"))
+        # SIGTERM: `scontrol requeue`, a preemption without a user signal, or scancel
+        signal.signal(signal.SIGTERM, lambda *_: self._stop.request("sigterm (requeue, preemption or cancel)"))
         cpus = int(os.environ.get("SLURM_CPUS_PER_TASK", cfg.resources.cpus))
 
         def target():
@@ -125,6 +140,8 @@ class TaskRunner(submitit.helpers.Checkpointable):
         while self._thread.is_alive():
             self._thread.join(timeout=0.5)
         outcome = self._outcome
+        if outcome.state == "leased":
+            return "running elsewhere"  # another live process holds this task
         if outcome.state == "interrupted" and outcome.reason == "deadline":
             env._requeue(0)  # no signal came before our own deadline: requeue ourselves
         if outcome.state == "failed":
@@ -132,9 +149,14 @@ class TaskRunner(submitit.helpers.Checkpointable):
         return outcome.state
 
     def checkpoint(self, store_path: str, task_id: str):
-        """USR2: stop at the next iteration with a checkpoint, then let submitit requeue us."""
+        """USR2: stop at the next iteration with a checkpoint, then let submitit requeue us.
+
+        USR2 comes ``signal_delay_s`` before the time limit (slurmctld checks limits every
+        30 s, so up to 30 s earlier) or at a preemption: which one is told by the time left.
+        """
         if self._stop is not None:
-            self._stop.request("usr2")
+            left = self._deadline_at_limit - time.time()
+            self._stop.request("timeout" if left <= self._signal_delay + 45 else "preemption")
         if self._thread is not None:
             self._thread.join()
         if self._outcome is not None and self._outcome.state != "interrupted":
@@ -157,7 +179,7 @@ def executor_parameters(res: Resources, name: str, max_parallel: int | None, n: 
         "cpus_per_task": res.cpus,
         "mem": f"{res.memory_mb}M",
         "time": max(1, math.ceil(parse_duration(res.time) / 60)),
-        "signal_delay_s": min(SIGNAL_DELAY_S, max(10, parse_duration(res.time) // 3)),
+        "signal_delay_s": signal_delay(parse_duration(res.time)),
         "setup": list(THREAD_SETUP),
         "array_parallelism": max_parallel or n,
         "stderr_to_stdout": True,

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from ...jobs.errors import UserError
 
-console = Console()
+console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 
