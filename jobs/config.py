@@ -71,7 +71,24 @@ class ALIFModel(Section):
     dtype: Literal["float32", "float64"] = "float32"
 
 
-ModelSection = Annotated[Union[LIFModel, ALIFModel], Field(discriminator="type")]
+class DendriticModel(Section):
+    """Two-compartment (soma + dendrite) neurons, three coupled ODEs per compartment (seed 000).
+
+    Times in ms. The model constants are those documented in ``snnbatch.kernels.dendritic``.
+    """
+
+    type: Literal["dendritic"] = "dendritic"
+    n_neurons: PositiveInt = 20
+    n_inputs: PositiveInt = 10
+    dt: PositiveFloat = 0.1
+    duration: PositiveFloat = 200.0
+    recurrent: bool = True
+    train_sigma: bool = False
+    init_noise: NonNegativeFloat = 0.05  # student = teacher weights × (1 + init_noise·N(0,1)); 0: random init
+    dtype: Literal["float32", "float64"] = "float64"
+
+
+ModelSection = Annotated[Union[LIFModel, ALIFModel, DendriticModel], Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------ datasets
@@ -128,7 +145,14 @@ class SHDData(Section):
         return str(path.resolve())
 
 
-DatasetSection = Annotated[Union[RandmanData, SHDData], Field(discriminator="type")]
+class TeacherData(Section):
+    """Somatic voltage traces of a teacher network with its own random weights, under random smooth inputs."""
+
+    type: Literal["teacher"] = "teacher"
+    seed: NonNegativeInt = 0
+
+
+DatasetSection = Annotated[Union[RandmanData, SHDData, TeacherData], Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------ learning
@@ -155,7 +179,13 @@ class EpropLearning(Section):
     detach_reset: bool = True
 
 
-LearningSection = Annotated[Union[BPTTLearning, EpropLearning], Field(discriminator="rule")]
+class AdjointLearning(Section):
+    """Gradients by the discrete adjoint of the forward-Euler solve (a reverse-time solve)."""
+
+    rule: Literal["adjoint"] = "adjoint"
+
+
+LearningSection = Annotated[Union[BPTTLearning, EpropLearning, AdjointLearning], Field(discriminator="rule")]
 
 
 class Training(Section):
@@ -227,23 +257,57 @@ class TaskConfig(Section):
     def _tags(cls, data):
         return fill_union_tags(data)
 
+    @model_validator(mode="after")
+    def _compatible(self):
+        problems = compatibility_problems(self)
+        if problems:
+            raise ValueError("; ".join(f"{k}: {m}" for k, m in problems))
+        return self
+
 
 RESULT_SECTIONS = ("model", "dataset", "learning", "training", "seed")
 
-# The key that picks the class of each union section, and its default.
-UNION_DEFAULTS = {"model": ("type", "lif"), "dataset": ("type", "randman"), "learning": ("rule", "bptt")}
+# What trains what: per model type, the learning rules and datasets it works with (the first is
+# the default when the spec leaves that section out or gives it without its ``rule`` / ``type``).
+ALGORITHMS = {
+    "lif": {"learning": ("bptt", "eprop"), "dataset": ("randman", "shd", )},
+    "alif": {"learning": ("bptt", "eprop"), "dataset": ("randman", "shd")},
+    "dendritic": {"learning": ("adjoint",), "dataset": ("teacher",)},
+}
+UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
 
 
 def fill_union_tags(data):
-    """A section given without its ``type`` / ``rule`` gets the default one (``model: {n_hidden: 64}``)."""
+    """Fill in the ``type`` / ``rule`` a spec leaves out, from the model type (default ``lif``)."""
     if not isinstance(data, dict):
         return data
     data = dict(data)
-    for section, (tag, default) in UNION_DEFAULTS.items():
-        value = data.get(section)
+    model = data.get("model")
+    if isinstance(model, dict) and "type" not in model:
+        data["model"] = model = {"type": "lif", **model}
+    model_type = model.get("type", "lif") if isinstance(model, dict) else "lif"
+    defaults = ALGORITHMS.get(model_type if isinstance(model_type, str) else "", ALGORITHMS["lif"])
+    for section in ("dataset", "learning"):
+        value = data.get(section, {})
+        if value is None:
+            value = {}
+        tag = UNION_TAGS[section]
         if isinstance(value, dict) and tag not in value:
-            data[section] = {tag: default, **value}
+            data[section] = {tag: defaults[section][0], **value}
     return data
+
+
+def compatibility_problems(config: "TaskConfig") -> list[tuple[str, str]]:
+    """(key path, message) for a learning rule or dataset the model type cannot use."""
+    allowed = ALGORITHMS[config.model.type]
+    problems = []
+    if config.learning.rule not in allowed["learning"]:
+        problems.append(("learning.rule", f"'{config.learning.rule}' does not train model '{config.model.type}' "
+                                          f"(choose from: {', '.join(allowed['learning'])})"))
+    if config.dataset.type not in allowed["dataset"]:
+        problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
+                                         f"(choose from: {', '.join(allowed['dataset'])})"))
+    return problems
 
 
 def task_id(config: TaskConfig) -> str:

@@ -55,6 +55,7 @@ TRAINERS: dict[tuple[str, str], str] = {
     ("alif", "bptt"): "snnbatch.jobs.alif_bptt:ALIFBPTTTrainer",
     ("lif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
     ("alif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
+    ("dendritic", "adjoint"): "snnbatch.jobs.dendritic_adjoint:DendriticAdjointTrainer",
 }
 
 

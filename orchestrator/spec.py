@@ -23,6 +23,7 @@ import copy
 import difflib
 import itertools
 import os
+import re
 import typing
 from typing import Any, Optional, Union
 
@@ -51,6 +52,7 @@ from ..jobs.config import (
     Resources,
     TaskConfig,
     Training,
+    compatibility_problems,
     fill_union_tags,
 )
 from ..jobs.errors import SpecError
@@ -380,6 +382,8 @@ def _check_sweep(spec: Spec) -> list[str]:
     if isinstance(sweep.seeds, list) and len(set(sweep.seeds)) != len(sweep.seeds):
         problems.append("sweep.seeds: seeds must be distinct")
     if not problems:
+        problems += [f"{key}: {msg}" for key, msg in compatibility_problems(spec)]
+    if not problems:
         for i, config in enumerate(_sample_configs(spec)):
             try:
                 TaskConfig.model_validate(config, context=CHECK)
@@ -432,14 +436,17 @@ def _strip_tags(loc, data) -> list:
         section = data.get(loc[0])
         tag = section.get(UNION_TAGS[loc[0]]) if isinstance(section, dict) else None
         if tag is None:
-            tag = _default_tag(loc[0])
+            tag = _default_tag(loc[0], data)
         if loc[1] == tag:
             del loc[1]
     return loc
 
 
-def _default_tag(section):
-    return {"model": "lif", "dataset": "randman", "learning": "bptt"}[section]
+def _default_tag(section, data=None):
+    """The ``type`` / ``rule`` a section gets when the spec leaves it out (it depends on the model type)."""
+    filled = fill_union_tags(data if isinstance(data, dict) else {})
+    value = filled.get(section)
+    return value.get(UNION_TAGS[section]) if isinstance(value, dict) else "lif"
 
 
 def _union_members(section: str):
@@ -457,7 +464,7 @@ def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
             return None
         if key in UNION_TAGS and i == 0:
             section = data.get(key) if isinstance(data, dict) else None
-            tag = section.get(UNION_TAGS[key], _default_tag(key)) if isinstance(section, dict) else _default_tag(key)
+            tag = section.get(UNION_TAGS[key], _default_tag(key, data)) if isinstance(section, dict) else _default_tag(key, data)
             members = {m.model_fields[UNION_TAGS[key]].default: m for m in _union_members(key)}
             model = members.get(tag)
             continue
@@ -569,7 +576,10 @@ def _format(err: dict, root, data) -> str:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         text += f".{UNION_TAGS.get(loc[0], 'type')}" if loc else ""
-    return f"{text or '(top level)'}: {_message(err, root, data, loc)}"
+    message = _message(err, root, data, loc)
+    if not text and re.match(r"^[a-z_]+\.[a-z_]+: ", message):
+        return message  # a cross-section check that names its own key path
+    return f"{text or '(top level)'}: {message}"
 
 
 def dump_resolved(spec: Spec) -> str:

@@ -1,4 +1,4 @@
-"""The ALIF-BPTT and e-prop trainers: they learn, checkpoint, and resume to the same bits.
+"""Every trainer learns, checkpoints, and resumes to the same bits.
 
 Each case runs one task twice in separate stores: once without a stop, and once
 asked to stop mid-epoch (it checkpoints and returns), then run again to the end.
@@ -101,3 +101,32 @@ def test_registry_picks_the_kernels():
     assert t.kernel is eprop and type(t.kcfg).__name__ == "LIFConfig" and t.kcfg.surrogate_scale == 20
     t = build_trainer(TaskConfig.model_validate({**base, "model": {"type": "alif"}, "learning": {"rule": "eprop"}}))
     assert t.kernel is eprop and t.kcfg.adapt_jump == 0.2
+
+
+# Algorithms with their own tasks (not spike-pattern classification): the whole spec per case.
+OTHER_CASES = {
+    "dendritic-adjoint": (
+        "model: {type: dendritic, n_neurons: 4, n_inputs: 3, duration: 50.0, init_noise: 0.05}\n"
+        "training: {iterations: 8, lr: 5.0e-4}\ncheckpoint: {every_iterations: 3}\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OTHER_CASES))
+def test_other_algorithms_train_and_resume_bit_identical(case, tmp_path):
+    text = f"name: {case}\n" + OTHER_CASES[case]
+    ref_path, task = _store(tmp_path / "reference", text)
+    assert run_task(ref_path, task.id).state == "done"
+    path, _ = _store(tmp_path / "stopped", text)
+    first = run_task(path, task.id, stop=StopAfter(4))
+    assert first.state == "interrupted" and 0 < first.iteration < 8
+    assert run_task(path, task.id).state == "done"
+    ref, ref_status = _final(ref_path, task.id)
+    got, status = _final(path, task.id)
+    assert [a["from_iteration"] for a in status["attempts"]] == [0, first.iteration]
+    assert set(got.arrays) == set(ref.arrays)
+    for k in ref.arrays:
+        assert got.arrays[k].tobytes() == ref.arrays[k].tobytes(), k
+    assert got.metrics == ref.metrics
+    assert status["test_loss"] == ref_status["test_loss"]
+    assert ref.metrics["loss"][-1] < ref.metrics["loss"][0]
