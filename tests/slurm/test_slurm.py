@@ -144,8 +144,9 @@ def test_preemption_and_scontrol_requeue_resume_from_checkpoint(cluster, tmp_pat
     store = tmp_path / "preempt"
     assert cli("submit", str(spec), "--store", str(store), "--backend", "slurm").returncode == 0
     t = wait_until(lambda: running_with_checkpoint(store, 25), 300, 1, "a first checkpoint")
-    # a job in the high-priority partition that needs every CPU preempts ours
-    r = subprocess.run(["sbatch", "-p", "high", "-c", "4", "--mem=100M", "--wrap", "sleep 3"],
+    # a job in the high-priority partition that needs every CPU of the node preempts ours
+    cpus = subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True).stdout.split()[0]
+    r = subprocess.run(["sbatch", "-p", "high", "-c", cpus, "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 3"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     wait_until(lambda: len(open_run(store).tasks[0].status.get("attempts", [])) >= 2
