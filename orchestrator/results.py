@@ -1,14 +1,101 @@
-"""Reading a run's results from Python: ``snnbatch.open_run(path)``."""
+"""Reading a run's results from Python: ``snnbatch.open_run(path)``.
+
+::
+
+    run = snnbatch.open_run("runs/quickstart")
+    run.to_pandas()    # one row per task: id, state, swept parameters, final metrics, bookkeeping
+    run.to_xarray()    # per-iteration and final metrics over the sweep's axes
+    for task in run:   # TaskResult: params, state, status, metrics (history), checkpoint (arrays)
+        ...
+
+Only the status records are read for the table; the metric histories (for
+:meth:`Run.to_xarray` and :attr:`TaskResult.metrics`) come from each task's
+newest good checkpoint, read concurrently and without its other arrays.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from functools import cached_property
+from numbers import Number
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..jobs.store import TaskStore
+from ..jobs.store import TASKS, TaskStore, _encode_name, digest
 from .store import RunStore
+
+# Status keys that are numbers but not metrics.
+_BOOKKEEPING = {"iteration", "progress", "total", "finished", "updated", "heartbeat", "started", "store_error"}
+# The training metrics every trainer records each iteration: their last values become final_<name>.
+TRAINING_METRICS = ("loss", "accuracy")
+# Metric columns the table always has, in this order, even when no task reported them yet.
+STANDARD_METRICS = ("test_accuracy", "test_loss", "final_loss", "final_accuracy")
+_CHECKPOINT = re.compile(r"[0-9]{8}")  # a committed checkpoint's name (see snnbatch.jobs.store)
+
+
+def metric_column(key: str) -> str:
+    """The table's name for a metric of the status record: ``loss`` -> ``final_loss``, others as they are."""
+    return f"final_{key}" if key in TRAINING_METRICS else key
+
+
+def final_metrics(status: dict) -> dict[str, float]:
+    """The numeric metrics of a status record, named as in the results table (:func:`metric_column`)."""
+    return {metric_column(k): float(v) for k, v in status.items()
+            if k not in _BOOKKEEPING and isinstance(v, Number) and not isinstance(v, bool)}
+
+
+def elapsed_seconds(status: dict, state: str, now: float | None = None) -> float:
+    """Wall time summed over the task's attempts; a running attempt counts up to ``now``."""
+    now = time.time() if now is None else now
+    total = 0.0
+    for a in status.get("attempts") or []:
+        if "started" not in a:
+            continue
+        end = a.get("ended") or (now if state == "running" else a["started"])
+        total += max(0.0, end - a["started"])
+    return total
+
+
+def error_line(status: dict) -> str | None:
+    """The one line that says why a task failed: ``error_line``, or the traceback's last line."""
+    if status.get("error_line"):
+        return str(status["error_line"])
+    lines = [ln for ln in str(status.get("error") or "").splitlines() if ln.strip()]
+    return lines[-1].strip() if lines else None
+
+
+def read_metric_history(task_dir) -> dict[str, np.ndarray]:
+    """The metric history of the newest committed checkpoint of a task whose metric arrays match
+    their checksums; the other arrays are not read. Empty when there is none."""
+    import zarr
+
+    ckdir = Path(task_dir) / "checkpoints"
+    try:
+        names = sorted(n for n in os.listdir(ckdir) if _CHECKPOINT.fullmatch(n))
+    except OSError:
+        return {}
+    for name in reversed(names):
+        try:
+            ck = zarr.open_group(str(ckdir / name), mode="r")
+            attrs = dict(ck.attrs)
+            if not attrs.get("complete"):
+                continue
+            out = {}
+            for k in attrs["metrics"]:
+                value = np.asarray(ck[_encode_name(f"metrics/{k}")][...])
+                if digest(value) != attrs["checksums"][f"metrics/{k}"]:
+                    raise ValueError(f"metrics/{k} does not match its checksum")
+                out[k] = value
+            return out
+        except Exception:  # deleted meanwhile, truncated or altered: try the previous one
+            continue
+    return {}
 
 
 @dataclass
@@ -22,6 +109,7 @@ class TaskResult:
     config: dict[str, Any]
     state: str
     status: dict[str, Any]
+    scheduler: dict[str, Any] = field(default_factory=dict)
 
     def _store(self) -> TaskStore:
         return TaskStore(self.run.path, self.id, mode="r")
@@ -34,11 +122,29 @@ class TaskResult:
 
     @cached_property
     def metrics(self) -> dict[str, np.ndarray]:
-        """Per-iteration training metrics (``loss``, ``accuracy``) up to the newest checkpoint."""
-        state, _ = self._store().latest_checkpoint()
-        if state is None:
-            return {}
-        return {k: np.asarray(v) for k, v in state.metrics.items()}
+        """Per-iteration training metrics (``loss``, ``accuracy``) up to the newest checkpoint;
+        element ``i`` belongs to training iteration ``i + 1``."""
+        return read_metric_history(self.run.path / TASKS / self.id)
+
+    @property
+    def final(self) -> dict[str, float]:
+        """The metrics of the status record: ``test_*`` after the task is done, and the last
+        training values as ``final_loss``, ``final_accuracy``."""
+        return final_metrics(self.status)
+
+    @property
+    def iterations(self) -> int:
+        """Training iterations done (the newest checkpoint or progress report)."""
+        return max(int(self.status.get("iteration") or 0), int(self.status.get("progress") or 0))
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds of wall time over all attempts."""
+        return elapsed_seconds(self.status, self.state)
+
+    @property
+    def error_line(self) -> str | None:
+        return error_line(self.status)
 
     def __getitem__(self, key):
         return self.status.get(key)
@@ -61,7 +167,8 @@ class Run:
 
     @cached_property
     def tasks(self) -> list[TaskResult]:
-        return [TaskResult(self, t["id"], t["index"], t["params"], t["config"], t["state"], t["status"])
+        return [TaskResult(self, t["id"], t["index"], t["params"], t["config"], t["state"], t["status"],
+                           t["scheduler"])
                 for t in self.store.tasks()]
 
     def task(self, task_id: str) -> TaskResult:
@@ -81,3 +188,173 @@ class Run:
         for t in self.tasks:
             states[t.state] = states.get(t.state, 0) + 1
         return f"<Run {self.name!r} at {self.path}: {len(self)} tasks {states}>"
+
+    # ---------------------------------------------------------------- the sweep's axes
+
+    @cached_property
+    def axes(self) -> list[str]:
+        """The swept parameters other than ``seed``, as the spec names them, in plan order."""
+        keys: dict[str, None] = {}
+        for t in self.tasks:
+            keys.update(dict.fromkeys(k for k in t.params if k != "seed"))
+        return list(keys)
+
+    @cached_property
+    def varying_axes(self) -> list[str]:
+        """The axes that take more than one value in this run."""
+        return [k for k in self.axes if len({repr(t.params.get(k)) for t in self.tasks}) > 1]
+
+    def axis_values(self, axis: str) -> list:
+        """The distinct values of a swept parameter: sorted when they are numbers, else in plan order."""
+        return _distinct([t.params.get(axis) for t in self.tasks])
+
+    @cached_property
+    def is_grid(self) -> bool:
+        """Whether the tasks fill the full grid of their axes' values and ``seed``, once each
+        (never for random samples, whose values are drawn, not chosen)."""
+        if (self.spec.get("sweep") or {}).get("random"):
+            return False
+        dims = [*self.axes, "seed"]
+        try:
+            combos = {tuple(t.params.get(k) for k in dims) for t in self.tasks}
+        except TypeError:  # a value that cannot be hashed (a list)
+            return False
+        return len(combos) == len(self.tasks) == math.prod(len(self.axis_values(k)) for k in dims)
+
+    # ---------------------------------------------------------------- tables
+
+    def histories(self) -> dict[str, dict[str, np.ndarray]]:
+        """Every task's metric history (:attr:`TaskResult.metrics`), read concurrently."""
+        todo = [t for t in self.tasks if "metrics" not in t.__dict__]
+        if todo:
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                for t, m in zip(todo, pool.map(lambda t: read_metric_history(self.path / TASKS / t.id), todo)):
+                    t.__dict__["metrics"] = m
+        return {t.id: t.metrics for t in self.tasks}
+
+    def metric_names(self) -> list[str]:
+        """The final-metric columns of :meth:`to_pandas`: the standard ones first, then any other."""
+        names = dict.fromkeys(STANDARD_METRICS)
+        for t in self.tasks:
+            names.update(dict.fromkeys(t.final))
+        return list(names)
+
+    def to_pandas(self):
+        """The results table: a ``pandas.DataFrame`` with one row per task, in plan order.
+
+        Columns: ``id``, ``state``, one column per swept parameter (as the spec names it,
+        e.g. ``lr`` or ``training.lr``) and ``seed``; the final metrics ``test_accuracy``,
+        ``test_loss`` (held out, once the task is done), ``final_loss``, ``final_accuracy``
+        (the last training iteration's values) and any other metric the trainer reports
+        (NaN where a task has none yet); ``iterations`` (done), ``total``, ``attempts``,
+        ``elapsed_s`` (wall time over all attempts) and ``error`` (a failed task's last
+        error line, else None).
+        """
+        import pandas as pd
+
+        dims = [*self.axes, "seed"]
+        metrics = self.metric_names()
+        rows = []
+        for t in self.tasks:
+            final = t.final
+            row = {"id": t.id, "state": t.state}
+            row.update({k: t.params.get(k) for k in dims})
+            row.update({m: final.get(m, math.nan) for m in metrics})
+            total = t.status.get("total")
+            row.update({
+                "iterations": t.iterations,
+                "total": int(total) if total is not None else None,
+                "attempts": len(t.status.get("attempts") or []),
+                "elapsed_s": round(t.elapsed, 3),
+                "error": t.error_line if t.state == "failed" else None,
+            })
+            rows.append(row)
+        df = pd.DataFrame(rows, columns=["id", "state", *dims, *metrics, "iterations", "total", "attempts",
+                                         "elapsed_s", "error"])
+        df["total"] = df["total"].astype("Int64")
+        df[metrics] = df[metrics].astype(float)
+        return df
+
+    def to_xarray(self):
+        """The metrics as an ``xarray.Dataset``.
+
+        Variables: the per-iteration training metrics (``loss``, ``accuracy``: one value per
+        training iteration, up to each task's newest checkpoint) and the final metrics of
+        :meth:`to_pandas` (``test_accuracy``, ``test_loss``, ``final_loss``, ...).
+        Coordinates ``task_id`` and ``state`` say which task each value comes from.
+
+        Full grids (every combination of the swept values and seeds present once): the
+        dimensions are the swept parameters (as the spec names them), ``seed`` and
+        ``iteration`` (1, 2, ...), so ``ds.test_accuracy.mean("seed")`` averages replicates
+        and ``ds.loss.sel(lr=1e-3)`` picks one learning rate. Any other sweep (random
+        samples, zipped axes): the dimensions are ``task`` (the task ids, in plan order)
+        and ``iteration``, and each swept parameter and ``seed`` is a coordinate along
+        ``task`` (``ds.lr``), e.g. ``ds.test_accuracy.groupby("lr").mean()``.
+
+        Tasks of unequal lengths (unfinished, failed, or a swept number of iterations) are
+        padded with NaN to the longest history.
+        """
+        import xarray as xr
+
+        df = self.to_pandas()
+        histories = self.histories()
+        hist_names = list(dict.fromkeys(k for h in histories.values() for k in h))
+        length = max((len(v) for h in histories.values() for v in h.values()), default=0)
+        metrics = self.metric_names()
+        finals = {m: (f"final_{m}" if m in hist_names else m) for m in metrics}
+        dims = [*self.axes, "seed"]
+        n = len(self.tasks)
+
+        hist = {k: np.full((n, length), np.nan) for k in hist_names}
+        for i, t in enumerate(self.tasks):
+            for k, v in histories[t.id].items():
+                hist[k][i, : len(v)] = v
+
+        iteration = np.arange(1, length + 1)
+        if self.is_grid and n:
+            coords_values = {k: self.axis_values(k) for k in dims}
+            shape = tuple(len(v) for v in coords_values.values())
+            where = [np.ravel_multi_index(tuple(coords_values[k].index(t.params.get(k)) for k in dims), shape)
+                     for t in self.tasks]
+            order = np.argsort(where)
+
+            def arrange(a: np.ndarray, extra: tuple = ()) -> np.ndarray:
+                return a[order].reshape(shape + extra)
+
+            data = {k: ([*dims, "iteration"], arrange(v, (length,))) for k, v in hist.items()}
+            data.update({finals[m]: (dims, arrange(df[m].to_numpy(float))) for m in metrics})
+            coords = {k: (k, np.asarray(v)) for k, v in coords_values.items()}
+            coords["task_id"] = (dims, arrange(df["id"].to_numpy(str)))
+            coords["state"] = (dims, arrange(df["state"].to_numpy(str)))
+        else:
+            data = {k: (["task", "iteration"], v) for k, v in hist.items()}
+            data.update({finals[m]: ("task", df[m].to_numpy(float)) for m in metrics})
+            coords = {"task": ("task", df["id"].to_numpy(str))}
+            coords.update({k: ("task", _column(df[k])) for k in dims})
+            coords["task_id"] = ("task", df["id"].to_numpy(str))
+            coords["state"] = ("task", df["state"].to_numpy(str))
+        coords["iteration"] = ("iteration", iteration)
+        ds = xr.Dataset(data, coords=coords, attrs={"name": self.name, "store": str(self.path)})
+        from .report import label
+
+        for k in [*dims, "iteration", *data]:
+            ds[k].attrs["long_name"] = label(k)
+        return ds
+
+
+def _distinct(values: list) -> list:
+    out: list = []
+    for v in values:
+        if v not in out:
+            out.append(v)
+    if all(isinstance(v, Number) and not isinstance(v, bool) for v in out):
+        out.sort()
+    return out
+
+
+def _column(series) -> np.ndarray:
+    """A table column as an array xarray can hold: numbers stay numbers, anything else becomes text."""
+    values = series.to_numpy()
+    if values.dtype != object:
+        return values
+    return np.asarray([str(v) for v in values])

@@ -3,26 +3,35 @@ from __future__ import annotations
 
 import json
 import time
+from collections import defaultdict
 
 import click
+from rich import box
+from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
+from ..results import elapsed_seconds, error_line
 from ..store import RunStore
 from .app import console, run_command
 
-STATES = ("pending", "running", "interrupted", "done", "failed")
+STATES = ("pending", "queued", "running", "interrupted", "done", "failed")
 FINAL = {"done", "failed"}
+STYLE = {"done": "green", "failed": "bold red", "running": "cyan", "queued": "blue", "interrupted": "yellow",
+         "pending": "dim"}
+ID_CHARS = 8  # task ids in the table; --json has them whole
+MAX_ERROR_LINES = 20  # more failed tasks than this: their errors are grouped by message
 
 
 def task_rows(store: RunStore) -> list[dict]:
     """One plain record per task: the stable form behind ``--json``."""
+    from ..scheduler import merge
+
     rows = []
     now = time.time()
-    for t in store.tasks():
+    for t in merge(store.tasks()):
         st = t["status"]
-        attempts = st.get("attempts", [])
-        elapsed = sum((a.get("ended") or (now if t["state"] == "running" else a["started"])) - a["started"]
-                      for a in attempts if "started" in a)
+        sched = t["scheduler"]
         rows.append({
             "id": t["id"],
             "index": t["index"],
@@ -33,11 +42,12 @@ def task_rows(store: RunStore) -> list[dict]:
             "loss": st.get("loss"),
             "accuracy": st.get("accuracy"),
             "test_accuracy": st.get("test_accuracy"),
-            "attempts": len(attempts),
-            "elapsed_s": round(elapsed, 1),
-            "job_id": t["scheduler"].get("job_id"),
-            "scheduler_state": t["scheduler"].get("scheduler_state"),
-            "error": st.get("error_line"),
+            "test_loss": st.get("test_loss"),
+            "attempts": len(st.get("attempts") or []),
+            "elapsed_s": round(elapsed_seconds(st, t["state"], now), 1),
+            "job_id": sched.get("job_id"),
+            "scheduler_state": t.get("scheduler_state") or sched.get("scheduler_state"),
+            "error": error_line(st) if t["state"] == "failed" else None,
         })
     return rows
 
@@ -49,47 +59,146 @@ def summary(rows: list[dict]) -> dict[str, int]:
     return counts
 
 
-def _num(v, fmt="{:.4g}"):
+def _num(v, fmt="{:.4g}") -> str:
     return "" if v is None else fmt.format(v)
 
 
-STYLE = {"done": "green", "failed": "red", "running": "cyan", "interrupted": "yellow", "pending": "dim"}
+def _loss(v) -> str:
+    return "" if v is None else f"{v:.4f}" if abs(v) < 100 else f"{v:.4g}"
 
 
-def render(store: RunStore, rows: list[dict]) -> Table:
-    counts = summary(rows)
-    title = f"{store.name} ({store.path}): " + ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-    table = Table(title=title, title_justify="left")
+def _param(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def _duration(s: float) -> str:
+    s = int(round(s))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+def _columns(rows: list[dict]) -> list[tuple[str, int, list[str]]]:
+    """(header, priority, cells) of every column worth showing; a higher priority number is dropped first."""
     varying = [k for k in (rows[0]["params"] if rows else {}) if len({repr(r["params"].get(k)) for r in rows}) > 1]
-    for col in ["#", "task", *varying, "state", "iter", "loss", "acc", "test acc", "tries", "time"]:
-        table.add_column(col, justify="right" if col not in ("task", "state") else "left")
-    show_jobs = any(r["job_id"] for r in rows)
-    if show_jobs:
-        table.add_column("job")
-    for r in rows:
-        it = f"{r['iteration']}/{r['total']}" if r["total"] else ""
-        cells = [str(r["index"]), r["id"], *(_num(r["params"].get(k)) if isinstance(r["params"].get(k), float)
-                                              else str(r["params"].get(k)) for k in varying)]
-        state = f"[{STYLE.get(r['state'], '')}]{r['state']}[/]"
-        cells += [state, it, _num(r["loss"]), _num(r["accuracy"], "{:.3f}"), _num(r["test_accuracy"], "{:.3f}"),
-                  str(r["attempts"]), f"{r['elapsed_s']:.0f}s"]
-        if show_jobs:
-            cells.append(f"{r['job_id'] or ''} {r['scheduler_state'] or ''}".strip())
+    cols = [("task", 0, [r["id"][:ID_CHARS] for r in rows])]
+    cols += [(k.rsplit(".", 1)[-1], 1, [_param(r["params"].get(k)) for r in rows]) for k in varying]
+    cols.append(("state", 0, [r["state"] for r in rows]))
+    cols.append(("iter", 0, [f"{r['iteration']}/{r['total']}" if r["total"] else "" for r in rows]))
+    cols.append(("loss", 3, [_loss(r["loss"]) for r in rows]))
+    if any(r["accuracy"] is not None for r in rows):
+        cols.append(("acc", 6, [_num(r["accuracy"], "{:.3f}") for r in rows]))
+    if any(r["test_accuracy"] is not None for r in rows):
+        cols.append(("test acc", 2, [_num(r["test_accuracy"], "{:.3f}") for r in rows]))
+    elif any(r["test_loss"] is not None for r in rows):
+        cols.append(("test loss", 2, [_loss(r["test_loss"]) for r in rows]))
+    if any(r["attempts"] > 1 for r in rows):
+        cols.append(("tries", 7, [str(r["attempts"]) for r in rows]))
+    cols.append(("time", 5, [_duration(r["elapsed_s"]) if r["attempts"] else "" for r in rows]))
+    if any(r["job_id"] or r["scheduler_state"] for r in rows):
+        cols.append(("job", 4, [f"{r['job_id'] or ''} {r['scheduler_state'] or ''}".strip() for r in rows]))
+    return cols
+
+
+def _width(header: str, cells: list[str]) -> int:
+    return max(len(header), max(map(len, cells), default=0))
+
+
+def _fit(cols, width: int):
+    """Drop the least important columns until the table fits ``width`` terminal columns."""
+    def need(cs):
+        return sum(_width(h, cells) for h, _, cells in cs) + 2 * (len(cs) - 1)
+
+    cols = list(cols)
+    while need(cols) > width:
+        worst = max(cols, key=lambda c: c[1])
+        if worst[1] <= 1:
+            break
+        cols.remove(worst)
+    return cols
+
+
+def _wrapping(text: Text) -> Text:
+    """Wrap at the terminal's width, also on a console that leaves long lines to the terminal."""
+    text.no_wrap, text.overflow = False, "fold"
+    return text
+
+
+def _errors(rows: list[dict]) -> list:
+    """The failed tasks' error lines, wrapped beside their ids; grouped by message when there are many."""
+    failed = [r for r in rows if r["state"] == "failed"]
+    if not failed:
+        return []
+    grid = Table.grid(padding=(0, 2), pad_edge=False)
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(overflow="fold")
+    if len(failed) <= MAX_ERROR_LINES:
+        for r in failed:
+            grid.add_row(f"  {r['id'][:ID_CHARS]}", r["error"] or "(no error recorded)")
+    else:
+        by_line = defaultdict(list)
+        for r in failed:
+            by_line[r["error"] or "(no error recorded)"].append(r["id"][:ID_CHARS])
+        for line, ids in sorted(by_line.items(), key=lambda kv: -len(kv[1])):
+            more = f" +{len(ids) - 3} more" if len(ids) > 3 else ""
+            grid.add_row(f"  {len(ids)} tasks", f"{line} ({', '.join(ids[:3])}{more})")
+    return [_wrapping(Text(f"{len(failed)} failed:", style="bold red")), grid]
+
+
+def render(store: RunStore, rows: list[dict], width: int | None = None) -> Group:
+    """The summary line, the task table (columns fitted to ``width``) and the failed tasks' errors."""
+    width = width or console.width
+    counts = summary(rows)
+    head = Text.assemble((store.name, "bold"), f" ({store.path}): {len(rows)} tasks: ")
+    parts = [(f"{n} {s}", STYLE.get(s, "")) for s, n in counts.items() if n]
+    for i, p in enumerate(parts):
+        head.append_text(Text(p[0], style=p[1]))
+        if i < len(parts) - 1:
+            head.append(", ")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1), collapse_padding=True,
+                  header_style="bold")
+    cols = _fit(_columns(rows), width)
+    for header, _, cells in cols:
+        left = header in ("task", "state", "job")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True, overflow="ellipsis",
+                         width=_width(header, cells))  # measured here once: rich need not measure each cell
+    for i, r in enumerate(rows):
+        cells = [Text(c[2][i], style=STYLE.get(r["state"], "") if c[0] == "state" else "") for c in cols]
         table.add_row(*cells)
-        if r["state"] == "failed" and r["error"]:
-            table.add_row("", f"[red]  {r['error']}[/]", *[""] * (len(cells) - 2))
-    return table
+    return Group(_wrapping(head), table, *_errors(rows))
 
 
 @click.command("status")
 @click.argument("store_path", metavar="STORE", type=click.Path(file_okay=False, path_type=str))
-@click.option("--json", "as_json", is_flag=True, help="Print a stable JSON document, for scripts.")
-@click.option("--watch", is_flag=True, help="Refresh until every task has ended.")
+@click.option("--json", "as_json", is_flag=True, help="Print a stable JSON document, for scripts (fields below).")
+@click.option("--watch", is_flag=True, help="Refresh until every task is done or failed (Ctrl-C stops watching).")
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
               help="Seconds between refreshes with --watch.")
 @run_command
 def status_command(store_path, as_json, watch, interval):
     """Show each task's state, progress and metrics, read from STORE.
+
+    The table shows the first 8 characters of each task id, the swept parameters that
+    vary, the state, iterations done/total, the last training loss and accuracy, the test
+    accuracy, attempts (when a task was retried), wall time and the scheduler's job id and
+    state; failed tasks' errors follow it. Columns that do not fit the terminal are left out.
+
+    \b
+    --json prints {"store", "name", "summary", "tasks"}:
+      summary   tasks per state: pending, queued, running, interrupted, done, failed
+      tasks     one record per task, in plan order:
+        id               the task id (12 hex digits)
+        index            its place in the plan
+        state            pending | queued | running | interrupted | done | failed
+        params           the swept values, by axis name, and "seed"
+        iteration        iterations done; total: iterations planned (null before the start)
+        loss, accuracy   the last training iteration's values (null before the first report)
+        test_accuracy, test_loss   held-out metrics, once done
+        attempts         how many times it started; elapsed_s: wall time over all attempts
+        job_id, scheduler_state    the cluster job and what the scheduler says (null locally)
+        error            a failed task's last error line (else null)
 
     \b
     Examples:
@@ -100,21 +209,24 @@ def status_command(store_path, as_json, watch, interval):
     store = RunStore.open(store_path)
     if as_json:
         rows = task_rows(store)
-        click.echo(json.dumps({"store": str(store.path), "name": store.name, "summary": summary(rows), "tasks": rows},
-                              indent=2))
+        click.echo(json.dumps({"store": str(store.path), "name": store.name, "summary": summary(rows),
+                               "tasks": rows}, indent=2))
         return
     if not watch:
         console.print(render(store, task_rows(store)))
         return
     from rich.live import Live
 
-    with Live(console=console, auto_refresh=False) as live:
-        while True:
-            rows = task_rows(store)
-            live.update(render(store, rows), refresh=True)
-            if all(r["state"] in FINAL for r in rows):
-                break
-            time.sleep(interval)
+    try:
+        with Live(console=console, auto_refresh=False) as live:
+            while True:
+                rows = task_rows(store)
+                live.update(render(store, rows), refresh=True)
+                if all(r["state"] in FINAL for r in rows):
+                    break
+                time.sleep(interval)
+    except KeyboardInterrupt:
+        pass  # stopping to watch changes nothing in the store
 
 
 COMMANDS = [status_command]
