@@ -1,25 +1,52 @@
-"""One task's life on a compute node: load, train in steps, checkpoint, finish.
+"""One task's life on a compute node: lease, load, train in steps, checkpoint, finish.
 
 :func:`run_task` is what every backend runs (``snnbatch run-task STORE ID``
-on a cluster node, a Dask worker, or the driver itself). It starts from the
-task's newest good checkpoint, or from scratch, and checkpoints every
+on a cluster node, a Dask worker, or the driver itself). It first takes the
+task's lease (``tasks/<id>/lease``, see :mod:`snnbatch.jobs.store`): when a
+live process elsewhere holds it, it returns at once with the outcome
+``leased`` and writes nothing. Holding the lease, it starts from the task's
+newest good checkpoint, or from scratch, and checkpoints every
 ``checkpoint.every_iterations`` iterations or ``every_minutes`` of wall time,
 when asked to stop (a signal sets a :class:`StopFlag`) and before its own
 deadline. A resumed task produces the same bits as one that never stopped.
+
+What it guarantees, and records in the task's ``status``:
+
+* every attempt is kept in ``attempts`` (host, pid, from which iteration, the last
+  iteration it checkpointed, how it ended); one that ended without a word (SIGKILL,
+  a dead node) is marked ``lost`` by the next holder of the lease;
+* a bad checkpoint (altered, truncated, deleted, unreadable) is reported in
+  ``warnings``, removed, and the previous good one is used; with none, the
+  task restarts from scratch and the warning says so;
+* a task that raises is retried up to ``resources.retries`` times, each time
+  from its newest good checkpoint; every attempt is kept in ``attempts``
+  with its cause; the last traceback is kept in ``error``. A non-finite
+  metric (a diverged loss), or a non-finite array in a state about to be
+  checkpointed, raises ``FloatingPointError``: a diverged state is never saved;
+* a store that cannot be written (no space, quota, read-only) stops the task
+  with the outcome ``interrupted`` and ``store_error`` set; the last good
+  checkpoint stays as it was, and the task resumes from it later. A store
+  that cannot even be leased raises :class:`~snnbatch.jobs.store.StoreWriteError`.
 """
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass
 
+import numpy as np
+
 from . import threads
-from .store import TaskStore
+from .store import LEASE_HEARTBEAT_SECONDS, Lease, StoreWriteError, TaskStore, describe_holder
 
 HEARTBEAT_SECONDS = 10.0
+RETRY_DELAY_SECONDS = 1.0  # before the first retry; doubles each time, at most RETRY_DELAY_MAX
+RETRY_DELAY_MAX = 60.0
 
 
 class StopFlag:
@@ -45,11 +72,25 @@ def install_signal_handlers(flag: StopFlag, signals: dict[int, str] | None = Non
 
 @dataclass
 class Outcome:
+    """How a call to :func:`run_task` ended.
+
+    ``state``: ``done``; ``failed`` (every attempt raised; traceback in ``error``);
+    ``interrupted`` (stopped by a signal, the deadline, or a store that cannot be
+    written, then ``store_error`` is true and ``reason`` says why and names the
+    store); ``leased`` (another live process runs this task: nothing was done
+    or written; ``reason`` names the holder).
+    """
+
     task_id: str
-    state: str  # "done", "interrupted" or "failed"
+    state: str  # "done", "interrupted", "failed" or "leased"
     iteration: int
     reason: str | None = None
     error: str | None = None
+    store_error: bool = False
+
+
+class _LeaseLost(Exception):
+    """Another process took this task's lease over (ours was judged stale): stop, write nothing."""
 
 
 def run_task(
@@ -61,91 +102,225 @@ def run_task(
     backend: str = "inline",
     job_id: str | None = None,
     cpus: int | None = None,
+    lease_wait: float | None = None,
 ) -> Outcome:
     """Run task ``task_id`` of the store at ``store_path`` until it is done or asked to stop.
 
     ``deadline`` (epoch seconds) makes the task checkpoint and stop on its own
-    before a scheduler would kill it. Never raises for a failure inside
+    before a scheduler would kill it. ``lease_wait``: see
+    :meth:`TaskStore.acquire_lease`. Never raises for a failure inside
     training: the traceback goes to the store and the outcome says ``failed``.
+    Raises :class:`~snnbatch.jobs.errors.StoreError` for a task id, a store or
+    a store format it cannot use, before anything is written.
     """
     ts = TaskStore(store_path, task_id)
+    lease, holder = ts.acquire_lease(wait=lease_wait)
+    if lease is None:
+        return Outcome(task_id, "leased", int(ts.status().get("iteration") or 0),
+                       f"running elsewhere: {describe_holder(holder)}")
+    stop = stop if stop is not None else StopFlag()  # a fresh StopFlag is falsy: "or" would replace it
+    beat = _Heartbeat(lease)
+    beat.start()
+    try:
+        return _run_leased(ts, lease, stop, deadline, backend, job_id, cpus)
+    finally:
+        beat.finish()
+        lease.release()
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the lease while the task runs (Numba kernels release the GIL)."""
+
+    def __init__(self, lease: Lease):
+        super().__init__(daemon=True, name="snnbatch-lease")
+        self.lease = lease
+        self._done = threading.Event()
+
+    def run(self):
+        while not self._done.wait(LEASE_HEARTBEAT_SECONDS):
+            try:
+                if not self.lease.refresh():
+                    return  # lost: the training loop sees it through lease.held()
+            except OSError:
+                pass  # a full or flaky file system: try again at the next beat
+
+    def finish(self):
+        self._done.set()
+        self.join(timeout=5)
+
+
+def _run_leased(ts: TaskStore, lease: Lease, stop: StopFlag, deadline, backend, job_id, cpus) -> Outcome:
+    task_id = ts.task_id
     status = ts.status()
     if status.get("state") == "done":
         return Outcome(task_id, "done", int(status.get("iteration", 0)), "already done")
     cfg = ts.config()
     threads.apply(cpus or threads.from_allocation(cfg.resources.cpus))
-    stop = stop or StopFlag()
-
-    attempts = list(status.get("attempts", []))
-    attempt = {
-        "n": len(attempts) + 1,
-        "started": time.time(),
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-        "backend": backend,
-        "job_id": job_id,
-    }
-    attempts.append(attempt)
-    ts.update_status(state="running", attempts=attempts, heartbeat=time.time(), error=None, error_line=None)
-
-    def finish_attempt(reason: str, **status_values) -> None:
-        attempt["ended"] = time.time()
-        attempt["reason"] = reason
-        ts.update_status(attempts=attempts, **status_values)
-
-    state = None
+    ts.clean_leftovers()
+    run = _Run(ts, lease, stop, deadline, cfg, status, backend, job_id)
+    retries = cfg.resources.retries
+    delay = RETRY_DELAY_SECONDS
     try:
-        from .trainer import build_trainer
-
-        trainer = build_trainer(cfg)
-        state, problems = ts.latest_checkpoint()
-        if problems:
-            note = "; ".join(problems)
-            note += f"; resumed from iteration {state.iteration}" if state else "; no good checkpoint: restarted from scratch"
-            ts.update_status(warnings=list(status.get("warnings", [])) + [note])
-        if state is None:
-            state = trainer.init_state()
-        attempt["from_iteration"] = state.iteration
-        total = trainer.total_iterations
-        ck = cfg.checkpoint
-        last_ck_iter, last_ck_time, last_beat = state.iteration, time.monotonic(), time.monotonic()
-        ts.update_status(total=total, iteration=state.iteration, attempts=attempts)
-
-        while state.iteration < total:
-            metrics = trainer.step(state)
-            state.record(metrics)
-            t = time.monotonic()
-            reason = stop.reason or (
-                "deadline" if deadline is not None and time.time() >= deadline else None
-            )
-            due = (state.iteration - last_ck_iter >= ck.every_iterations) or (t - last_ck_time >= ck.every_minutes * 60)
-            if (due or reason) and state.iteration < total:
-                name = ts.save_checkpoint(state, ck.keep)
-                last_ck_iter, last_ck_time = state.iteration, t
-                ts.update_status(iteration=state.iteration, checkpoint=name, heartbeat=time.time(),
-                                 **_last(metrics))
-                last_beat = t
-            elif t - last_beat >= HEARTBEAT_SECONDS:
-                ts.update_status(progress=state.iteration, heartbeat=time.time(), **_last(metrics))
-                last_beat = t
-            if reason and state.iteration < total:
-                finish_attempt(reason, state="interrupted")
-                return Outcome(task_id, "interrupted", state.iteration, reason)
-
-        final = trainer.evaluate(state)
-        name = ts.save_checkpoint(state, ck.keep, extra={"final": True, **final})
-        last = {k: v[-1] for k, v in state.metrics.items() if v}
-        finish_attempt("done", state="done", iteration=state.iteration, checkpoint=name,
-                       finished=time.time(), **last, **final)
-        return Outcome(task_id, "done", state.iteration)
-    except Exception as exc:  # a task failure: keep its traceback, let the sweep go on
-        tb = traceback.format_exc()
-        line = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        for n in range(retries + 1):
+            outcome = run.attempt(last=n == retries)
+            if outcome.state != "failed" or n == retries:
+                return outcome
+            until = time.monotonic() + delay
+            while time.monotonic() < until and not stop:
+                time.sleep(0.05)
+            delay = min(2 * delay, RETRY_DELAY_MAX)
+            if stop:
+                run.write(state="interrupted")
+                return Outcome(task_id, "interrupted", outcome.iteration, stop.reason, outcome.error)
+        raise AssertionError("unreachable")
+    except _LeaseLost:
+        return Outcome(task_id, "leased", 0, f"lease lost to {describe_holder(ts.lease_holder())}")
+    except StoreWriteError as exc:
+        note = str(exc)
         try:
-            finish_attempt("error", state="failed", error=tb, error_line=line)
-        except Exception:
-            pass  # the store itself failed; the outcome still says so
-        return Outcome(task_id, "failed", state.iteration if state else 0, "error", tb)
+            run.write(state="interrupted", error=note, error_line=note.splitlines()[0][:300])
+        except (StoreWriteError, _LeaseLost):
+            pass  # the status cannot be written either; the released lease shows the task is not running
+        return Outcome(task_id, "interrupted", run.iteration, note, note, store_error=True)
+
+
+class _Run:
+    """The attempts of one ``run_task`` call, and the status record they share."""
+
+    def __init__(self, ts, lease, stop, deadline, cfg, status, backend, job_id):
+        self.ts, self.lease, self.stop, self.deadline, self.cfg = ts, lease, stop, deadline, cfg
+        self.attempts = list(status.get("attempts", []))
+        if self.attempts and "ended" not in self.attempts[-1]:  # we hold the lease: its process is gone
+            lost = self.attempts[-1]
+            lost["ended"] = max(float(lost.get("started") or 0), float(status.get("heartbeat") or 0))
+            lost["reason"] = "lost (killed, or its node failed)"
+        self.warnings = list(status.get("warnings", []))
+        self.recorded_checkpoint = status.get("checkpoint")
+        self.backend, self.job_id = backend, job_id
+        self.iteration = 0
+
+    def write(self, **values) -> None:
+        """Update the status, unless the lease was lost (then the new holder owns the status)."""
+        if not self.lease.held():
+            raise _LeaseLost()
+        self.ts.update_status(**values)
+
+    def attempt(self, last: bool) -> Outcome:
+        ts, ck, task_id = self.ts, self.cfg.checkpoint, self.ts.task_id
+        attempt = {
+            "n": len(self.attempts) + 1,
+            "started": time.time(),
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "backend": self.backend,
+            "job_id": self.job_id,
+        }
+        self.attempts.append(attempt)
+        self.write(state="running", attempts=self.attempts, heartbeat=time.time(), error=None, error_line=None)
+
+        def finish(reason: str, **values) -> None:
+            attempt["ended"] = time.time()
+            attempt["reason"] = reason
+            self.write(attempts=self.attempts, **values)
+
+        state = None
+        try:
+            from .trainer import build_trainer
+
+            trainer = build_trainer(self.cfg)
+            state = self.resume_point()
+            if state is None:
+                state = trainer.init_state()
+            attempt["from_iteration"] = state.iteration
+            total = trainer.total_iterations
+            last_ck_iter, last_ck_time, last_beat = state.iteration, time.monotonic(), time.monotonic()
+            self.iteration = state.iteration
+            self.write(total=total, iteration=state.iteration, attempts=self.attempts, warnings=self.warnings)
+
+            while state.iteration < total:
+                metrics = trainer.step(state)
+                _check_finite(metrics, state.iteration)
+                state.record(metrics)
+                t = time.monotonic()
+                reason = self.stop.reason or (
+                    "deadline" if self.deadline is not None and time.time() >= self.deadline else None
+                )
+                if not self.lease.held():
+                    raise _LeaseLost()
+                due = (state.iteration - last_ck_iter >= ck.every_iterations) or (t - last_ck_time >= ck.every_minutes * 60)
+                if (due or reason) and state.iteration < total:
+                    _check_finite_state(state)
+                    name = ts.save_checkpoint(state, ck.keep)
+                    self.iteration = state.iteration
+                    last_ck_iter, last_ck_time = state.iteration, t
+                    attempt["checkpointed"] = state.iteration
+                    self.recorded_checkpoint = name
+                    self.write(iteration=state.iteration, checkpoint=name, heartbeat=time.time(),
+                               attempts=self.attempts, **_last(metrics))
+                    last_beat = t
+                elif t - last_beat >= HEARTBEAT_SECONDS:
+                    self.write(progress=state.iteration, heartbeat=time.time(), **_last(metrics))
+                    last_beat = t
+                if reason and state.iteration < total:
+                    finish(reason, state="interrupted")
+                    return Outcome(task_id, "interrupted", state.iteration, reason)
+
+            _check_finite_state(state)
+            final = trainer.evaluate(state)
+            if not self.lease.held():
+                raise _LeaseLost()
+            name = ts.save_checkpoint(state, ck.keep, extra={"final": True, **final})
+            self.iteration = state.iteration
+            attempt["checkpointed"] = state.iteration
+            last = {k: v[-1] for k, v in state.metrics.items() if v}
+            finish("done", state="done", iteration=state.iteration, checkpoint=name,
+                   finished=time.time(), **last, **final)
+            return Outcome(task_id, "done", state.iteration)
+        except (_LeaseLost, StoreWriteError):
+            raise
+        except Exception as exc:  # a task failure: keep its traceback, let the sweep go on
+            tb = traceback.format_exc()
+            line = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+            attempt["error_line"] = line
+            if last:
+                finish("error", state="failed", error=tb, error_line=line)
+            else:
+                finish("error", error=tb, error_line=line)  # still "running": a retry follows
+            return Outcome(task_id, "failed", state.iteration if state else 0, "error", tb)
+
+    def resume_point(self):
+        """The newest good checkpoint; bad ones are reported in ``warnings`` and removed."""
+        ts = self.ts
+        state, name, bad = ts.newest_good_checkpoint()
+        names = {n for n, _ in bad} | ({name} if name else set())
+        recorded = self.recorded_checkpoint
+        notes = [problem for _, problem in bad]
+        if recorded and recorded not in names and (name is None or recorded > name):
+            notes.append(f"checkpoint {recorded}, recorded in the status, is missing")
+        if notes:
+            where = (f"resumed from checkpoint {name} at iteration {state.iteration}" if state
+                     else "no good checkpoint: restarted from scratch")
+            self.warnings.append(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: {'; '.join(notes)}; {where}")
+            self.attempts[-1]["warnings"] = len(notes)
+            self.write(warnings=self.warnings)
+            for bad_name, _ in bad:
+                ts.discard_checkpoint(bad_name)
+        self.recorded_checkpoint = name
+        return state
+
+
+def _check_finite(metrics: dict[str, float], iteration: int) -> None:
+    for k, v in metrics.items():
+        if not math.isfinite(float(v)):
+            raise FloatingPointError(f"{k} is not finite at iteration {iteration} ({v}): the training diverged")
+
+
+def _check_finite_state(state) -> None:
+    """Never checkpoint a diverged state: every float array must be finite."""
+    for k, a in state.arrays.items():
+        a = np.asarray(a)
+        if a.dtype.kind in "fc" and not np.isfinite(a).all():
+            raise FloatingPointError(f"{k} is not finite at iteration {state.iteration}: the training diverged")
 
 
 def _last(metrics: dict[str, float]) -> dict[str, float]:

@@ -1,31 +1,56 @@
-"""One task's part of the run store: its config, status and checkpoints.
+"""One task's part of the run store: its config, status, checkpoints and lease.
 
 Layout (Zarr v3, one directory per run)::
 
     RUN/zarr.json                       root attrs: format, snnbatch version, resolved spec
     RUN/tasks/<id>/zarr.json            attrs: config, swept parameters, index   (written once, by the planner)
-    RUN/tasks/<id>/status/zarr.json     attrs: state, iteration, metrics, attempts, error  (the task's own writer)
+    RUN/tasks/<id>/status/zarr.json     attrs: state, iteration, metrics, attempts, warnings, error
+                                        (the task's own writer)
     RUN/tasks/<id>/scheduler/zarr.json  attrs: backend and job ids                (the submitting driver)
     RUN/tasks/<id>/checkpoints/<seq>/   one group per checkpoint: every state array, the metric
                                         history, and attrs with the iteration, the RNG state and
                                         a SHA-256 of every array
+    RUN/tasks/<id>/lease                who runs the task now: host, pid, heartbeat (plain JSON)
 
-Each file is written to a temporary name and renamed into place (Zarr's
-LocalStore does this for every key), so a reader sees a whole file or the
-previous one. A checkpoint is committed by writing its attrs last
-(``complete: true`` with the checksums); a crash before that leaves an
-incomplete group that loading skips. Loading verifies the checksums and
-falls back to the previous checkpoint when one does not match; older
-checkpoints beyond ``keep`` are deleted only after a newer one committed.
+Task ids are 12 lowercase hex digits and nothing else (:func:`check_task_id`),
+so no id can name a path outside the store.
+
+Writing. Each file is written to a temporary name and renamed into place
+(Zarr's LocalStore does this for every key), so a reader sees a whole file
+or the previous one. A checkpoint is written whole under a temporary name
+(``<seq>.partial-<token>``), committed by writing its attrs last
+(``complete: true`` with the checksums), then renamed to ``<seq>``: a crash
+at any instant leaves either no checkpoint ``<seq>`` or a complete one.
+Loading verifies the checksums and falls back to the previous checkpoint
+when one does not match; older checkpoints beyond ``keep`` are deleted only
+after a newer one committed (renamed aside first, then removed). Leftovers
+of a crash (partial checkpoints, half-deleted ones, temporary files) are
+removed by the next holder of the task's lease (:meth:`TaskStore.clean_leftovers`).
+A write the file system refuses (no space, quota, file size limit,
+read-only, permission) raises :class:`StoreWriteError` naming the store.
+
+Leases. Only the holder of ``tasks/<id>/lease`` runs the task. The lease is
+created with an exclusive hard link (atomic, also on NFS) and holds the
+holder's host, pid and a heartbeat time its owner refreshes every
+``LEASE_HEARTBEAT_SECONDS`` by rewriting its own file in place. A lease is
+*stale*, and may be taken over, when its holder is on this host (same pid
+namespace) and its process is gone, or when its heartbeat is older than
+``LEASE_STALE_SECONDS``. Taking over moves the stale file aside and checks
+that the file moved is the one judged stale, so two takers never both win;
+a holder whose file was taken over sees it at its next heartbeat
+(:meth:`Lease.held` is false) and stops without writing.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import socket
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +62,17 @@ from .trainer import TrainState
 
 FORMAT = 1
 TASKS = "tasks"
+LEASE = "lease"
+LEASE_HEARTBEAT_SECONDS = 10.0
+LEASE_STALE_SECONDS = 120.0
+
+TASK_ID = re.compile(r"[0-9a-f]{12}")
+_CHECKPOINT = re.compile(r"[0-9]{8}")
+# What a full, over-quota, size-limited, read-only or forbidden store raises.
+STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
+# Test hook, read by save_checkpoint: seconds to sleep before each array write and before the
+# commit, to widen the window in which the kill campaign (tests/reliability) lands a SIGKILL.
+SLOW_CHECKPOINT_ENV = "SNNBATCH_TEST_SLOW_CHECKPOINT"
 
 
 def now() -> float:
@@ -58,10 +94,39 @@ def _decode_name(name: str) -> str:
     return name.replace(".", "/")
 
 
+def check_task_id(task_id, store=None) -> str:
+    """``task_id`` if it is 12 lowercase hex digits; a :class:`StoreError` otherwise."""
+    if not isinstance(task_id, str) or not TASK_ID.fullmatch(task_id):
+        where = f"{store}: " if store is not None else ""
+        raise StoreError(f"{where}{task_id!r} is not a task id: expected 12 lowercase hex digits, "
+                         "as 'snnbatch status STORE' lists them")
+    return task_id
+
+
+def is_store_full_or_readonly(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in STORE_ERRNOS
+
+
+class StoreWriteError(StoreError):
+    """The file system refused a write to the store (full, quota, size limit, read-only, permission)."""
+
+
+def _write_error(path, exc: OSError, doing: str) -> StoreWriteError:
+    why = exc.strerror or str(exc)
+    where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+    return StoreWriteError(f"{path}: cannot {doing}: {why}{where}. "
+                           "Nothing already committed was changed; free space or fix permissions, "
+                           f"then run 'snnbatch resume {path}'")
+
+
 def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """Open a run store's root group, refusing what is not a snnbatch store of this format."""
-    path = Path(path)
-    if not (path / "zarr.json").is_file():
+    try:
+        path = Path(path)
+        found = (path / "zarr.json").is_file()
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte, an unencodable name
+        raise StoreError(f"{str(path)!r}: not a usable store path ({exc})") from None
+    if not found:
         raise StoreError(f"{path}: not a snnbatch run store (no zarr.json)")
     try:
         root = zarr.open_group(str(path), mode=mode)
@@ -71,24 +136,32 @@ def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     if not isinstance(meta, dict) or "format" not in meta:
         raise StoreError(f"{path}: a Zarr store, but not one written by snnbatch (no 'snnbatch' attribute)")
     if meta["format"] != FORMAT:
+        from .. import __version__
+
+        newer = isinstance(meta["format"], int) and meta["format"] > FORMAT
+        advice = ("upgrade snnbatch to read it" if newer else
+                  "read it with the snnbatch version that wrote it, or start a new store")
         raise StoreError(
-            f"{path}: store format {meta['format']} (written by snnbatch {meta.get('version', '?')}); "
-            f"this snnbatch reads format {FORMAT}"
+            f"{path}: store format {meta['format']!r} (written by snnbatch {meta.get('version', '?')}); "
+            f"this snnbatch {__version__} reads format {FORMAT}: {advice}. Nothing was changed."
         )
     return root
 
 
 class TaskStore:
-    """Read and write one task's groups. Only this task's process writes ``status`` and ``checkpoints``."""
+    """Read and write one task's groups. Only the lease holder writes ``status`` and ``checkpoints``."""
 
     def __init__(self, path: str | os.PathLike, task_id: str, mode: str = "r+"):
         self.path = Path(path)
-        self.task_id = task_id
+        self.task_id = check_task_id(task_id, self.path)
         root = open_root(self.path, mode="r" if mode == "r" else "r+")
         try:
             self.group = root[f"{TASKS}/{task_id}"]
         except KeyError:
             raise StoreError(f"{self.path}: no task {task_id!r} in this store") from None
+        except Exception as exc:
+            raise StoreError(f"{self.path}: task {task_id}: unreadable metadata: {exc}") from None
+        self.dir = self.path / TASKS / task_id
         self._status = None
 
     # -------------------------------------------------------------- config and status
@@ -98,9 +171,15 @@ class TaskStore:
         return dict(self.group.attrs["config"])
 
     def config(self):
+        from pydantic import ValidationError
+
         from .config import TaskConfig
 
-        return TaskConfig.model_validate(self.config_dict)
+        try:
+            return TaskConfig.model_validate(self.config_dict)
+        except (KeyError, ValidationError) as exc:
+            raise StoreError(f"{self.dir}: the task's config is missing or not valid for this snnbatch: "
+                             f"{exc}") from None
 
     def status(self) -> dict[str, Any]:
         try:
@@ -109,10 +188,104 @@ class TaskStore:
             return {"state": "pending"}
 
     def update_status(self, **values) -> None:
-        if self._status is None:
-            self._status = self.group.require_group("status")
         values["updated"] = now()
-        self._status.update_attributes(values)
+        try:
+            if self._status is None:
+                self._status = self.group.require_group("status")
+            self._status.update_attributes(values)
+        except OSError as exc:
+            if is_store_full_or_readonly(exc):
+                raise _write_error(self.path, exc, f"write the status of task {self.task_id}") from None
+            raise
+
+    # -------------------------------------------------------------- lease
+
+    def acquire_lease(self, wait: float | None = None) -> tuple["Lease | None", dict | None]:
+        """Take this task's lease: ``(lease, None)``, or ``(None, holder)`` when a live holder has it.
+
+        ``wait``: seconds to wait for a holder on another host that missed heartbeats to
+        become stale; ``None`` waits up to ``LEASE_STALE_SECONDS`` for such a holder and not
+        at all for one whose heartbeat is recent. Raises :class:`StoreWriteError` when the
+        store cannot be written.
+        """
+        path = self.dir / LEASE
+        token = uuid.uuid4().hex
+        info = _lease_info(token)
+        tmp = self.dir / f"{LEASE}.{token}.new"
+        try:
+            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+        except OSError as exc:
+            raise _write_error(self.path, exc, f"take the lease of task {self.task_id}") from None
+        lease = Lease(path, fd, info)
+        holder = None
+        try:
+            lease._write()
+            limit = time.monotonic() + (LEASE_STALE_SECONDS if wait is None else wait)
+            for _ in range(10_000):
+                try:
+                    os.link(tmp, path)
+                    os.unlink(tmp)
+                    self._remove_old_lease_files(token)
+                    return lease, None
+                except FileExistsError:
+                    pass
+                holder, ino = read_lease(path)
+                if holder is None:
+                    continue  # released meanwhile: try again
+                if lease_alive(holder):
+                    age = now() - float(holder.get("heartbeat", 0))
+                    missing = holder.get("where") != info["where"] and age > 3 * LEASE_HEARTBEAT_SECONDS
+                    if missing and time.monotonic() < limit:
+                        time.sleep(min(1.0, max(0.05, limit - time.monotonic())))
+                        continue
+                    break
+                _take_aside(path, holder, ino, token)
+        except OSError as exc:
+            lease.close()
+            _unlink(tmp)
+            raise _write_error(self.path, exc, f"take the lease of task {self.task_id}") from None
+        except BaseException:
+            lease.close()
+            _unlink(tmp)
+            raise
+        lease.close()
+        _unlink(tmp)
+        return None, holder
+
+    def lease_holder(self) -> dict | None:
+        """The live holder of this task's lease, or None."""
+        holder, _ = read_lease(self.dir / LEASE)
+        return holder if holder is not None and lease_alive(holder) else None
+
+    def _remove_old_lease_files(self, token: str) -> None:
+        """Temporary lease files of crashed acquirers (older than a heartbeat period)."""
+        for p in self.dir.glob(f"{LEASE}.*"):
+            try:
+                if token not in p.name and now() - p.stat().st_mtime > LEASE_HEARTBEAT_SECONDS:
+                    p.unlink()
+            except OSError:
+                pass
+
+    def clean_leftovers(self) -> list[str]:
+        """Remove what a crashed holder left: partial or half-deleted checkpoints, temporary files.
+
+        Call only while holding the lease. Returns the names removed.
+        """
+        removed = []
+        ckdir = self.dir / "checkpoints"
+        for sub in (ckdir, self.dir / "status"):
+            try:
+                entries = list(os.scandir(sub))
+            except OSError:
+                continue
+            for e in entries:
+                if e.name.endswith(".partial") or ".partial-" in e.name or ".deleted-" in e.name:
+                    if e.is_dir(follow_symlinks=False):
+                        shutil.rmtree(e.path, ignore_errors=True)
+                    else:
+                        _unlink(e.path)
+                    removed.append(e.name)
+        return removed
 
     # -------------------------------------------------------------- checkpoints
 
@@ -120,44 +293,75 @@ class TaskStore:
         return self.group.require_group("checkpoints")
 
     def checkpoint_names(self) -> list[str]:
+        """The committed checkpoints' names, oldest first."""
         try:
-            ck = self.group["checkpoints"]
-        except KeyError:
+            entries = os.listdir(self.dir / "checkpoints")
+        except OSError:
             return []
-        return sorted(ck.group_keys())
+        return sorted(n for n in entries if _CHECKPOINT.fullmatch(n))
 
     def save_checkpoint(self, state: TrainState, keep: int, extra: dict | None = None) -> str:
         """Commit ``state`` as a new checkpoint; returns its name. Old ones beyond ``keep`` are removed after."""
+        try:
+            return self._save_checkpoint(state, keep, extra)
+        except OSError as exc:
+            if is_store_full_or_readonly(exc):
+                raise _write_error(self.path, exc, f"write a checkpoint of task {self.task_id}") from None
+            raise
+
+    def _save_checkpoint(self, state, keep, extra):
         ckroot = self._checkpoints()
         names = self.checkpoint_names()
         seq = int(names[-1]) + 1 if names else 0
         name = f"{seq:08d}"
-        ck = ckroot.create_group(name)
-        arrays = dict(state.arrays)
-        for k, v in state.metrics.items():
-            arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
-        checksums = {}
-        for key, value in arrays.items():
-            value = np.asarray(value)
-            ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
-                            compressors=None)
-            checksums[key] = digest(value)
-        ck.attrs.put({
-            "complete": True,
-            "iteration": state.iteration,
-            "rng": json.dumps(state.rng.bit_generator.state),
-            "metrics": sorted(state.metrics),
-            "checksums": checksums,
-            "created": now(),
-            "host": socket.gethostname(),
-            **(extra or {}),
-        })
+        partial = f"{name}.partial-{uuid.uuid4().hex[:8]}"
+        pause = _env_seconds(SLOW_CHECKPOINT_ENV)
+        try:
+            ck = ckroot.create_group(partial)
+            arrays = dict(state.arrays)
+            for k, v in state.metrics.items():
+                arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
+            checksums = {}
+            for key, value in arrays.items():
+                value = np.asarray(value)
+                if pause:
+                    time.sleep(pause)
+                ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
+                                compressors=None)
+                checksums[key] = digest(value)
+            if pause:
+                time.sleep(pause)
+            ck.attrs.put({
+                "complete": True,
+                "iteration": state.iteration,
+                "rng": json.dumps(state.rng.bit_generator.state),
+                "metrics": sorted(state.metrics),
+                "checksums": checksums,
+                "created": now(),
+                "host": socket.gethostname(),
+                **(extra or {}),
+            })
+            os.rename(self.dir / "checkpoints" / partial, self.dir / "checkpoints" / name)  # the commit
+        except BaseException:
+            shutil.rmtree(self.dir / "checkpoints" / partial, ignore_errors=True)
+            raise
         for old in names[: max(0, len(names) + 1 - keep)]:
             self._delete_checkpoint(old)
         return name
 
     def _delete_checkpoint(self, name: str) -> None:
-        shutil.rmtree(self.path / TASKS / self.task_id / "checkpoints" / name, ignore_errors=True)
+        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name."""
+        ckdir = self.dir / "checkpoints"
+        aside = ckdir / f"{name}.deleted-{uuid.uuid4().hex[:8]}"
+        try:
+            os.rename(ckdir / name, aside)
+        except OSError:
+            return
+        shutil.rmtree(aside, ignore_errors=True)
+
+    def discard_checkpoint(self, name: str) -> None:
+        """Remove a bad checkpoint (lease holders only: the runner does it after reporting it)."""
+        self._delete_checkpoint(name)
 
     def load_checkpoint(self, name: str) -> TrainState:
         """Load and verify one checkpoint; raises ``CorruptCheckpoint`` when it is incomplete or altered."""
@@ -173,25 +377,187 @@ class TaskStore:
                     raise CorruptCheckpoint(f"checkpoint {name}: array {key!r} does not match its checksum")
                 arrays[key] = value
             rng_state = json.loads(attrs["rng"])
+            bitgen = getattr(np.random, rng_state["bit_generator"])()
+            bitgen.state = rng_state
+            metrics = {k: arrays.pop(f"metrics/{k}").tolist() for k in attrs["metrics"]}
+            iteration = int(attrs["iteration"])
         except CorruptCheckpoint:
             raise
-        except Exception as exc:  # truncated or unreadable files
+        except Exception as exc:  # truncated, deleted or unreadable files
             raise CorruptCheckpoint(f"checkpoint {name} is unreadable: {type(exc).__name__}: {exc}") from None
-        bitgen = getattr(np.random, rng_state["bit_generator"])()
-        bitgen.state = rng_state
-        metrics = {k: arrays.pop(f"metrics/{k}").tolist() for k in attrs["metrics"]}
-        return TrainState(int(attrs["iteration"]), arrays, np.random.Generator(bitgen), metrics)
+        return TrainState(iteration, arrays, np.random.Generator(bitgen), metrics)
+
+    def newest_good_checkpoint(self) -> tuple[TrainState | None, str | None, list[tuple[str, str]]]:
+        """The newest good checkpoint, its name, and the bad ones met on the way: ``(name, problem)``."""
+        bad = []
+        for name in reversed(self.checkpoint_names()):
+            try:
+                return self.load_checkpoint(name), name, bad
+            except CorruptCheckpoint as exc:
+                bad.append((name, str(exc)))
+        return None, None, bad
 
     def latest_checkpoint(self) -> tuple[TrainState | None, list[str]]:
         """The newest good checkpoint and the problems met on the way to it (newer, bad ones)."""
-        problems = []
-        for name in reversed(self.checkpoint_names()):
-            try:
-                return self.load_checkpoint(name), problems
-            except CorruptCheckpoint as exc:
-                problems.append(str(exc))
-        return None, problems
+        state, _, bad = self.newest_good_checkpoint()
+        return state, [problem for _, problem in bad]
 
 
 class CorruptCheckpoint(Exception):
     """A checkpoint that was not committed, or whose arrays changed on disk."""
+
+
+# ------------------------------------------------------------------ leases
+
+
+def _pid_namespace() -> str:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (clock ticks since boot), to tell a reused pid apart;
+    ``"zombie"`` for a process that exited but was not reaped yet."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            fields = fh.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if fields[0] in (b"Z", b"X"):
+        return "zombie"
+    return fields[19].decode() if len(fields) > 19 else None
+
+
+def _lease_info(token: str) -> dict:
+    host = socket.gethostname()
+    t = now()
+    return {"host": host, "where": f"{host} {_pid_namespace()}", "pid": os.getpid(),
+            "start": _process_start(os.getpid()), "token": token, "acquired": t, "heartbeat": t}
+
+
+def read_lease(path) -> tuple[dict | None, int | None]:
+    """A lease file's content and inode; ``(None, None)`` if there is none.
+
+    An unreadable file (torn by a concurrent rewrite, or damaged) is read again a few
+    times, then described by its modification time alone.
+    """
+    for attempt in range(5):
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None, None
+        try:
+            st = os.fstat(fd)
+            data = os.read(fd, 65536)
+        finally:
+            os.close(fd)
+        try:
+            info = json.loads(data)
+            if isinstance(info, dict) and "token" in info:
+                return info, st.st_ino
+        except ValueError:
+            pass
+        time.sleep(0.01 * (attempt + 1))
+    return {"token": None, "where": None, "heartbeat": st.st_mtime, "unreadable": True}, st.st_ino
+
+
+def lease_alive(info: dict, at: float | None = None) -> bool:
+    """Whether the holder described by ``info`` may still be running (see the module docstring)."""
+    at = now() if at is None else at
+    if info.get("where") == f"{socket.gethostname()} {_pid_namespace()}" and info.get("pid"):
+        pid = int(info["pid"])
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        started, found = info.get("start"), _process_start(pid)
+        return found != "zombie" and (started is None or found in (None, started))
+    return at - float(info.get("heartbeat") or 0) <= LEASE_STALE_SECONDS
+
+
+def describe_holder(info: dict | None) -> str:
+    if not info:
+        return "unknown holder"
+    if info.get("unreadable"):
+        return "a holder whose lease file is unreadable"
+    age = now() - float(info.get("heartbeat") or 0)
+    return f"host {info.get('host')} pid {info.get('pid')}, heartbeat {age:.0f}s ago"
+
+
+def _take_aside(path: Path, judged: dict, ino: int | None, token: str) -> None:
+    """Remove the stale lease ``judged``; if what was moved is a newer lease, put it back."""
+    aside = path.with_name(f"{LEASE}.{token}.stale")
+    try:
+        os.rename(path, aside)
+    except FileNotFoundError:
+        return
+    moved, moved_ino = read_lease(aside)
+    same = moved is not None and (moved.get("token") == judged.get("token") if judged.get("token")
+                                  else moved_ino == ino)
+    if not same:
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass  # a third process leased it meanwhile; the moved holder sees its loss at its heartbeat
+    _unlink(aside)
+
+
+def _unlink(path) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
+def _env_seconds(name: str) -> float:
+    try:
+        return max(0.0, float(os.environ.get(name) or 0))
+    except ValueError:
+        return 0.0
+
+
+class Lease:
+    """This process's hold on one task. Refresh it at least every ``LEASE_HEARTBEAT_SECONDS``."""
+
+    SIZE = 1024  # the file is rewritten in place at this fixed size, padded with spaces
+
+    def __init__(self, path: Path, fd: int, info: dict):
+        self.path = path
+        self.fd = fd
+        self.info = info
+        self._ino = os.fstat(fd).st_ino
+
+    def _write(self) -> None:
+        data = json.dumps(self.info).encode()
+        os.pwrite(self.fd, data.ljust(self.SIZE), 0)
+        if len(data) > self.SIZE:
+            os.ftruncate(self.fd, len(data))
+
+    def held(self) -> bool:
+        """Whether the lease file is still this one (it may have been taken over as stale)."""
+        try:
+            return os.stat(self.path).st_ino == self._ino
+        except OSError:
+            return False
+
+    def refresh(self) -> bool:
+        """Write a new heartbeat into this lease's own file; False when the lease was lost."""
+        if self.fd < 0 or not self.held():
+            return False
+        self.info["heartbeat"] = now()
+        self._write()
+        return True
+
+    def release(self) -> None:
+        if self.fd >= 0 and self.held():
+            _unlink(self.path)
+        self.close()
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1

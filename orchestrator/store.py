@@ -2,27 +2,33 @@
 
 See :mod:`snnbatch.jobs.store` for the layout. The driver writes the root
 attrs, each task's config group (once) and the ``scheduler`` group; tasks
-write their own ``status`` and ``checkpoints``.
+write their own ``status`` and ``checkpoints``. A new store is built under a
+temporary name beside its path and renamed into place, so two drivers
+creating the same store at once end up sharing one. A task is ``running``
+only while a live process holds its lease; one whose status says running
+without a live lease holder is shown as ``interrupted``.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import os
-import socket
+import shutil
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import zarr
 from zarr.core.buffer import default_buffer_prototype
+from zarr.errors import ContainsGroupError
 from zarr.storage import LocalStore
 
 from ..jobs.errors import StoreError
-from ..jobs.store import FORMAT, TASKS, open_root
+from ..jobs.store import FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, lease_alive, open_root, read_lease
 from .planner import Task
 
-STALE_SECONDS = 120.0  # a "running" task without a heartbeat for this long is taken as interrupted
+STALE_SECONDS = LEASE_STALE_SECONDS  # a lease without a heartbeat for this long is taken as abandoned
 
 
 def _version() -> str:
@@ -45,26 +51,31 @@ class RunStore:
         Returns the store and the ids of the tasks that were added.
         """
         path = Path(path)
-        if path.exists() and (path / "zarr.json").exists():
-            store = cls.open(path, mode="r+")
-            existing = store.spec_dict()
-            if existing.get("name") != spec.name:
-                raise StoreError(
-                    f"{path}: holds run '{existing.get('name')}', not '{spec.name}'; choose another --store"
-                )
-        elif path.exists() and any(path.iterdir()):
-            raise StoreError(f"{path}: exists and is not a snnbatch run store; choose another --store")
-        else:
-            root = zarr.open_group(str(path), mode="w")
-            root.attrs.put({
-                "snnbatch": {"format": FORMAT, "version": _version()},
-                "name": spec.name,
-                "created": time.time(),
-                "spec": spec.model_dump(mode="json"),
-                "spec_yaml": spec_text,
-            })
-            root.create_group(TASKS)
-            store = cls(path, root)
+        try:
+            path.exists()
+        except (OSError, ValueError) as exc:  # a NUL byte, an unencodable or too long name
+            raise StoreError(f"{str(path)!r}: not a usable store path ({exc})") from None
+        try:
+            return cls._create_or_update(path, spec, spec_text, tasks)
+        except OSError as exc:
+            raise StoreError(f"{path}: cannot write the run store: {exc.strerror or exc}"
+                             f"{f' ({exc.filename})' if exc.filename else ''}") from None
+
+    @classmethod
+    def _create_or_update(cls, path: Path, spec, spec_text: str, tasks: list[Task]):
+        if not (path / "zarr.json").exists():
+            occupied = path.exists() and (not path.is_dir() or any(path.iterdir()))
+            # looked again: another driver may have renamed its new store into place meanwhile
+            if occupied and not (path / "zarr.json").exists():
+                raise StoreError(f"{path}: exists and is not a snnbatch run store; choose another --store")
+            if not occupied:
+                cls._create(path, spec, spec_text)
+        store = cls.open(path, mode="r+")
+        existing = store.spec_dict()
+        if existing.get("name") != spec.name:
+            raise StoreError(
+                f"{path}: holds run '{existing.get('name')}', not '{spec.name}'; choose another --store"
+            )
         have = set(store.task_ids())
         added = []
         tasks_group = store.root[TASKS]
@@ -72,11 +83,14 @@ class RunStore:
         for task in tasks:
             if task.id in have:
                 continue
-            tasks_group.create_group(task.id, attributes={
-                "config": task.config_dict(),
-                "params": task.params,
-                "index": offset + len(added),
-            })
+            try:
+                tasks_group.create_group(task.id, attributes={
+                    "config": task.config_dict(),
+                    "params": task.params,
+                    "index": offset + len(added),
+                })
+            except ContainsGroupError:
+                continue  # another driver added it just now
             added.append(task.id)
         if added:
             history = list(store.root.attrs.get("spec_history", []))
@@ -85,9 +99,53 @@ class RunStore:
                                           "spec_history": history})
         return store, added
 
+    @staticmethod
+    def _create(path: Path, spec, spec_text: str) -> None:
+        """Build an empty store beside ``path`` and rename it into place, unless another driver was first."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+        try:
+            root = zarr.open_group(str(tmp), mode="w-")
+            root.attrs.put({
+                "snnbatch": {"format": FORMAT, "version": _version()},
+                "name": spec.name,
+                "created": time.time(),
+                "spec": spec.model_dump(mode="json"),
+                "spec_yaml": spec_text,
+            })
+            root.create_group(TASKS)
+            try:
+                os.rename(tmp, path)  # replaces an empty directory; fails on a non-empty one
+            except OSError:
+                if not (path / "zarr.json").exists():
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def check_writable(self) -> None:
+        """Raise :class:`StoreError` naming the store when a file cannot be written into it."""
+        probe = self.path / f".snnbatch-write-test-{uuid.uuid4().hex[:8]}"
+        try:
+            with open(probe, "wb") as fh:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise StoreError(f"{self.path}: the run store is not writable: {exc.strerror or exc}; "
+                             "free space or fix its permissions, then try again") from None
+        finally:
+            try:
+                os.unlink(probe)
+            except OSError:
+                pass
+
     @classmethod
     def open(cls, path, mode: str = "r") -> "RunStore":
-        return cls(path, open_root(path, mode=mode))
+        """Open a store; ``mode="r+"`` also checks that it can be written (:meth:`check_writable`)."""
+        store = cls(path, open_root(path, mode=mode))
+        if mode != "r":
+            store.check_writable()
+        return store
 
     # ---------------------------------------------------------------- reading
 
@@ -123,7 +181,7 @@ class RunStore:
                 raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")
             status = status or {"state": "pending"}
             state = status.get("state", "pending")
-            if state == "running" and _holder_gone(status, now):
+            if state == "running" and not _lease_held(self.path / TASKS / tid, now):
                 state = "interrupted"
             out.append({
                 "id": tid,
@@ -149,20 +207,13 @@ class RunStore:
             g.update_attributes({"backend": backend, "submissions": subs, **jobs.get(tid, {})})
 
 
-def _holder_gone(status: dict, now: float) -> bool:
-    """A "running" task whose process is gone: dead pid on this host, or no heartbeat for long."""
-    if now - float(status.get("heartbeat", 0)) > STALE_SECONDS:
-        return True
-    attempts = status.get("attempts") or [{}]
-    last = attempts[-1]
-    if last.get("host") == socket.gethostname() and last.get("pid"):
-        try:
-            os.kill(int(last["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
-    return False
+def _lease_held(task_dir: Path, now: float) -> bool:
+    """Whether a live process holds the task's lease (see :mod:`snnbatch.jobs.store`)."""
+    try:
+        info, _ = read_lease(task_dir / LEASE)
+    except OSError:
+        return True  # cannot tell: keep what the status says
+    return info is not None and lease_alive(info, now)
 
 
 async def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
