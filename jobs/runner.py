@@ -274,7 +274,7 @@ class _Run:
             attempt["checkpointed"] = state.iteration
             last = {k: v[-1] for k, v in state.metrics.items() if v}
             finish("done", state="done", iteration=state.iteration, checkpoint=name,
-                   finished=time.time(), **last, **final)
+                   finished=time.time(), **{**last, **final})  # a final metric wins over the last iteration's
             return Outcome(task_id, "done", state.iteration)
         except (_LeaseLost, StoreWriteError):
             raise

@@ -117,11 +117,6 @@ class TaskRunner(submitit.helpers.Checkpointable):
             ts.update_status(state="failed", error_line=f"requeue budget exhausted after {len(attempts)} attempts "
                              f"(resources.max_requeues = {cfg.resources.max_requeues})")
             return "failed"
-        if attempts and not attempts[-1].get("ended"):
-            # the previous attempt never said how it ended: its node died or it was SIGKILLed
-            attempts[-1]["ended"] = attempts[-1].get("heartbeat_at", attempts[-1].get("started"))
-            attempts[-1]["reason"] = "lost (node failure or SIGKILL)"
-            ts.update_status(attempts=attempts)
         limit = cfg.resources.time_seconds
         self._deadline_at_limit = time.time() + limit
         self._signal_delay = signal_delay(limit)

@@ -8,7 +8,7 @@ import click
 from ...jobs.runner import StopFlag, install_signal_handlers, run_task
 from .app import run_command
 
-EXIT = {"done": 0, "failed": 1, "interrupted": 3}
+EXIT = {"done": 0, "failed": 1, "interrupted": 3, "leased": 4}
 
 
 @click.command("run-task")
@@ -22,7 +22,8 @@ def run_task_command(store_path, task_id, deadline, backend, job_id):
     """Run one task of STORE until it is done, from its newest checkpoint.
 
     SIGTERM, SIGUSR2 and SIGINT make it checkpoint and exit with status 3.
-    Exit status 0: done; 1: the task failed (traceback in the store).
+    Exit status 0: done; 1: the task failed (traceback in the store); 2: bad input or the store
+    cannot be written; 3: stopped after a checkpoint; 4: another live process runs this task.
 
     \b
     Example:
@@ -33,6 +34,9 @@ def run_task_command(store_path, task_id, deadline, backend, job_id):
     outcome = run_task(store_path, task_id, stop=stop, deadline=deadline, backend=backend, job_id=job_id)
     if outcome.state == "failed":
         click.echo(outcome.error or "", err=True)
+    if getattr(outcome, "store_error", False):
+        click.echo(f"error: {outcome.reason}", err=True)
+        sys.exit(2)
     click.echo(f"{task_id}: {outcome.state} at iteration {outcome.iteration}" + (f" ({outcome.reason})" if outcome.reason else ""))
     sys.exit(EXIT[outcome.state])
 

@@ -54,7 +54,11 @@ def _run(store: RunStore, ids: list[str], backend: str, options: SubmitOptions) 
     failed = [tid for tid in ids if tasks[tid]["state"] == "failed"]
     for tid in failed:
         console.print(f"  [red]failed[/] {tid}: {tasks[tid]['status'].get('error_line', '')}", highlight=False)
-    if failed or counts.get("done", 0) != len(ids):
+    elsewhere = [tid for tid in ids if result.outcomes.get(tid) == "leased" or tasks[tid]["state"] == "running"]
+    if elsewhere:
+        console.print(f"{len(elsewhere)} task(s) running elsewhere (another driver holds them): "
+                      + ", ".join(elsewhere[:10]) + (" ..." if len(elsewhere) > 10 else ""))
+    if failed or counts.get("done", 0) + len(elsewhere) != len(ids):
         console.print(f"see 'snnbatch status {store.path}'; unfinished tasks continue with 'snnbatch resume {store.path}'")
         sys.exit(1)
 
