@@ -88,7 +88,27 @@ class DendriticModel(Section):
     dtype: Literal["float32", "float64"] = "float64"
 
 
-ModelSection = Annotated[Union[LIFModel, ALIFModel, DendriticModel], Field(discriminator="type")]
+class ForceModel(Section):
+    """Recurrent LIF network, static balanced connections plus plastic ones trained by RLS (seed 002).
+
+    Times in ms. ``packed`` stores each neuron's inverse covariance as a packed symmetric matrix.
+    """
+
+    type: Literal["force"] = "force"
+    n_neurons: PositiveInt = 200
+    n_static: PositiveInt = 80
+    n_plastic: PositiveInt = 40
+    dt: PositiveFloat = 0.1
+    duration: PositiveFloat = 1000.0
+    warmup: NonNegativeFloat = 100.0
+    tau_mem: PositiveFloat = 10.0
+    tau_syn: PositiveFloat = 3.0
+    tau_plastic: PositiveFloat = 150.0
+    packed: bool = True
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+ModelSection = Annotated[Union[LIFModel, ALIFModel, DendriticModel, ForceModel], Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------ datasets
@@ -152,7 +172,21 @@ class TeacherData(Section):
     seed: NonNegativeInt = 0
 
 
-DatasetSection = Annotated[Union[RandmanData, SHDData, TeacherData], Field(discriminator="type")]
+class SinusoidData(Section):
+    """Target currents offset_i + amp·sin(2π·freq·t + φ_i), random phases φ_i (seed 002's benchmark).
+
+    ``offset``: one value for every neuron, or (the default) each neuron's mean current in the
+    untrained network.
+    """
+
+    type: Literal["sinusoids"] = "sinusoids"
+    freq: PositiveFloat = 1.0
+    amp: PositiveFloat = 0.5
+    offset: Optional[float] = None
+    seed: NonNegativeInt = 0
+
+
+DatasetSection = Annotated[Union[RandmanData, SHDData, TeacherData, SinusoidData], Field(discriminator="type")]
 
 
 # ------------------------------------------------------------------ learning
@@ -185,7 +219,16 @@ class AdjointLearning(Section):
     rule: Literal["adjoint"] = "adjoint"
 
 
-LearningSection = Annotated[Union[BPTTLearning, EpropLearning, AdjointLearning], Field(discriminator="rule")]
+class RLSLearning(Section):
+    """Recursive least squares on each neuron's own inverse covariance (FORCE)."""
+
+    rule: Literal["rls"] = "rls"
+    lam: PositiveFloat = 0.1
+    learn_every: PositiveInt = 100
+
+
+LearningSection = Annotated[Union[BPTTLearning, EpropLearning, AdjointLearning, RLSLearning],
+                            Field(discriminator="rule")]
 
 
 class Training(Section):
@@ -273,6 +316,7 @@ ALGORITHMS = {
     "lif": {"learning": ("bptt", "eprop"), "dataset": ("randman", "shd", )},
     "alif": {"learning": ("bptt", "eprop"), "dataset": ("randman", "shd")},
     "dendritic": {"learning": ("adjoint",), "dataset": ("teacher",)},
+    "force": {"learning": ("rls",), "dataset": ("sinusoids",)},
 }
 UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
 

@@ -56,6 +56,7 @@ TRAINERS: dict[tuple[str, str], str] = {
     ("lif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
     ("alif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
     ("dendritic", "adjoint"): "snnbatch.jobs.dendritic_adjoint:DendriticAdjointTrainer",
+    ("force", "rls"): "snnbatch.jobs.force_rls:ForceRLSTrainer",
 }
 
 

@@ -109,6 +109,10 @@ OTHER_CASES = {
         "model: {type: dendritic, n_neurons: 4, n_inputs: 3, duration: 50.0, init_noise: 0.05}\n"
         "training: {iterations: 8, lr: 5.0e-4}\ncheckpoint: {every_iterations: 3}\n"
     ),
+    "force-rls": (
+        "model: {type: force, n_neurons: 60, n_static: 20, n_plastic: 10, duration: 200.0, warmup: 20.0}\n"
+        "training: {iterations: 8}\ncheckpoint: {every_iterations: 3}\n"
+    ),
 }
 
 
