@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import dendritic, optim
-from .trainer import Trainer, TrainState
+from ..kernels import dendritic
+from .trainer import GradientTrainer, TrainState
 
 
-class DendriticAdjointTrainer(Trainer):
+class DendriticAdjointTrainer(GradientTrainer):
     def __init__(self, config):
         super().__init__(config)
         m = config.model
@@ -30,11 +30,9 @@ class DendriticAdjointTrainer(Trainer):
         self.task = dendritic.make_task(self.kcfg, np.random.default_rng(config.dataset.seed))
         t = config.training
         self.total_iterations = t.iterations if t.iterations is not None else (t.epochs or 1)
-        self.opt_init, self.opt_step = optim.OPTIMIZERS[t.optimizer]
 
     def init_state(self) -> TrainState:
-        seeds = np.random.SeedSequence(self.config.seed).spawn(2)
-        rng = np.random.default_rng(seeds[0])
+        rng = np.random.default_rng(self.seeds()[0])
         noise = self.config.model.init_noise
         if noise > 0:
             params = {}
@@ -43,27 +41,15 @@ class DendriticAdjointTrainer(Trainer):
                 params[name] = (w * (1.0 + noise * rng.standard_normal(w.shape))).astype(w.dtype)
         else:
             params = dendritic.init_params(self.kcfg, rng)
-        arrays = {f"params/{k}": v for k, v in params.items()}
-        arrays.update({f"opt/{k}": v for k, v in self.opt_init(params).items()})
-        return TrainState(0, arrays, np.random.default_rng(seeds[1]))
-
-    def _split(self, state):
-        params = {k[7:]: v for k, v in state.arrays.items() if k.startswith("params/")}
-        opt = {k[4:]: v for k, v in state.arrays.items() if k.startswith("opt/")}
-        return params, opt
+        return self.new_state(params)
 
     def step(self, state: TrainState) -> dict[str, float]:
-        params, opt = self._split(state)
+        params, _ = self.split(state)
         loss, grads = dendritic.loss_and_grad(params, self.task, self.kcfg)
-        t = self.config.training
-        if t.optimizer == "adam":
-            self.opt_step(params, grads, opt, t.lr, t.beta1, t.beta2)
-        else:
-            self.opt_step(params, grads, opt, t.lr)
-        state.iteration += 1
+        self.apply_gradients(state, grads)
         return {"loss": loss}
 
     def evaluate(self, state: TrainState) -> dict[str, float]:
-        params, _ = self._split(state)
+        params, _ = self.split(state)
         res = dendritic.evaluate(params, self.task, self.kcfg)
         return {"test_loss": res["loss"], "correlation": res["correlation"], "rate_hz": res["rate_hz"]}

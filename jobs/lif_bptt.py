@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import lif, optim
+from ..kernels import lif
 from . import datasets
-from .trainer import Trainer, TrainState, epoch_order, iterations_per_epoch
+from .trainer import GradientTrainer, TrainState, epoch_order, iterations_per_epoch
 
 
-class LIFBPTTTrainer(Trainer):
+class LIFBPTTTrainer(GradientTrainer):
     """Minibatch training of a network kernel; subclasses change ``kernel`` and :meth:`kernel_config`.
 
     ``kernel`` is a module with ``init_params``, ``loss_acc_grad`` and ``evaluate``
@@ -26,7 +26,6 @@ class LIFBPTTTrainer(Trainer):
         self.batch_size = min(t.batch_size, self.n_train)
         per_epoch = iterations_per_epoch(self.n_train, self.batch_size)
         self.total_iterations = t.iterations if t.iterations is not None else (t.epochs or 1) * per_epoch
-        self.opt_init, self.opt_step = optim.OPTIMIZERS[t.optimizer]
 
     def kernel_config(self) -> lif.LIFConfig:
         m, lr = self.config.model, self.config.learning
@@ -46,31 +45,16 @@ class LIFBPTTTrainer(Trainer):
         )
 
     def init_state(self) -> TrainState:
-        seeds = np.random.SeedSequence(self.config.seed).spawn(2)
-        params = self.kernel.init_params(self.kcfg, np.random.default_rng(seeds[0]))
-        opt = self.opt_init(params)
-        arrays = {f"params/{k}": v for k, v in params.items()}
-        arrays.update({f"opt/{k}": v for k, v in opt.items()})
-        return TrainState(0, arrays, np.random.default_rng(seeds[1]))
-
-    def _split(self, state):
-        params = {k[7:]: v for k, v in state.arrays.items() if k.startswith("params/")}
-        opt = {k[4:]: v for k, v in state.arrays.items() if k.startswith("opt/")}
-        return params, opt
+        return self.new_state(self.kernel.init_params(self.kcfg, np.random.default_rng(self.seeds()[0])))
 
     def step(self, state: TrainState) -> dict[str, float]:
         index = epoch_order(state, self.n_train, self.batch_size)
-        params, opt = self._split(state)
+        params, _ = self.split(state)
         loss, acc, grads = self.kernel.loss_acc_grad(params, self.data.train_events, self.data.train_labels, self.kcfg, index)
-        t = self.config.training
-        if t.optimizer == "adam":
-            self.opt_step(params, grads, opt, t.lr, t.beta1, t.beta2)
-        else:
-            self.opt_step(params, grads, opt, t.lr)
-        state.iteration += 1
+        self.apply_gradients(state, grads)
         return {"loss": loss, "accuracy": acc}
 
     def evaluate(self, state: TrainState) -> dict[str, float]:
-        params, _ = self._split(state)
+        params, _ = self.split(state)
         res = self.kernel.evaluate(params, self.data.test_events, self.data.test_labels, self.kcfg)
         return {"test_loss": res["loss"], "test_accuracy": res["accuracy"]}

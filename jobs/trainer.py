@@ -48,6 +48,46 @@ class Trainer:
         raise NotImplementedError
 
 
+class GradientTrainer(Trainer):
+    """A trainer whose state is parameters (``params/<name>``) and optimizer state (``opt/<name>``).
+
+    Subclasses build their kernel in ``__init__``, start from :meth:`new_state` and call
+    :meth:`apply_gradients` in ``step``.
+    """
+
+    def __init__(self, config: TaskConfig):
+        super().__init__(config)
+        from ..kernels import optim
+
+        self.opt_init, self.opt_step = optim.OPTIMIZERS[config.training.optimizer]
+
+    def seeds(self) -> list[np.random.SeedSequence]:
+        """Two independent streams from the task seed: parameter init, then everything else."""
+        return np.random.SeedSequence(self.config.seed).spawn(2)
+
+    def new_state(self, params: dict[str, np.ndarray]) -> TrainState:
+        arrays = {f"params/{k}": v for k, v in params.items()}
+        arrays.update({f"opt/{k}": v for k, v in self.opt_init(params).items()})
+        return TrainState(0, arrays, np.random.default_rng(self.seeds()[1]))
+
+    @staticmethod
+    def split(state: TrainState) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Views of the parameter and optimizer arrays, keyed without their prefixes."""
+        params = {k[7:]: v for k, v in state.arrays.items() if k.startswith("params/")}
+        opt = {k[4:]: v for k, v in state.arrays.items() if k.startswith("opt/")}
+        return params, opt
+
+    def apply_gradients(self, state: TrainState, grads: dict[str, np.ndarray]) -> None:
+        """One optimizer step, in place on the state's arrays, and count the iteration."""
+        params, opt = self.split(state)
+        t = self.config.training
+        if t.optimizer == "adam":
+            self.opt_step(params, grads, opt, t.lr, t.beta1, t.beta2)
+        else:
+            self.opt_step(params, grads, opt, t.lr)
+        state.iteration += 1
+
+
 # (model type, learning rule) -> "module:Class", imported only when used so that
 # thread settings are in place before Numba loads.
 TRAINERS: dict[tuple[str, str], str] = {
