@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -93,21 +94,21 @@ def running_with_checkpoint(store, min_iteration=25):
     return t if t["state"] == "running" and t["iteration"] >= min_iteration else None
 
 
-def test_array_of_60_tasks_completes_as_one_array(cluster, tmp_path):
+def test_example_sweep_of_64_tasks_completes_as_one_array(cluster, tmp_path):
     cluster.start(accounting="on")
-    spec = write(tmp_path, "many", TINY.format(name="many", iterations=3, time="00:05:00", seeds=60))
+    spec = Path(__file__).resolve().parents[2] / "examples" / "slurm.yaml"
     store = tmp_path / "many"
-    r = cli("submit", str(spec), "--store", str(store), "--backend", "slurm")
+    r = cli("submit", str(spec), "--store", str(store), "--backend", "slurm", "--max-parallel", "8")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "submitted array" in r.stdout  # the driver returns at once: fire and forget
-    d = wait_until(lambda: all_ended(store), 600, 3, "60 tasks")
-    assert d["summary"]["done"] == 60
+    d = wait_until(lambda: all_ended(store), 900, 3, "64 tasks")
+    assert d["summary"]["done"] == 64
     arrays = {t["job_id"].split("_")[0] for t in d["tasks"]}
-    assert len(arrays) == 1  # one array, not 60 sbatch calls
+    assert len(arrays) == 1  # one array, not 64 sbatch calls
     # accounting is on: sacct knows the elements ended well
-    states = wait_until(lambda: (lambda s: s if len(s) == 60 and set(s.values()) == {"COMPLETED"} else None)(
+    states = wait_until(lambda: (lambda s: s if len(s) == 64 and set(s.values()) == {"COMPLETED"} else None)(
         slurm.scheduler_states([t["job_id"] for t in d["tasks"]])), 60, 2, "sacct COMPLETED")
-    assert len(states) == 60
+    assert len(states) == 64
 
 
 def test_failing_task_is_reported_while_the_rest_complete(cluster, tmp_path):
