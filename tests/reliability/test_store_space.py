@@ -114,9 +114,10 @@ def test_out_of_space_mid_run_then_resume(space, references):
     space.fill(6 * PAGE if space.kind == "tmpfs" else 6000)
     r = snnbatch("run-task", store.path, tid, preexec_fn=space.preexec)
     why = "No space left on device" if space.kind == "tmpfs" else "File too large"
-    assert r.returncode == 3, r.stdout + r.stderr
-    assert f"interrupted at iteration 10 ({store.path}: cannot write a checkpoint" in r.stdout, r.stdout
-    assert why in r.stdout and "Traceback" not in r.stderr
+    # a store that cannot be written is a user-facing error: one message naming the store, exit 2
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert f"error: {store.path}: cannot write a checkpoint" in r.stderr, r.stderr
+    assert why in r.stderr and "Traceback" not in r.stderr
     assert tree_digest(newest) == good
     assert not any("partial" in p.name for p in ckdir.iterdir())
     assert RunStore.open(store.path).tasks()[0]["state"] == "interrupted"
