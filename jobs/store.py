@@ -50,6 +50,7 @@ import re
 import shutil
 import socket
 import time
+import warnings
 import uuid
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,11 @@ import zarr
 
 from .errors import StoreError
 from .trainer import TrainState
+
+
+# Zarr writes each file under a temporary ``<name>.<random>.partial`` name and renames it into
+# place; a reader listing a group at that instant sees the temporary name and warns about it.
+warnings.filterwarnings("ignore", message=r"Object at .*\.partial is not recognized", category=UserWarning)
 
 FORMAT = 1
 TASKS = "tasks"
