@@ -1,0 +1,1 @@
+"""Benchmarks: ``python -m benchmarks.run --quick`` (``make bench``) or ``--full`` (``make bench-full``)."""

@@ -1,0 +1,248 @@
+"""LIF kernel vs its peers: seconds per training epoch and peak memory, 1 and 2 threads.
+
+Randman, 100 inputs -> 128 LIF -> 2 readouts, T = 100, batch 256, 2000 samples per
+epoch, float32, Adam (forward, backward and optimizer step); feed-forward and
+recurrent. Every (implementation, network, threads) runs in a fresh subprocess,
+so its thread counts come from the environment and its ``ru_maxrss`` is its own.
+Epoch times are medians over repeats; speed figures are ratios to the fastest
+peer measured in the same run.
+
+Peers (benchmarks/peers.py): ``spytorch`` is the reference the way the SpyTorch
+tutorial writes it; ``spytorch-unbind`` is the same code with the per-step slices
+taken by ``unbind`` (the tutorial's ``h1[:, t]`` costs O(T²) in autograd); snnTorch
+and Norse run in the full form. A float64 check confirms that ``spytorch`` computes
+the kernel's gradient.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+NAME = "lif"
+TITLE = "LIF kernel vs PyTorch peers (Randman 100-128-2, T=100, batch 256, 2000 samples/epoch, float32)"
+
+N_INPUTS, N_HIDDEN, N_OUTPUTS, T, BATCH, N_TRAIN, LR = 100, 128, 2, 100, 256, 2000, 2e-3
+PEERS_QUICK = ("spytorch", "spytorch-unbind")
+PEERS_FULL = ("spytorch", "spytorch-unbind", "snntorch", "norse")
+SPECIFIED = ("spytorch", "snntorch", "norse")  # the references the targets name
+
+
+def _data(n_inputs=N_INPUTS, n_steps=T, n_train=N_TRAIN, seed=0):
+    import numpy as np
+
+    from snnbatch.kernels import randman
+
+    cfg = randman.RandmanConfig(n_inputs=n_inputs, n_train=n_train, n_test=2, n_steps=n_steps)
+    return randman.make_dataset(cfg, np.random.default_rng(seed))
+
+
+def _batches(n_train, batch, epoch):
+    import numpy as np
+
+    order = np.random.default_rng(1000 + epoch).permutation(n_train)
+    return [order[i : i + batch] for i in range(0, n_train, batch)]
+
+
+def epoch_task(impl: str, recurrent: bool, threads: int, repeats: int, n_hidden: int = N_HIDDEN, n_steps: int = T,
+               batch: int = BATCH, n_train: int = N_TRAIN, dtype: str = "float32") -> dict:
+    """Median seconds per epoch (forward, backward, Adam) of ``impl`` in this process."""
+    import numpy as np
+
+    from snnbatch.kernels import lif
+
+    from .common import hwm_mib, peak_rss_mib, reset_peak_rss, rss_mib
+
+    data = _data(n_steps=n_steps, n_train=n_train)
+    cfg = lif.LIFConfig(n_inputs=N_INPUTS, n_hidden=n_hidden, n_outputs=N_OUTPUTS, recurrent=recurrent, dtype=dtype)
+    params = lif.init_params(cfg, np.random.default_rng(1))
+    if impl == "kernel":
+        import numba
+
+        from snnbatch.kernels import optim
+
+        numba.set_num_threads(threads)
+        state = optim.adam_init(params)
+
+        def epoch(e, warm_up=False):
+            loss = 0.0
+            for idx in _batches(n_train, batch, e)[: 1 if warm_up else None]:
+                loss, _, grads = lif.loss_acc_grad(params, data.train_events, data.train_labels, cfg, idx)
+                optim.adam_step(params, grads, state, LR)
+            return loss
+    else:
+        import torch
+
+        from . import peers
+
+        torch.set_num_threads(threads)
+        model = peers.make_model(impl, cfg, params)
+        opt = torch.optim.Adam(model.parameters(), lr=LR)
+        labels = torch.tensor(data.train_labels)
+
+        def epoch(e, warm_up=False):
+            loss = None
+            for idx in _batches(n_train, batch, e)[: 1 if warm_up else None]:
+                x = peers.dense_inputs(data.train_events.take(idx), N_INPUTS)
+                loss = peers.max_readout_loss(model(x), labels[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            return loss.item()
+
+    base = rss_mib()
+    epoch(0, warm_up=True)  # one batch: compilation (from the cache if filled), allocator
+    warm = rss_mib()
+    reset = reset_peak_rss()
+    wall, cpu, losses, loads = [], [], [], []
+    for e in range(1, repeats + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        losses.append(float(epoch(e)))
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        loads.append(os.getloadavg()[0])
+    return {"wall": wall, "cpu": cpu, "last_loss": losses[-1], "base_rss_mib": base, "warm_rss_mib": warm,
+            "train_peak_rss_mib": hwm_mib() if reset else float("nan"), "peak_rss_mib": peak_rss_mib(),
+            "load_average": loads}
+
+
+def check_task() -> dict:
+    """float64: the SpyTorch reference's loss and gradient against the kernel's (same network?)."""
+    import numpy as np
+    import torch
+
+    from snnbatch.kernels import lif
+
+    from . import peers
+
+    data = _data(n_train=64)
+    out = {}
+    for recurrent in (False, True):
+        cfg = lif.LIFConfig(recurrent=recurrent, dtype="float64")
+        params = lif.init_params(cfg, np.random.default_rng(1))
+        loss, grads = lif.loss_and_grad(params, data.train_events, data.train_labels, cfg)
+        model = peers.make_model("spytorch", cfg, params)
+        x = peers.dense_inputs(data.train_events, N_INPUTS, torch.float64)
+        tloss = peers.max_readout_loss(model(x), torch.tensor(data.train_labels))
+        tloss.backward()
+        err = max(float(np.abs(getattr(model, k).grad.numpy() - g).max() / np.abs(g).max()) for k, g in grads.items())
+        out["recurrent" if recurrent else "feed-forward"] = {"loss_rel_diff": abs(tloss.item() - loss) / loss,
+                                                             "grad_max_rel_diff": err}
+    return out
+
+
+def run(mode: str, log) -> dict:
+    from .common import median, subprocess_task
+
+    full = mode == "full"
+    peers = PEERS_FULL if full else PEERS_QUICK
+    repeats_kernel, repeats_peer = (7, 5) if full else (5, 3)
+    rows = []
+    for threads in (1, 2):
+        for recurrent in (False, True):
+            for impl in ("kernel", *peers):
+                if threads == 2 and not full and impl == "spytorch":
+                    continue  # the slowest: 1 thread only in the quick form
+                net = "recurrent" if recurrent else "feed-forward"
+                log(f"{impl:16s} {net:13s} {threads} thread(s)")
+                kwargs = dict(impl=impl, recurrent=recurrent, threads=threads,
+                              repeats=repeats_kernel if impl == "kernel" else repeats_peer)
+                try:
+                    r = subprocess_task("benchmarks.bench_lif:epoch_task", kwargs, threads=threads)
+                except Exception as exc:  # noqa: BLE001 - a broken peer is reported, the others still run
+                    rows.append({"impl": impl, "net": net, "threads": threads, "error": str(exc)[-500:]})
+                    continue
+                rows.append({"impl": impl, "net": net, "threads": threads, "wall": r["wall"], "cpu": r["cpu"],
+                             "wall_median": median(r["wall"]), "cpu_median": median(r["cpu"]),
+                             **{k: r[k] for k in ("peak_rss_mib", "base_rss_mib", "warm_rss_mib",
+                                                  "train_peak_rss_mib", "last_loss", "load_average")}})
+    _ratios(rows)
+    log("float64 gradient check against the SpyTorch reference")
+    check = subprocess_task("benchmarks.bench_lif:check_task", {}, threads=1)
+    check.pop("peak_rss_mib", None)
+    check.pop("process_seconds", None)
+    return {"rows": rows, "check": check, "repeats": {"kernel": repeats_kernel, "peer": repeats_peer}}
+
+
+def _ratios(rows):
+    """Kernel speed-ups over each peer and over the fastest one; 1 -> 2 thread speed-ups.
+
+    With one thread the speed-ups are ratios of CPU time: on a machine shared with other work a
+    single-threaded process's CPU time is what it costs, its wall time also counts the time it
+    waited for a core (the wall ratio is kept alongside). With two threads they are wall-time
+    ratios. The 1 -> 2 thread speed-up divides the 1-thread CPU time by the 2-thread wall time.
+    """
+    ok = [r for r in rows if "error" not in r]
+    by = {(r["impl"], r["net"], r["threads"]): r for r in ok}
+
+    def cost(r):
+        return r["cpu_median"] if r["threads"] == 1 else r["wall_median"]
+
+    for r in ok:
+        r["cost"] = cost(r)
+        r["cost_measure"] = "cpu" if r["threads"] == 1 else "wall"
+        one = by.get((r["impl"], r["net"], 1))
+        if r["threads"] == 2 and one:
+            r["speedup_1_to_2"] = one["cpu_median"] / r["wall_median"]
+        if r["impl"] != "kernel":
+            k = by.get(("kernel", r["net"], r["threads"]))
+            if k:
+                r["kernel_speedup"] = cost(r) / cost(k)
+                r["kernel_speedup_wall"] = r["wall_median"] / k["wall_median"]
+    for r in ok:
+        if r["impl"] == "kernel":
+            peers = [p for p in ok if p["impl"] != "kernel" and p["net"] == r["net"] and p["threads"] == r["threads"]]
+            for key, group in (("vs_fastest_specified", [p for p in peers if p["impl"] in SPECIFIED]),
+                               ("vs_fastest_any", peers)):
+                if group:
+                    best = min(group, key=cost)
+                    r[key] = {"peer": best["impl"], "speedup": cost(best) / cost(r)}
+
+
+TARGETS = {"feed-forward": 10.0, "recurrent": 5.0}
+
+
+def tables(result):
+    from rich.table import Table
+
+    t = Table(title=TITLE, title_justify="left",
+              caption="speed-ups: 1 thread by CPU time, 2 threads by wall time (wall ratio in brackets); 1→2: "
+                      "1-thread CPU / 2-thread wall. peak RSS: ru_maxrss of the fresh process (interpreter, libraries, "
+                      "data included); training MiB: peak during the timed epochs above the RSS after a warm-up "
+                      "batch; load: 1-min load average of the machine during the run.")
+    for col in ("implementation", "network", "threads", "s/epoch (wall)", "s/epoch (cpu)", "kernel speed-up",
+                "1→2 threads", "peak RSS MiB", "training MiB", "load"):
+        t.add_column(col, justify="left" if col in ("implementation", "network") else "right")
+    for r in result["rows"]:
+        if "error" in r:
+            t.add_row(r["impl"], r["net"], str(r["threads"]), "[red]failed[/red]", "", "", "", "", "", "")
+            continue
+        if r["impl"] == "kernel":
+            sp = ""
+        else:
+            sp = f"{r['kernel_speedup']:.1f}× ({r['kernel_speedup_wall']:.1f}×)" if "kernel_speedup" in r else ""
+        t.add_row(r["impl"], r["net"], str(r["threads"]), f"{r['wall_median']:.3f}", f"{r['cpu_median']:.3f}", sp,
+                  f"{r['speedup_1_to_2']:.2f}×" if "speedup_1_to_2" in r else "", f"{r['peak_rss_mib']:.0f}",
+                  f"{r['train_peak_rss_mib'] - r['warm_rss_mib']:.1f}", f"{max(r['load_average']):.1f}")
+    s = Table(title="Targets: kernel epoch vs the fastest peer, same threads (feed-forward ≥10×, recurrent ≥5×)",
+              title_justify="left", caption="specified peers: spytorch (tutorial-style), snnTorch, Norse; "
+                                            "spytorch-unbind is the tutorial code without its O(T²) slicing")
+    for col in ("network", "threads", "vs fastest specified peer", "vs fastest peer incl. spytorch-unbind"):
+        s.add_column(col)
+    for r in result["rows"]:
+        if r["impl"] != "kernel" or "vs_fastest_any" not in r:
+            continue
+        cells = []
+        for key in ("vs_fastest_specified", "vs_fastest_any"):
+            v = r.get(key)
+            if v is None:
+                cells.append("(not run)")
+                continue
+            mark = "[green]met[/green]" if v["speedup"] >= TARGETS[r["net"]] else "[red]missed[/red]"
+            cells.append(f"{v['speedup']:.1f}× vs {v['peer']} {mark}")
+        s.add_row(r["net"], str(r["threads"]), *cells)
+    c = Table(title="Same network? float64, SpyTorch reference vs kernel", title_justify="left")
+    for col in ("network", "loss rel. diff", "max grad rel. diff"):
+        c.add_column(col)
+    for net, v in result["check"].items():
+        c.add_row(net, f"{v['loss_rel_diff']:.1e}", f"{v['grad_max_rel_diff']:.1e}")
+    return [t, s, c]
