@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..jobs.errors import UserError
-from .results import Run
+from .results import Run, format_duration
 
 # How each parameter, metric and dimension is called on an axis; keys are the last part of the
 # parameter's path (training.lr -> lr).
@@ -127,15 +127,6 @@ def decimals(values) -> int:
     if not len(values):
         return 3
     return int(min(6, max(0, 2 - math.floor(math.log10(np.median(values))))))
-
-
-def fmt_seconds(s: float) -> str:
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 # ------------------------------------------------------------------ choosing what to plot
@@ -642,7 +633,7 @@ def _table_html(df, choice: Choice) -> str:
         cells += [f"<td>{'' if _isna(r[m]) else f'{r[m]:.{places[m]}f}'}</td>" for m in metrics]
         total = r["total"]
         its = f"{r['iterations']}/{total}" if total is not None and not _isna(total) else str(r["iterations"])
-        cells += [f"<td>{its}</td>", f"<td>{r['attempts']}</td>", f"<td>{fmt_seconds(r['elapsed_s'])}</td>"]
+        cells += [f"<td>{its}</td>", f"<td>{r['attempts']}</td>", f"<td>{format_duration(r['elapsed_s'])}</td>"]
         if show_err:
             cells.append(f'<td class="err">{html.escape(_text(r["error"]))}</td>')
         cls = ' class="failed"' if r["state"] == "failed" else ""

@@ -98,6 +98,15 @@ def read_metric_history(task_dir) -> dict[str, np.ndarray]:
     return {}
 
 
+def format_duration(seconds: float) -> str:
+    """``42s``, ``3m05s``, ``2h07m``: how long a task ran, for tables."""
+    s = int(round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
 @dataclass
 class TaskResult:
     """One task: its config, swept parameters, state, status record and metric history."""

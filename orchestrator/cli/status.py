@@ -11,7 +11,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..results import elapsed_seconds, error_line
+from ..results import elapsed_seconds, error_line, format_duration
 from ..store import RunStore
 from .app import console, run_command
 
@@ -71,15 +71,6 @@ def _param(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _duration(s: float) -> str:
-    s = int(round(s))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s // 3600}h{s % 3600 // 60:02d}m"
-
-
 def _columns(rows: list[dict]) -> list[tuple[str, int, list[str]]]:
     """(header, priority, cells) of every column worth showing; a higher priority number is dropped first."""
     varying = [k for k in (rows[0]["params"] if rows else {}) if len({repr(r["params"].get(k)) for r in rows}) > 1]
@@ -96,7 +87,7 @@ def _columns(rows: list[dict]) -> list[tuple[str, int, list[str]]]:
         cols.append(("test loss", 2, [_loss(r["test_loss"]) for r in rows]))
     if any(r["attempts"] > 1 for r in rows):
         cols.append(("tries", 7, [str(r["attempts"]) for r in rows]))
-    cols.append(("time", 5, [_duration(r["elapsed_s"]) if r["attempts"] else "" for r in rows]))
+    cols.append(("time", 5, [format_duration(r["elapsed_s"]) if r["attempts"] else "" for r in rows]))
     if any(r["job_id"] or r["scheduler_state"] for r in rows):
         cols.append(("job", 4, [f"{r['job_id'] or ''} {r['scheduler_state'] or ''}".strip() for r in rows]))
     return cols
