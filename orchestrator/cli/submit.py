@@ -29,6 +29,12 @@ dry_run_option = click.option("--dry-run", is_flag=True,
                               help="Cluster backends: show the jobs, resources and script it would submit; write nothing.")
 
 
+def _check_options(backend, scheduler_address):
+    """Argument problems are reported before anything is written."""
+    if backend == "dask" and not scheduler_address:
+        raise UserError("--backend dask needs --scheduler-address (e.g. tcp://host:8786)")
+
+
 def _dry_run(backend, options, path, name, resources, ids):
     cls = get_backend(backend)
     if not hasattr(cls, "dry_run_text"):
@@ -85,6 +91,7 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
       snnbatch submit sweep.yaml --backend dask --scheduler-address tcp://10.0.0.5:8786
       snnbatch submit sweep.yaml --backend slurm --max-parallel 100 --dry-run
     """
+    _check_options(backend, scheduler_address)
     spec = spec_mod.load(spec_path)
     text = Path(spec_path).read_text(encoding="utf-8")
     tasks = planner.plan(spec)
@@ -120,6 +127,7 @@ def resume_command(store_path, backend, max_parallel, scheduler_address, progres
       snnbatch resume runs/quickstart --include-failed --backend inline
       snnbatch resume runs/sweep --backend slurm      # only the unfinished tasks, in compact new arrays
     """
+    _check_options(backend, scheduler_address)
     store = RunStore.open(store_path, mode="r" if dry_run else "r+")
     skip = {"done", "running"} | (set() if include_failed else {"failed"})
     ids = [t["id"] for t in store.tasks() if t["state"] not in skip]
