@@ -127,7 +127,9 @@ def test_failing_task_is_reported_while_the_rest_complete(cluster, tmp_path):
 
 def test_task_longer_than_its_time_limit_is_requeued_and_bit_identical(cluster, tmp_path):
     cluster.start(accounting="on")
-    spec = write(tmp_path, "timeout", LONG.format(name="timeout", iterations=900, time="00:01:00"))
+    # about a minute of training on an idle 2-core machine: longer than the task's own deadline
+    # (30 s into its 1-minute limit), so at least one requeue happens however fast the kernel is
+    spec = write(tmp_path, "timeout", LONG.format(name="timeout", iterations=3000, time="00:01:00"))
     ref = reference(tmp_path, spec)
     store = tmp_path / "timeout"
     assert cli("submit", str(spec), "--store", str(store), "--backend", "slurm").returncode == 0
