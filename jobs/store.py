@@ -49,6 +49,7 @@ import os
 import re
 import shutil
 import socket
+import sys
 import time
 import warnings
 import uuid
@@ -123,6 +124,105 @@ def _write_error(path, exc: OSError, doing: str) -> StoreWriteError:
     return StoreWriteError(f"{path}: cannot {doing}: {why}{where}. "
                            "Nothing already committed was changed; free space or fix permissions, "
                            f"then run 'snnbatch resume {path}'")
+
+
+GROUP_METADATA = "zarr.json"
+
+
+def read_group_attrs(directory) -> dict | None:
+    """The attributes of the Zarr group in ``directory``, read with plain file I/O.
+
+    ``None`` when the group has no metadata (not created yet); ``ValueError`` when its
+    metadata is not JSON. Much cheaper than opening the group through Zarr, which matters
+    when the driver reads every task of a large run.
+    """
+    try:
+        with open(os.path.join(directory, GROUP_METADATA), "rb") as fh:
+            data = fh.read()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    doc = json.loads(data)
+    if not isinstance(doc, dict):
+        raise ValueError("group metadata is not a JSON object")
+    attrs = doc.get("attributes", {})
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def write_group(directory, attributes: dict, exclusive: bool = False) -> bool:
+    """Write the metadata of the Zarr group in ``directory`` as Zarr itself does, with plain file I/O.
+
+    The document is written under a temporary name and renamed into place, so a reader sees
+    the whole file or the previous one. ``exclusive``: put it in place with a hard link, which
+    fails when the group exists; returns False then and changes nothing (two writers creating
+    the same group: exactly one wins).
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    doc = {"attributes": attributes, "zarr_format": 3, "node_type": "group"}
+    data = json.dumps(doc, indent=2, allow_nan=True).encode()
+    path = directory / GROUP_METADATA
+    tmp = directory / f"zarr.{uuid.uuid4().hex}.partial"  # the temporary name Zarr's LocalStore uses
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        if exclusive:
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        else:
+            os.replace(tmp, path)
+            tmp = None
+    finally:
+        if tmp is not None:
+            _unlink(tmp)
+    return True
+
+
+# The dtypes written without Zarr's machinery, by their Zarr v3 names; anything else goes through Zarr.
+_PLAIN_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64", "complex64", "complex128"}
+
+
+def write_plain_array(directory, value: np.ndarray) -> bool:
+    """Write ``value`` as an uncompressed single-chunk Zarr v3 array in ``directory``, with plain file I/O.
+
+    The same files Zarr writes for ``create_array(data=value, chunks=value.shape,
+    compressors=None)`` (the metadata document and one chunk of the raw little-endian
+    bytes, C order), without Zarr's per-call overhead; read back by Zarr as usual.
+    Returns False, writing nothing, for what it does not handle (other dtypes,
+    big-endian data, empty arrays): then use Zarr.
+    """
+    dt = value.dtype
+    name = "bool" if dt.kind == "b" else dt.name
+    if (name not in _PLAIN_DTYPES or dt.byteorder == ">" or (dt.byteorder == "=" and sys.byteorder != "little")
+            or value.size == 0):
+        return False
+    fill: Any = False if dt.kind == "b" else 0 if dt.kind in "iu" else [0.0, 0.0] if dt.kind == "c" else 0.0
+    codec: dict[str, Any] = {"name": "bytes"}
+    if dt.itemsize > 1:
+        codec["configuration"] = {"endian": "little"}
+    shape = list(value.shape)
+    meta = {
+        "shape": shape,
+        "data_type": name,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": shape}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": fill,
+        "codecs": [codec],
+        "attributes": {},
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+    directory = Path(directory)
+    chunk = directory.joinpath("c", *(["0"] * value.ndim))
+    chunk.parent.mkdir(parents=True, exist_ok=True)
+    with open(chunk, "wb") as fh:
+        fh.write(np.ascontiguousarray(value).tobytes())
+    with open(directory / GROUP_METADATA, "wb") as fh:
+        fh.write(json.dumps(meta, indent=2).encode())
+    return True
 
 
 def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
@@ -316,14 +416,17 @@ class TaskStore:
             raise
 
     def _save_checkpoint(self, state, keep, extra):
-        ckroot = self._checkpoints()
+        ckdir = self.dir / "checkpoints"
+        if not (ckdir / GROUP_METADATA).is_file():
+            self._checkpoints()
         names = self.checkpoint_names()
         seq = int(names[-1]) + 1 if names else 0
         name = f"{seq:08d}"
         partial = f"{name}.partial-{uuid.uuid4().hex[:8]}"
         pause = _env_seconds(SLOW_CHECKPOINT_ENV)
+        ck = None
         try:
-            ck = ckroot.create_group(partial)
+            os.mkdir(ckdir / partial)
             arrays = dict(state.arrays)
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
@@ -332,12 +435,15 @@ class TaskStore:
                 value = np.asarray(value)
                 if pause:
                     time.sleep(pause)
-                ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
-                                compressors=None)
+                if not write_plain_array(ckdir / partial / _encode_name(key), value):
+                    if ck is None:
+                        ck = zarr.open_group(str(ckdir / partial), mode="a")
+                    ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
+                                    compressors=None)
                 checksums[key] = digest(value)
             if pause:
                 time.sleep(pause)
-            ck.attrs.put({
+            write_group(ckdir / partial, {
                 "complete": True,
                 "iteration": state.iteration,
                 "rng": json.dumps(state.rng.bit_generator.state),
@@ -346,10 +452,10 @@ class TaskStore:
                 "created": now(),
                 "host": socket.gethostname(),
                 **(extra or {}),
-            })
-            os.rename(self.dir / "checkpoints" / partial, self.dir / "checkpoints" / name)  # the commit
+            })  # the attrs, with complete: true and the checksums, are written last
+            os.rename(ckdir / partial, ckdir / name)  # the commit
         except BaseException:
-            shutil.rmtree(self.dir / "checkpoints" / partial, ignore_errors=True)
+            shutil.rmtree(ckdir / partial, ignore_errors=True)
             raise
         for old in names[: max(0, len(names) + 1 - keep)]:
             self._delete_checkpoint(old)

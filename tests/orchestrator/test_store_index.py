@@ -1,0 +1,62 @@
+"""The run store's index read and written with plain file I/O agrees with Zarr's view of it."""
+from __future__ import annotations
+
+import zarr
+
+from snnbatch.jobs.store import TASKS
+from snnbatch.orchestrator import planner, spec as spec_mod
+from snnbatch.orchestrator.store import RunStore
+
+SPEC = """\
+name: index-test
+sweep:
+  grid: {lr: [1.0e-3, 3.0e-3], n_hidden: [64, 128]}
+"""
+
+
+def _store(tmp_path):
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(SPEC)
+    spec = spec_mod.load(spec_file)
+    tasks = planner.plan(spec)
+    store, added = RunStore.create_or_update(tmp_path / "store", spec, SPEC, tasks)
+    return store, tasks, added, spec
+
+
+def test_tasks_written_are_zarr_groups_with_their_config(tmp_path):
+    store, tasks, added, _ = _store(tmp_path)
+    assert added == [t.id for t in tasks]
+    root = zarr.open_group(str(store.path), mode="r")
+    assert sorted(root[TASKS].group_keys()) == store.task_ids() == sorted(added)
+    for i, t in enumerate(tasks):
+        attrs = dict(root[f"{TASKS}/{t.id}"].attrs)
+        assert attrs == {"config": t.config_dict(), "params": t.params, "index": i}
+    assert [t["id"] for t in store.tasks()] == added  # plan order
+
+
+def test_adding_again_adds_nothing_and_keeps_the_records(tmp_path):
+    store, tasks, _, spec = _store(tmp_path)
+    before = (store.path / TASKS / tasks[0].id / "zarr.json").read_bytes()
+    again, added = RunStore.create_or_update(store.path, spec, SPEC, tasks)
+    assert added == []
+    assert (store.path / TASKS / tasks[0].id / "zarr.json").read_bytes() == before
+
+
+def test_a_task_being_added_is_not_listed_yet(tmp_path):
+    store, tasks, _, _ = _store(tmp_path)
+    (store.path / TASKS / "0123456789ab").mkdir()  # a driver made the directory, not yet its metadata
+    assert "0123456789ab" not in store.task_ids()
+    assert len(store.tasks()) == len(tasks)
+
+
+def test_submissions_accumulate_and_zarr_reads_them(tmp_path):
+    store, tasks, _, _ = _store(tmp_path)
+    tid = tasks[1].id
+    store.record_submission([tid], "slurm", {tid: {"job_id": "7_1", "array_id": "7"}})
+    store.record_submission([tid], "slurm", {tid: {"job_id": "9_0", "array_id": "9"}})
+    sched = dict(zarr.open_group(str(store.path / TASKS / tid / "scheduler"), mode="r").attrs)
+    assert sched["job_id"] == "9_0" and sched["backend"] == "slurm"
+    assert [s["job_id"] for s in sched["submissions"]] == ["7_1", "9_0"]
+    by_id = {t["id"]: t for t in store.tasks()}
+    assert by_id[tid]["scheduler"] == sched
+    assert by_id[tasks[0].id]["scheduler"] == {}
