@@ -94,8 +94,10 @@ Trainable parameters: ``w_in`` (N, n_inputs), and with ``recurrent`` also
 ``w_soma`` and ``w_dend`` (N, N); with ``train_sigma`` also ``sigma``
 (2, N), per neuron (soma row, dendrite row) couplings. Everything else is a
 constant of the config. The dtype (float32 or float64) is that of the params;
-task arrays are cast to it. Loops are serial (no prange), so results are the
-same bits for any thread count. The loss is accumulated in float64.
+task arrays are cast to it. The forward and adjoint loops are serial (no prange), so results are the
+same bits for any thread count; :func:`simulate` without recurrence runs in parallel over
+independent chunks of neurons, also the same bits for any thread count. The loss is accumulated
+in float64.
 """
 from __future__ import annotations
 
@@ -320,6 +322,88 @@ def _forward_py(x0, inputs, w_in_t, w_soma_t, w_dend_t, sigma, K, syn_theta, syn
                 dst[nn] = src[nn]
 
 
+_CHUNK = 128  # neurons per chunk of the feed-forward solve without traces
+
+
+def _forward_ff_py(x0, inputs, w_in_t, sigma, K, dt, spike_threshold, final, spikes):
+    """Forward Euler without recurrence and without traces: the state after T steps and the spike counts.
+
+    With ``recurrent=False`` every neuron's solve is independent, so the neurons go in chunks of
+    ``_CHUNK`` (in parallel), each stepping through all T steps with its state, couplings and input
+    weights in a local (10, _CHUNK) / (n_inputs, _CHUNK) buffer (in L1, fixed-length inner loops that
+    vectorise). Each neuron sees the same operations in the same order as in :func:`_forward_py`,
+    so ``final`` (6, N) is the same bits as its X[T], for any thread count. ``spikes`` (N,) gets the
+    upward crossings of ``spike_threshold`` by v_soma over t_1..t_T, as :func:`count_spikes` of
+    the trace.
+    """
+    T = inputs.shape[0]
+    n_in = inputs.shape[1]
+    N = x0.shape[1]
+    a0, b0, c0, d0, e0, f0, g0, h0, i0 = K[0, 0], K[0, 1], K[0, 2], K[0, 3], K[0, 4], K[0, 5], K[0, 6], K[0, 7], K[0, 8]
+    j0, k0, l0, m0, tu0, tw0, mu0, bias0 = K[0, 9], K[0, 10], K[0, 11], K[0, 12], K[0, 13], K[0, 14], K[0, 15], K[0, 16]
+    a1, b1, c1, d1, e1, f1, g1, h1, i1 = K[1, 0], K[1, 1], K[1, 2], K[1, 3], K[1, 4], K[1, 5], K[1, 6], K[1, 7], K[1, 8]
+    j1, k1, l1, m1, tu1, tw1, mu1, bias1 = K[1, 9], K[1, 10], K[1, 11], K[1, 12], K[1, 13], K[1, 14], K[1, 15], K[1, 16]
+    ru0 = 1.0 / tu0
+    rw0 = 1.0 / tw0
+    ru1 = 1.0 / tu1
+    rw1 = 1.0 / tw1
+    C = _CHUNK
+    n_chunks = (N + C - 1) // C
+    for c in numba.prange(n_chunks):
+        lo = c * C
+        m = min(N, lo + C) - lo
+        S = np.zeros((10, C), final.dtype)  # v, u, w (soma), v, u, w (dendrite), σ_s, σ_d, J_d, spike count
+        W = np.zeros((n_in, C), final.dtype)
+        for k in range(m):
+            for q in range(6):
+                S[q, k] = x0[q, lo + k]
+            S[6, k] = sigma[0, lo + k]
+            S[7, k] = sigma[1, lo + k]
+            for q in range(n_in):
+                W[q, k] = w_in_t[q, lo + k]
+        for n in range(T):
+            xin = inputs[n]
+            for k in range(C):
+                S[8, k] = bias1
+            for q in range(n_in):
+                xq = xin[q]
+                for k in range(C):
+                    S[8, k] += W[q, k] * xq
+            gate = 1.0 if n > 0 else 0.0
+            for k in range(C):
+                vs = S[0, k]
+                us = S[1, k]
+                ws = S[2, k]
+                vd = S[3, k]
+                ud = S[4, k]
+                wd = S[5, k]
+                ys = vs - b0
+                yd = vd - b1
+                dvs = ((a0 * ys * ys + c0) * (vs - 1.0) - j0 * us * (vs - l0) - k0 * ws * (vs - m0)
+                       + S[6, k] * (vd - mu1) + bias0)
+                dvd = ((a1 * yd * yd + c1) * (vd - 1.0) - j1 * ud * (vd - l1) - k1 * wd * (vd - m1)
+                       + S[7, k] * (vs - mu0) + S[8, k])
+                es = vs - e0
+                ed = vd - e1
+                es2 = es * es
+                ed2 = ed * ed
+                hs = vs - h0
+                hd = vd - h1
+                was_above = vs > spike_threshold
+                vs = vs + dt * dvs
+                S[0, k] = vs
+                S[1, k] = us + dt * ((d0 * es2 * es2 + f0 - us) * ru0)
+                S[2, k] = ws + dt * ((g0 * hs * hs + i0 - ws) * rw0)
+                S[3, k] = vd + dt * dvd
+                S[4, k] = ud + dt * ((d1 * ed2 * ed2 + f1 - ud) * ru1)
+                S[5, k] = wd + dt * ((g1 * hd * hd + i1 - wd) * rw1)
+                S[9, k] += gate if (vs > spike_threshold and not was_above) else 0.0
+        for k in range(m):
+            for q in range(6):
+                final[q, lo + k] = S[q, k]
+            spikes[lo + k] = int(S[9, k])
+
+
 def _loss_py(X, targets, scale):
     """``scale · Σ_n Σ_i (X[n+1, 0, i] − targets[n, i])²``, accumulated in float64 in a fixed order."""
     T, N = targets.shape
@@ -427,6 +511,7 @@ def _backward_py(X, inputs, targets, w_in, w_soma, w_dend, sigma, K, syn_theta, 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 _sigmoid = _jit(_sigmoid)
 _forward = _jit(_forward_py)
+_forward_ff = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)(_forward_ff_py)
 _loss = _jit(_loss_py)
 _backward = _jit(_backward_py)
 
@@ -490,6 +575,28 @@ def forward(params: dict[str, np.ndarray], task: dict[str, np.ndarray], config: 
     """
     X, _ = _simulate(params, task, config)
     return Traces(*(X[1:, q, :] for q in range(6)))
+
+
+def simulate(params: dict[str, np.ndarray], task: dict[str, np.ndarray], config: DendriticConfig):
+    """Run the network on ``task["inputs"]`` without keeping the traces.
+
+    Returns ``(final, spikes)``: the state after the last step (6, N), rows v, u, w of the soma then
+    of the dendrite (the same bits as the last row of :func:`forward`'s traces), and the somatic spike
+    counts (N,), equal to :func:`count_spikes` of ``forward(...).v_soma`` at ``spike_threshold``.
+    Without recurrence it needs O(N) memory instead of O(T N) and runs in parallel over neurons.
+    """
+    cfg = config
+    if cfg.recurrent:
+        X, _ = _simulate(params, task, cfg)
+        return np.ascontiguousarray(X[-1]), count_spikes(X[1:, 0, :], cfg.spike_threshold).astype(np.int64)
+    w_in, _, _, sigma, inputs = _arrays(params, task, cfg)
+    dtype = w_in.dtype
+    N = w_in.shape[0]
+    final = np.empty((6, N), dtype)
+    spikes = np.empty(N, np.int64)
+    _forward_ff(_initial_state(cfg, N, dtype), inputs, np.ascontiguousarray(w_in.T), sigma, _consts(cfg, dtype),
+                cfg.dt, cfg.spike_threshold, final, spikes)
+    return final, spikes
 
 
 def loss(params: dict[str, np.ndarray], task: dict[str, np.ndarray], config: DendriticConfig) -> float:

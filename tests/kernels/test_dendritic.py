@@ -182,3 +182,56 @@ def test_float32_runs_finite_and_close_to_float64():
     v64 = dendritic.forward(p64, t64, cfg64).v_soma
     assert np.corrcoef(v64.ravel(), traces.v_soma.astype(np.float64).ravel())[0, 1] > 0.9
     assert np.isfinite(dendritic.evaluate(params, task, cfg32)["correlation"])
+
+
+def test_simulate_matches_forward_bit_for_bit():
+    """Without recurrence, simulate (chunked, parallel, no traces) is forward's last state and spike counts."""
+    for dtype in ("float64", "float32"):
+        # 300 neurons: two full chunks and a partial one
+        cfg = dendritic.DendriticConfig(n_neurons=300, n_inputs=4, duration=200.0, recurrent=False, dtype=dtype,
+                                        w_in_mean=1.0)
+        rng = np.random.default_rng(21)
+        task = {"inputs": dendritic.make_inputs(cfg, rng)}
+        params = dendritic.init_params(cfg, rng)
+        traces = dendritic.forward(params, task, cfg)
+        final, spikes = dendritic.simulate(params, task, cfg)
+        assert final.dtype == np.dtype(dtype) and final.shape == (6, 300)
+        assert np.array_equal(final, np.stack([tr[-1] for tr in traces]))
+        counts = dendritic.count_spikes(traces.v_soma, cfg.spike_threshold)
+        assert counts.sum() > 0 and np.array_equal(spikes, counts)
+    # recurrent networks go through forward
+    rec = cfg._replace(n_neurons=5, recurrent=True, dtype="float64")
+    p = dendritic.init_params(rec, np.random.default_rng(3))
+    t = {"inputs": dendritic.make_inputs(rec, np.random.default_rng(4))}
+    final, spikes = dendritic.simulate(p, t, rec)
+    traces = dendritic.forward(p, t, rec)
+    assert np.array_equal(final[0], traces.v_soma[-1])
+    assert np.array_equal(spikes, dendritic.count_spikes(traces.v_soma, rec.spike_threshold))
+
+
+def test_simulate_plain_python_matches_compiled_and_thread_count():
+    import numba
+
+    cfg = dendritic.DendriticConfig(n_neurons=130, n_inputs=3, duration=20.0, recurrent=False, w_in_mean=2.0)
+    rng = np.random.default_rng(8)
+    task = {"inputs": dendritic.make_inputs(cfg, rng)}
+    params = dendritic.init_params(cfg, rng)
+    w_in, _, _, sigma, inputs = dendritic._arrays(params, task, cfg)
+    args = (dendritic._initial_state(cfg, 130, np.float64), inputs, w_in.T.copy(), sigma,
+            dendritic._consts(cfg, np.float64), cfg.dt, cfg.spike_threshold)
+    outs = []
+    for fn in (dendritic._forward_ff_py, dendritic._forward_ff):
+        final, spikes = np.empty((6, 130)), np.empty(130, np.int64)
+        fn(*args, final, spikes)
+        outs.append((final, spikes))
+    np.testing.assert_allclose(outs[0][0], outs[1][0], rtol=1e-12, atol=1e-15)
+    assert np.array_equal(outs[0][1], outs[1][1])
+    before = numba.get_num_threads()
+    try:
+        results = []
+        for threads in sorted({1, numba.config.NUMBA_NUM_THREADS}):
+            numba.set_num_threads(threads)
+            results.append(dendritic.simulate(params, task, cfg))
+    finally:
+        numba.set_num_threads(before)
+    assert all(np.array_equal(a, b) for r in results[1:] for a, b in zip(results[0], r))
