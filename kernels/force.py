@@ -53,11 +53,12 @@ synaptic current is exactly the trained read-out.
 Storage. ``packed=True`` keeps each ``P_i`` as the upper triangle packed by
 columns (BLAS ``'U'`` / SymmetricFormats.jl ``SymmetricPacked``), L(L+1)/2
 numbers: element (a, b), a ≤ b, is at ``b(b+1)/2 + a``; the products are the
-packed kernels ``_spmv`` and ``_spr`` below. ``packed=False`` keeps the full
-L×L matrix. The rank-one update is written as ``P −= u uᵀ`` with
-``u = sqrt(c) k``, so the full matrix stays exactly symmetric. ``dtype``
-(float32 or float64) is the precision of every state array; scalar
-reductions accumulate in float64.
+packed kernels ``_spmv`` and ``_spr`` below (``_spmv``'s column dot products
+are compiled with reassociation allowed, so that they vectorise).
+``packed=False`` keeps the full L×L matrix. The rank-one update is written
+as ``P −= u uᵀ`` with ``u = sqrt(c) k``, so the full matrix stays exactly
+symmetric. ``dtype`` (float32 or float64) is the precision of every state
+array; scalar reductions accumulate in float64.
 
 Parallelism and determinism. The RLS updates run in parallel over fixed
 blocks of ``_BLOCK`` neurons (``prange``), and so does each step's neuron
@@ -410,7 +411,10 @@ def _simulate_py(
 
 
 _jit = numba.njit(cache=True, nogil=True)
-_spmv = _jit(_spmv_py)
+# The packed product's column dot product is a floating-point reduction: allowing its reassociation lets
+# LLVM vectorise it (about 3-4x faster from L = 80 on). The summation order is fixed by the compiled code,
+# so the bits are the same for any thread count; they may differ between CPU types at round-off level.
+_spmv = numba.njit(cache=True, nogil=True, fastmath={"reassoc"})(_spmv_py)
 _spr = _jit(_spr_py)
 _symv = _jit(_symv_py)
 _syr = _jit(_syr_py)
