@@ -12,15 +12,19 @@ environment and its peak RSS is its own) and measures
   median over repeats, against :func:`reference_rls_step` below, a plain NumPy
   implementation of the same update on full matrices batched over neurons, run
   in the same process at the same size and dtype;
-* the peak RSS of the process after the timed iterations (before the reference
-  allocates its own matrices), beside the covariance bytes N·L² (full) or
-  N·L(L+1)/2 (packed) × the dtype's size.
+* the peak resident memory of the process after the timed iterations (before
+  the reference allocates its own matrices), beside the covariance bytes N·L²
+  (full) or N·L(L+1)/2 (packed) × the dtype's size. It is read as VmHWM from
+  /proc/self/status: a process started by ``subprocess`` reports its parent's
+  peak as its own ``ru_maxrss`` when the parent's was larger.
 
 Single-threaded figures are CPU times (the machine may be shared; a 1-thread
 process's CPU time is what it costs, its wall time also counts waiting for a
-core). The 1 → 2 thread speed-up divides the 1-thread CPU time by the 2-thread
-wall time, as in bench_lif. A float64 check compares one RLS update of the
-kernel with the reference (packed and full). The full form also plots
+core). The 1 → 2 thread speed-up of the default (packed, float32) is measured
+in one process started with 2 threads that alternates 1 and 2 threads repeat by
+repeat, so that both see the same load: wall / wall, and 1-thread CPU / 2-thread
+wall as in bench_lif. A float64 check compares one RLS update of the kernel with
+the reference (packed and full). The full form also plots
 benchmarks/results/force_scaling.png.
 """
 from __future__ import annotations
@@ -38,11 +42,11 @@ DEFAULT_VARIANT = VARIANTS[0]  # the kernel's default: packed, float32
 FORMS = {
     "quick": {
         "n_neurons": (200, 1000), "n_plastic": (40, 80, 160), "duration": 300.0,
-        "repeats": 3, "rls_repeats": 5, "variants_at": ((1000, 80), (1000, 160)), "threads_at": ((1000, 160),),
+        "repeats": 3, "rls_repeats": 9, "variants_at": ((1000, 80), (1000, 160)), "threads_at": ((1000, 160),),
     },
     "full": {
         "n_neurons": (500, 1000, 2000, 4000), "n_plastic": (40, 80, 160, 320), "duration": 1000.0,
-        "repeats": 3, "rls_repeats": 7, "variants_at": ((2000, 40), (2000, 80), (2000, 160), (2000, 320)),
+        "repeats": 3, "rls_repeats": 11, "variants_at": ((2000, 40), (2000, 80), (2000, 160), (2000, 320)),
         "threads_at": ((1000, 160), (2000, 320), (4000, 160)),
     },
 }
@@ -103,36 +107,48 @@ def _timed(fn, repeats):
 # --------------------------------------------------------------------------- subprocess tasks
 
 
-def point_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duration: float, threads: int,
-               repeats: int, rls_repeats: int, reference: bool) -> dict:
-    """One (N, L, storage, dtype, threads) point in this fresh process; see the module docstring."""
-    import numba
+def _setup(F, n_neurons, n_plastic, packed, dtype, duration):
+    """Compiled code loaded (on a tiny network), then the network, its targets and the RSS in between."""
+    from .common import rss_mib
 
-    from snnbatch.kernels import force as F
-
-    from .common import median, peak_rss_mib, rss_mib
-
-    numba.set_num_threads(threads)
+    tiny = F.ForceConfig(n_neurons=100, n_static=20, n_plastic=8, duration=20.0, packed=packed, dtype=dtype)
+    st = F.init_state(tiny, np.random.default_rng(0))
+    F.train_iteration(st, F.make_targets(tiny, np.random.default_rng(1)), tiny)
+    del st
     base = rss_mib()
     cfg = F.ForceConfig(n_neurons=n_neurons, n_plastic=n_plastic, duration=duration, packed=packed, dtype=dtype)
     state = F.init_state(cfg, np.random.default_rng(0))
     targets = F.make_targets(cfg, np.random.default_rng(1), F.innate_current(state, cfg))
-    F.train_iteration(state, targets, cfg)  # warm-up: compiled code loaded, pages touched
+    F.train_iteration(state, targets, cfg)  # warm-up: pages touched, weights away from their initial values
+    rng = np.random.default_rng(2)
+    r = _traces(rng, n_neurons, cfg.dtype)
+    y = rng.normal(-0.4, 0.5, n_neurons).astype(cfg.dtype)
+    scratch = np.zeros(n_neurons, cfg.dtype), np.zeros(n_neurons, cfg.dtype), np.zeros((n_neurons, 2))
+    step = lambda: _kernel_rls_step(F, state, cfg, r, y, *scratch)  # noqa: E731 - the RLS update alone
+    return cfg, state, targets, base, r, y, step
+
+
+def point_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duration: float, threads: int,
+               repeats: int, rls_repeats: int, reference: bool) -> dict:
+    """One (N, L, storage, dtype) point in this fresh process; see the module docstring."""
+    import numba
+
+    from snnbatch.kernels import force as F
+
+    from .common import hwm_mib, median
+
+    numba.set_num_threads(threads)
+    cfg, state, targets, base, r, y, step = _setup(F, n_neurons, n_plastic, packed, dtype, duration)
     metrics = []
     wall, cpu = _timed(lambda: metrics.append(F.train_iteration(state, targets, cfg)), repeats)
     out = {"iter_wall": wall, "iter_cpu": cpu, "iter_wall_median": median(wall), "iter_cpu_median": median(cpu),
            "correlation": metrics[-1]["correlation"], "rate_hz": metrics[-1]["rate_hz"],
            "rls_updates_per_iter": cfg.n_steps // cfg.learn_every, "base_rss_mib": base,
-           "train_peak_rss_mib": peak_rss_mib(), "cov_bytes": int(state["P"].nbytes),
+           "train_peak_rss_mib": hwm_mib(), "cov_bytes": int(state["P"].nbytes),
            "load_average": os.getloadavg()[0]}
 
     # the RLS update alone, on the trained covariances
-    rng = np.random.default_rng(2)
     N, L = n_neurons, n_plastic
-    r = _traces(rng, N, cfg.dtype)
-    y = rng.normal(-0.4, 0.5, N).astype(cfg.dtype)
-    i_s, i_p, err = np.zeros(N, cfg.dtype), np.zeros(N, cfg.dtype), np.zeros((N, 2))
-    step = lambda: _kernel_rls_step(F, state, cfg, r, y, i_s, i_p, err)  # noqa: E731
     step()
     wall, cpu = _timed(step, rls_repeats)
     out.update(rls_wall_median=median(wall), rls_cpu_median=median(cpu))
@@ -147,6 +163,41 @@ def point_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duratio
         wall, cpu = _timed(ref, max(3, rls_repeats // 2))
         scale = N / n_ref  # the update is per neuron: its cost is linear in the number of neurons
         out.update(ref_neurons=n_ref, ref_wall_median=median(wall) * scale, ref_cpu_median=median(cpu) * scale)
+    out["peak_rss_mib"] = hwm_mib()  # with the reference's arrays
+    return out
+
+
+def threads_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duration: float, repeats: int,
+                 rls_repeats: int) -> dict:
+    """1 and 2 threads in this process (started with 2), alternating repeat by repeat.
+
+    Interleaving puts both thread counts under the same load of a shared machine;
+    ``numba.set_num_threads(1)`` runs the parallel regions on one thread, like a
+    1-thread process.
+    """
+    import numba
+
+    from snnbatch.kernels import force as F
+
+    from .common import median
+
+    cfg, state, targets, _, _, _, step = _setup(F, n_neurons, n_plastic, packed, dtype, duration)
+    out = {"rls_updates_per_iter": cfg.n_steps // cfg.learn_every}
+    for what, fn, n in (("iter", lambda: F.train_iteration(state, targets, cfg), repeats), ("rls", step, rls_repeats)):
+        times = {t: ([], []) for t in (1, 2)}
+        for t in (1, 2):
+            numba.set_num_threads(t)
+            fn()
+        for _ in range(n):
+            for t in (1, 2):
+                numba.set_num_threads(t)
+                wall, cpu = _timed(fn, 1)
+                times[t][0].extend(wall)
+                times[t][1].extend(cpu)
+        for t, (wall, cpu) in times.items():
+            out[f"{what}_wall_median_{t}"] = median(wall)
+            out[f"{what}_cpu_median_{t}"] = median(cpu)
+    out["load_average"] = os.getloadavg()[0]
     return out
 
 
@@ -193,10 +244,9 @@ def check_task(n_neurons: int = 200, n_plastic: int = 40) -> dict:
 
 
 def _points(form):
-    """(N, L, storage, dtype, threads) to measure: the default variant everywhere, the others where listed."""
-    pts = [(N, L, *DEFAULT_VARIANT, 1) for N in form["n_neurons"] for L in form["n_plastic"]]
-    pts += [(N, L, *v, 1) for (N, L) in form["variants_at"] for v in VARIANTS[1:]]
-    pts += [(N, L, *DEFAULT_VARIANT, 2) for (N, L) in form["threads_at"]]
+    """(N, L, storage, dtype) to measure: the default variant everywhere, the others where listed."""
+    pts = [(N, L, *DEFAULT_VARIANT) for N in form["n_neurons"] for L in form["n_plastic"]]
+    pts += [(N, L, *v) for (N, L) in form["variants_at"] for v in VARIANTS[1:]]
     return pts
 
 
@@ -205,15 +255,15 @@ def run(mode: str, log) -> dict:
 
     form = FORMS["full" if mode == "full" else "quick"]
     rows = []
-    for N, L, storage, dtype, threads in _points(form):
-        log(f"N={N} L={L} {storage} {dtype} {threads} thread(s)")
+    for N, L, storage, dtype in _points(form):
+        log(f"N={N} L={L} {storage} {dtype}, 1 thread")
         kwargs = dict(n_neurons=N, n_plastic=L, packed=storage == "packed", dtype=dtype,
-                      duration=form["duration"], threads=threads, repeats=form["repeats"],
-                      rls_repeats=form["rls_repeats"], reference=threads == 1)
-        row = {"n_neurons": N, "n_plastic": L, "storage": storage, "dtype": dtype, "threads": threads,
+                      duration=form["duration"], threads=1, repeats=form["repeats"],
+                      rls_repeats=form["rls_repeats"], reference=True)
+        row = {"n_neurons": N, "n_plastic": L, "storage": storage, "dtype": dtype, "threads": 1,
                "cov_mib": _cov_bytes(N, L, storage, dtype) / 2**20}
         try:
-            r = subprocess_task("benchmarks.bench_force:point_task", kwargs, threads=threads)
+            r = subprocess_task("benchmarks.bench_force:point_task", kwargs, threads=1)
         except Exception as exc:  # noqa: BLE001 - one failed point is reported, the others still run
             row["error"] = str(exc)[-500:]
             rows.append(row)
@@ -222,12 +272,28 @@ def run(mode: str, log) -> dict:
         row.update(r)
         rows.append(row)
     _ratios(rows)
+    threads = []
+    for N, L in form["threads_at"]:
+        log(f"N={N} L={L} {' '.join(DEFAULT_VARIANT)}, 1 and 2 threads interleaved")
+        kwargs = dict(n_neurons=N, n_plastic=L, packed=DEFAULT_VARIANT[0] == "packed", dtype=DEFAULT_VARIANT[1],
+                      duration=form["duration"], repeats=max(5, form["repeats"]), rls_repeats=form["rls_repeats"])
+        row = {"n_neurons": N, "n_plastic": L}
+        try:
+            row.update(subprocess_task("benchmarks.bench_force:threads_task", kwargs, threads=2))
+        except Exception as exc:  # noqa: BLE001
+            row["error"] = str(exc)[-500:]
+        else:
+            row.pop("process_seconds", None)
+            for what in ("iter", "rls"):
+                row[f"{what}_speedup_1_to_2"] = row[f"{what}_wall_median_1"] / row[f"{what}_wall_median_2"]
+                row[f"{what}_speedup_1_to_2_cpu"] = row[f"{what}_cpu_median_1"] / row[f"{what}_wall_median_2"]
+        threads.append(row)
     log("float64 agreement check: kernel vs NumPy reference, one RLS update")
     check = subprocess_task("benchmarks.bench_force:check_task", {}, threads=1)
     check.pop("peak_rss_mib", None)
     check.pop("process_seconds", None)
     out = {"duration_ms": form["duration"], "repeats": form["repeats"], "rls_repeats": form["rls_repeats"],
-           "rows": rows, "check": check}
+           "rows": rows, "threads": threads, "check": check}
     if mode == "full":
         RESULTS.mkdir(parents=True, exist_ok=True)
         png = RESULTS / "force_scaling.png"
@@ -242,22 +308,14 @@ def _cov_bytes(N, L, storage, dtype):
 
 
 def _ratios(rows):
-    """Kernel RLS speed-up over the reference (1 thread, CPU time); 1 → 2 thread speed-ups."""
-    ok = [r for r in rows if "error" not in r]
-    one = {(r["n_neurons"], r["n_plastic"], r["storage"], r["dtype"]): r for r in ok if r["threads"] == 1}
-    for r in ok:
-        r["rls_share"] = r["rls_updates_per_iter"] * r["rls_cpu_median"] / r["iter_cpu_median"] if r["threads"] == 1 \
-            else r["rls_updates_per_iter"] * r["rls_wall_median"] / r["iter_wall_median"]
+    """Kernel RLS speed-up over the reference (CPU time, 1 thread) and the RLS share of an iteration."""
+    for r in rows:
+        if "error" in r:
+            continue
+        r["rls_share"] = r["rls_updates_per_iter"] * r["rls_cpu_median"] / r["iter_cpu_median"]
         if "ref_cpu_median" in r:
             r["rls_speedup"] = r["ref_cpu_median"] / r["rls_cpu_median"]
             r["rls_speedup_wall"] = r["ref_wall_median"] / r["rls_wall_median"]
-        if r["threads"] == 2:
-            o = one.get((r["n_neurons"], r["n_plastic"], r["storage"], r["dtype"]))
-            if o:
-                r["iter_speedup_1_to_2"] = o["iter_cpu_median"] / r["iter_wall_median"]
-                r["iter_speedup_1_to_2_wall"] = o["iter_wall_median"] / r["iter_wall_median"]
-                r["rls_speedup_1_to_2"] = o["rls_cpu_median"] / r["rls_wall_median"]
-                r["rls_speedup_1_to_2_wall"] = o["rls_wall_median"] / r["rls_wall_median"]
 
 
 def _plot(rows, path):
@@ -266,7 +324,7 @@ def _plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ok = [r for r in rows if "error" not in r and r["threads"] == 1]
+    ok = [r for r in rows if "error" not in r]
     default = [r for r in ok if (r["storage"], r["dtype"]) == DEFAULT_VARIANT]
     Ns = sorted({r["n_neurons"] for r in default})
     fig, axs = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
@@ -277,7 +335,8 @@ def _plot(rows, path):
         axs[0].loglog(x, [r["rls_updates_per_iter"] * r["rls_cpu_median"] for r in pts], "s:", color=line.get_color(),
                       label=f"N={N} RLS part")
         axs[2].loglog(x, [r["cov_mib"] for r in pts], "s:", color=line.get_color(), label=f"N={N} covariance")
-        axs[2].loglog(x, [r["train_peak_rss_mib"] for r in pts], "o-", color=line.get_color(), label=f"N={N} peak RSS")
+        axs[2].loglog(x, [r["train_peak_rss_mib"] - r["base_rss_mib"] for r in pts], "o-", color=line.get_color(),
+                      label=f"N={N} RSS growth")
     axs[0].set_title("packed float32, 1 thread: s per iteration (CPU)")
     axs[0].set_xlabel("plastic inputs per neuron L")
     axs[0].set_ylabel("s")
@@ -297,10 +356,15 @@ def _plot(rows, path):
     axs[1].set_xlabel("plastic inputs per neuron L")
     axs[1].set_ylabel("ms")
     axs[1].legend(fontsize=7)
-    axs[2].set_title("memory: covariance bytes and peak RSS (packed float32)")
+    axs[2].set_title("memory, packed float32: covariances, RSS growth")
     axs[2].set_xlabel("plastic inputs per neuron L")
     axs[2].set_ylabel("MiB")
     axs[2].legend(fontsize=7)
+    Ls = sorted({r["n_plastic"] for r in ok})
+    for ax in axs:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(Ls, [str(v) for v in Ls])
+        ax.minorticks_off()
     fig.suptitle("snnbatch RLS/FORCE kernel (80 static inputs, dt 0.1 ms, RLS every 10 ms)")
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -314,39 +378,41 @@ def tables(result):
                       "RLS ms: one update of all N neurons by the kernel; vs NumPy: the reference's CPU time for the "
                       "same update (full matrices, same dtype) / the kernel's († reference timed on a subset of "
                       "neurons and scaled by N); RLS share: updates per iteration × RLS time / iteration time; "
-                      "peak RSS: ru_maxrss of the fresh process after the timed iterations.")
+                      "peak RSS: VmHWM of the fresh process after the timed iterations; RSS growth: that peak less the RSS once the compiled code is loaded (state, covariances, targets and their time-major copy).")
     for col in ("N", "L", "storage", "dtype", "s/iteration", "RLS ms", "NumPy ref ms", "kernel vs NumPy",
-                "RLS share", "covariance MiB", "peak RSS MiB", "load"):
+                "RLS share", "covariance MiB", "peak RSS MiB", "RSS growth MiB", "load"):
         t.add_column(col, justify="left" if col in ("storage", "dtype") else "right")
     for r in result["rows"]:
-        if r["threads"] != 1:
-            continue
         head = (str(r["n_neurons"]), str(r["n_plastic"]), r["storage"], r["dtype"])
         if "error" in r:
-            t.add_row(*head, "[red]failed[/red]", *[""] * 6, f"{r['cov_mib']:.1f}", "", "")
+            t.add_row(*head, "[red]failed[/red]", *[""] * 4, f"{r['cov_mib']:.1f}", "", "", "")
             continue
         dagger = "†" if r.get("ref_neurons", r["n_neurons"]) < r["n_neurons"] else ""
         t.add_row(*head, f"{r['iter_cpu_median']:.3f} ({r['iter_wall_median']:.3f})", f"{r['rls_cpu_median'] * 1e3:.2f}",
                   f"{r['ref_cpu_median'] * 1e3:.1f}{dagger}" if "ref_cpu_median" in r else "—",
                   f"{r['rls_speedup']:.1f}×" if "rls_speedup" in r else "—", f"{r['rls_share']:.0%}",
-                  f"{r['cov_mib']:.1f}", f"{r['train_peak_rss_mib']:.0f}", f"{r['load_average']:.1f}")
-    s = Table(title="RLS/FORCE kernel, packed float32: 1 → 2 threads", title_justify="left",
-              caption="speed-up: 1-thread CPU time / 2-thread wall time (wall / wall in brackets). The RLS updates "
-                      "run in parallel over blocks of neurons; the per-step neuron update only from "
-                      "4096 neurons on, so the simulation part stays serial at these sizes.")
-    for col in ("N", "L", "s/iteration 1 thread (cpu)", "s/iteration 2 threads (wall)", "iteration speed-up",
-                "RLS ms 1 thread (cpu)", "RLS ms 2 threads (wall)", "RLS speed-up", "load"):
+                  f"{r['cov_mib']:.1f}", f"{r['train_peak_rss_mib']:.0f}",
+                  f"{r['train_peak_rss_mib'] - r['base_rss_mib']:.0f}", f"{r['load_average']:.1f}")
+    s = Table(title=f"RLS/FORCE kernel, {' '.join(DEFAULT_VARIANT)}: 1 → 2 threads, {result['duration_ms']:.0f} ms "
+                    "per iteration", title_justify="left",
+              caption="one process started with 2 threads, 1 and 2 threads alternating repeat by repeat; wall times "
+                      "(CPU time summed over threads in brackets). speed-up: 1-thread wall / 2-thread wall "
+                      "(1-thread CPU / 2-thread wall in brackets). The RLS updates run in parallel over blocks of "
+                      "neurons; the per-step neuron update only from 4096 neurons on, so the simulation part stays "
+                      "serial at these sizes.")
+    for col in ("N", "L", "s/iteration 1 thread", "s/iteration 2 threads", "iteration speed-up",
+                "RLS ms 1 thread", "RLS ms 2 threads", "RLS speed-up", "load"):
         s.add_column(col, justify="right")
-    for r in result["rows"]:
-        if r["threads"] != 2 or "error" in r or "iter_speedup_1_to_2" not in r:
+    for r in result.get("threads", []):
+        if "error" in r:
+            s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), "[red]failed[/red]", *[""] * 6)
             continue
-        o = next(x for x in result["rows"] if x["threads"] == 1 and "error" not in x and all(
-            x[k] == r[k] for k in ("n_neurons", "n_plastic", "storage", "dtype")))
-        s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), f"{o['iter_cpu_median']:.3f}",
-                  f"{r['iter_wall_median']:.3f}",
-                  f"{r['iter_speedup_1_to_2']:.2f}× ({r['iter_speedup_1_to_2_wall']:.2f}×)",
-                  f"{o['rls_cpu_median'] * 1e3:.2f}", f"{r['rls_wall_median'] * 1e3:.2f}",
-                  f"{r['rls_speedup_1_to_2']:.2f}× ({r['rls_speedup_1_to_2_wall']:.2f}×)", f"{r['load_average']:.1f}")
+        cells = []
+        for what, scale, fmt in (("iter", 1.0, ".3f"), ("rls", 1e3, ".2f")):
+            for n in (1, 2):
+                cells.append(f"{r[f'{what}_wall_median_{n}'] * scale:{fmt}} ({r[f'{what}_cpu_median_{n}'] * scale:{fmt}})")
+            cells.append(f"{r[f'{what}_speedup_1_to_2']:.2f}× ({r[f'{what}_speedup_1_to_2_cpu']:.2f}×)")
+        s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), *cells, f"{r['load_average']:.1f}")
     c = Table(title="Same update? float64, one RLS update of every neuron, kernel vs NumPy reference",
               title_justify="left", caption="max |kernel − reference| / max |reference| from the same trained state; "
                                             "Δ: of the change the update makes")
@@ -356,3 +422,4 @@ def tables(result):
         c.add_row(storage, str(v["n_neurons"]), str(v["n_plastic"]), *(f"{v[k]:.1e}" for k in (
             "w_max_rel_diff", "dw_max_rel_diff", "P_max_rel_diff", "dP_max_rel_diff", "e2_max_rel_diff")))
     return [t, s, c]
+
