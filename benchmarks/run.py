@@ -23,6 +23,7 @@ MODULES = [
     "benchmarks.bench_bound",  # LIF kernel vs its state-update-only bound
     "benchmarks.bench_compile",  # cold vs warm Numba cache at task start-up
     "benchmarks.bench_scaling",  # time and memory vs hidden size, steps, batch (full form only)
+    "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
 ]
 
