@@ -5,8 +5,7 @@ per spike; what every exact implementation of kernels/lif.py's numerics must do
 densely, for every neuron and step, is the state update: forward
 U[n+1] = βU[n] + I[n+1] − ϑS[n], the spike test and the decay of I; backward the
 adjoints g_I, g_U (with the surrogate's division) and dL/dS = W_out·g_Io (+ W_rec·g_I
-for the recurrent network, an H×H product per step), all in float64 on float32
-storage as in the kernel. This module times a microkernel doing only that, over
+for the recurrent network, an H×H product per step), in float32 as in the kernel. This module times a microkernel doing only that, over
 exactly the steps the kernel runs (all T forward; backward from the last readout
 maximum to the first input event of each sample), and the kernel on the same
 batches, one thread, CPU time. The microkernel is the kernel's own compiled
@@ -30,12 +29,11 @@ def _microkernel():
     from snnbatch.kernels import lif
 
     @numba.njit(nogil=True, error_model="numpy")
-    def state_updates(T, H, steps_bwd, w_in, w_rec, w_out, w_recT, w_outT, alpha, beta, scale, recurrent):
+    def state_updates(T, H, steps_bwd, w_in, w_rec, w_out, w_recT, w_outT, alpha, beta, theta, scale, one, recurrent):
         O = w_out.shape[1]
         ptr = np.ones((1, T + 1), np.int64)  # one event (unit 0) at step 0, then none
         ptr[0, 0] = 0
         units = np.zeros(1, np.int32)
-        theta = 1e30  # no spikes
         U = np.empty((T + 1, H), w_in.dtype)
         Uo = np.empty((T, O), w_in.dtype)
         s_row = np.empty(H, w_in.dtype)
@@ -49,7 +47,7 @@ def _microkernel():
         g_u = np.empty(H, w_in.dtype)
         g_i = np.empty(H, w_in.dtype)
         g_s = np.empty(H, w_in.dtype)
-        acc = np.empty(H, np.float64)
+        acc = np.empty(H, w_in.dtype)
         g_uo = np.empty(O, w_in.dtype)
         g_io = np.empty(O, w_in.dtype)
         g_max = np.full(O, 1e-3, w_in.dtype)
@@ -58,11 +56,11 @@ def _microkernel():
         gw_rec = np.zeros_like(w_rec)
         gw_out = np.zeros_like(w_out)
         for s in range(steps_bwd.shape[0]):
-            lif._sample_forward(w_in, w_rec, w_out, ptr, units, 0, alpha, beta, theta, scale, recurrent, False,
+            lif._sample_forward(w_in, w_rec, w_out, ptr, units, 0, alpha, beta, theta, scale, one, recurrent, False,
                                 U, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
             if steps_bwd[s] > 0:
                 t_max[:] = steps_bwd[s] - 1
-                lif._sample_backward(w_recT, w_outT, ptr, units, 0, alpha, beta, theta, scale, recurrent, True,
+                lif._sample_backward(w_recT, w_outT, ptr, units, 0, alpha, beta, theta, scale, one, recurrent, True,
                                      U, spk_idx, spk_val, spk_ptr, g_max, t_max, gw_in, gw_rec, gw_out,
                                      g_u, g_i, g_s, acc, g_uo, g_io)
         return gw_in[0, 0]
@@ -103,7 +101,8 @@ def bound_task(recurrent: bool, n_batches: int, repeats: int, train_epochs: int 
     micro = _microkernel()
     args = (data.n_steps, cfg.n_hidden)
     weights = (params["w_in"], w_rec, params["w_out"], w_recT, w_outT)
-    consts = (cfg.alpha, cfg.beta, cfg.surrogate_scale, recurrent)
+    alpha, beta, _, scale, one = lif._constants(cfg, np.float32)
+    consts = (alpha, beta, np.float32(1e30), scale, one, recurrent)  # a threshold never reached: no spikes
     micro(*args, steps[0][:2], *weights, *consts)  # compile
 
     def timed(fn):

@@ -97,19 +97,19 @@ def init_params(cfg: ALIFConfig, rng: np.random.Generator) -> dict[str, np.ndarr
 # --------------------------------------------------------------------------- one sample
 
 
-def _spike_fn(x, scale, smooth):
+def _spike_fn(x, scale, one, smooth):
     if smooth:
-        return x / (scale * abs(x) + 1.0)
-    return 1.0 if x > 0.0 else 0.0
+        return x / (scale * abs(x) + one)
+    return one if x > 0 else one - one
 
 
-def _surrogate(x, scale):
-    d = scale * abs(x) + 1.0
-    return 1.0 / (d * d)
+def _surrogate(x, scale, one):
+    d = scale * abs(x) + one
+    return one / (d * d)
 
 
 def _sample_forward_py(
-    w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, recurrent, smooth, U, A, S, Uo,
+    w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, one, recurrent, smooth, U, A, S, Uo,
 ):
     """Run sample ``s``; fill U[n], A[n], S[n] (T, H) and Uo[n+1] (T, O)."""
     T, H = U.shape
@@ -124,7 +124,7 @@ def _sample_forward_py(
         for k in range(H):
             U[n, k] = u[k]
             A[n, k] = a[k]
-            S[n, k] = _spike_fn(u[k] - theta - jump * a[k], scale, smooth)
+            S[n, k] = _spike_fn(u[k] - theta - jump * a[k], scale, one, smooth)
         for k in range(H):
             i_syn[k] *= alpha
         for e in range(ptr[s, n], ptr[s, n + 1]):
@@ -151,7 +151,7 @@ def _sample_forward_py(
 
 
 def _sample_backward_py(
-    w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, recurrent, detach_reset,
+    w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, one, recurrent, detach_reset,
     U, A, S, g_max, t_max, gw_in, gw_rec, gw_out,
 ):
     """Accumulate this sample's weight gradients given dL/d(max readout) ``g_max`` at steps ``t_max``."""
@@ -166,7 +166,7 @@ def _sample_backward_py(
     g_s = np.zeros(H, dtype)
     for n in range(T - 1, -1, -1):
         for o in range(O):
-            direct = g_max[o] if t_max[o] == n else 0.0
+            direct = g_max[o] if t_max[o] == n else one - one
             g_uo[o] = direct + beta * g_uo[o]
             g_io[o] = g_uo[o] + alpha * g_io[o]
         for k in range(H):
@@ -186,7 +186,7 @@ def _sample_backward_py(
                         row[k] += sj * g_i[k]
         # dL/dS[n]: readout, recurrent input, reset, adaptation
         for j in range(H):
-            acc = 0.0  # a float64 accumulator, as in lif.py
+            acc = one - one  # in the weights' dtype, as in lif.py
             for o in range(O):
                 acc += w_out[j, o] * g_io[o]
             if recurrent:
@@ -197,7 +197,7 @@ def _sample_backward_py(
                 acc -= theta * g_u[j]
             g_s[j] = acc + g_a[j]
         for k in range(H):
-            g_z = g_s[k] * _surrogate(U[n, k] - theta - jump * A[n, k], scale)
+            g_z = g_s[k] * _surrogate(U[n, k] - theta - jump * A[n, k], scale, one)
             g_u[k] = beta * g_u[k] + g_z
             g_a[k] = rho * g_a[k] - jump * g_z
 
@@ -222,7 +222,7 @@ def _softmax_xent(m, label, g_out):
 
 
 def _batch_py(
-    w_in, w_rec, w_out, ptr, units, index, labels, T, alpha, beta, rho, theta, jump, scale,
+    w_in, w_rec, w_out, ptr, units, index, labels, T, alpha, beta, rho, theta, jump, scale, one,
     recurrent, detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad,
 ):
     """Per-block loss sums and correct counts, and (optionally) block-summed gradients.
@@ -248,7 +248,8 @@ def _batch_py(
         for i in range(b, B, n_blocks):
             s = index[i]
             _sample_forward(
-                w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, recurrent, smooth, U, A, S, Uo,
+                w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, one, recurrent, smooth,
+                U, A, S, Uo,
             )
             for o in range(O):
                 best = Uo[0, o]
@@ -266,18 +267,18 @@ def _batch_py(
                 for o in range(O):
                     g_max[o] /= B
                 _sample_backward(
-                    w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, recurrent,
+                    w_in, w_rec, w_out, ptr, units, s, alpha, beta, rho, theta, jump, scale, one, recurrent,
                     detach_reset, U, A, S, g_max, t_max, gw_in[b], gw_rec[b], gw_out[b],
                 )
     return losses, correct
 
 
 def _trace_py(
-    w_in, w_rec, w_out, ptr, units, index, T, alpha, beta, rho, theta, jump, scale, recurrent, smooth, S, U, A, Uo,
+    w_in, w_rec, w_out, ptr, units, index, T, alpha, beta, rho, theta, jump, scale, one, recurrent, smooth, S, U, A, Uo,
 ):
     for i in numba.prange(index.shape[0]):
         _sample_forward(
-            w_in, w_rec, w_out, ptr, units, index[i], alpha, beta, rho, theta, jump, scale, recurrent, smooth,
+            w_in, w_rec, w_out, ptr, units, index[i], alpha, beta, rho, theta, jump, scale, one, recurrent, smooth,
             U[i], A[i], S[i], Uo[i],
         )
 
@@ -297,6 +298,12 @@ _trace = _jit_par(_trace_py)
 # --------------------------------------------------------------------------- public API
 
 
+def _constants(cfg, dtype):
+    """α, β, ρ, ϑ, the adaptation jump, the surrogate's scale and 1 in the weights' dtype (as in lif.py)."""
+    t = np.dtype(dtype).type
+    return tuple(t(v) for v in (cfg.alpha, cfg.beta, cfg.rho, cfg.threshold, cfg.adapt_jump, cfg.surrogate_scale, 1.0))
+
+
 def _weights(params, cfg):
     w_in = params["w_in"]
     w_rec = params["w_rec"] if cfg.recurrent else np.zeros((1, 1), w_in.dtype)
@@ -312,8 +319,8 @@ def forward(params: dict[str, np.ndarray], inputs: SpikeEvents, cfg: ALIFConfig,
     U = np.empty((B, T, H), w_in.dtype)
     A = np.empty((B, T, H), w_in.dtype)
     Uo = np.empty((B, T, O), w_in.dtype)
-    _trace(w_in, w_rec, w_out, inputs.ptr, inputs.units, index, T, cfg.alpha, cfg.beta, cfg.rho, cfg.threshold,
-           cfg.adapt_jump, cfg.surrogate_scale, cfg.recurrent, cfg.smooth, S, U, A, Uo)
+    _trace(w_in, w_rec, w_out, inputs.ptr, inputs.units, index, T, *_constants(cfg, w_in.dtype), cfg.recurrent,
+           cfg.smooth, S, U, A, Uo)
     return Trace(S, U, A, Uo)
 
 
@@ -329,9 +336,8 @@ def _run(params, inputs, labels, cfg, index, with_grad):
     gw_rec = np.zeros(shape + w_rec.shape, w_in.dtype)
     gw_out = np.zeros(shape + w_out.shape, w_in.dtype)
     losses, correct = _batch(
-        w_in, w_rec, w_out, inputs.ptr, inputs.units, index, labels, inputs.n_steps, cfg.alpha, cfg.beta, cfg.rho,
-        cfg.threshold, cfg.adapt_jump, cfg.surrogate_scale, cfg.recurrent, cfg.detach_reset, cfg.smooth, nb,
-        gw_in, gw_rec, gw_out, with_grad,
+        w_in, w_rec, w_out, inputs.ptr, inputs.units, index, labels, inputs.n_steps, *_constants(cfg, w_in.dtype),
+        cfg.recurrent, cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad,
     )
     loss = _ordered_sum(losses) / len(index)
     grads = None

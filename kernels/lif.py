@@ -91,13 +91,15 @@ def init_params(cfg: LIFConfig, rng: np.random.Generator) -> dict[str, np.ndarra
 
 # --------------------------------------------------------------------------- one sample
 #
-# Speed without changing a bit. Every state variable sees the same operations,
-# in the same order and precision, as in the equations above written out
-# loop by loop: products of two weights/adjoints in the weight dtype, the
-# decays, resets and surrogate products computed in float64 and rounded to
-# the weight dtype when stored, the dL/dS sums accumulated in float64 in the
-# order (readouts, then presynaptic k = 0 .. H-1). What changes is only how
-# the work is laid out:
+# Precision: all arithmetic is in the weights' dtype (α, β, ϑ, the surrogate's
+# scale and 1 are passed in that dtype, see ``_constants``), as in a float32
+# PyTorch model; float32 vectors are twice as wide as float64 ones. No
+# fast-math: every operation is rounded as written (no fused multiply-adds,
+# no reassociation), so the bits do not depend on the CPU's vector width and
+# are the same on every node of a cluster. Every state variable sees the
+# operations of the equations above written out loop by loop, in that order,
+# the dL/dS sums in the order (readouts, then presynaptic k = 0 .. H-1). What
+# changes is only how the work is laid out:
 #
 # * few dense passes over the neurons per step, all vectorised: the forward
 #   pass fuses U[n+1] = βU[n] + I[n+1] − ϑS[n] with the spikes of step n+1
@@ -107,8 +109,8 @@ def init_params(cfg: LIFConfig, rng: np.random.Generator) -> dict[str, np.ndarra
 #   ``smooth``), so readout, recurrent input and the w_out / w_rec gradients
 #   touch spiking neurons only;
 # * dL/dS = W_out·g_io + W_rec·g_i is computed as axpys over the postsynaptic
-#   axis with transposed weights: the float64 sums of all neurons advance
-#   together (SIMD) while each still adds its terms in the original order;
+#   axis with transposed weights: the sums of all neurons advance together
+#   (SIMD) while each still adds its terms in the original order;
 # * with S = 0/1 (not ``smooth``) spikes are found eight neurons at a time
 #   from a byte mask and recurrent rows are added four at a time (I[k] is
 #   still summed in spike order; S·w = w exactly, so no product);
@@ -120,19 +122,19 @@ def init_params(cfg: LIFConfig, rng: np.random.Generator) -> dict[str, np.ndarra
 #   finite weights).
 
 
-def _spike_fn(x, scale, smooth):
+def _spike_fn(x, scale, one, smooth):
     if smooth:
-        return x / (scale * abs(x) + 1.0)
-    return 1.0 if x > 0.0 else 0.0
+        return x / (scale * abs(x) + one)
+    return one if x > 0 else one - one
 
 
-def _surrogate(x, scale):
-    d = scale * abs(x) + 1.0
-    return 1.0 / (d * d)
+def _surrogate(x, scale, one):
+    d = scale * abs(x) + one
+    return one / (d * d)
 
 
 def _sample_forward_py(
-    w_in, w_rec, w_out, ptr, units, s, alpha, beta, theta, scale, recurrent, smooth,
+    w_in, w_rec, w_out, ptr, units, s, alpha, beta, theta, scale, one, recurrent, smooth,
     U, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo,
 ):
     """Run sample ``s``: U[n] (T+1, H; row T unused), spike lists (``spk_ptr[n]:spk_ptr[n+1]`` of
@@ -148,7 +150,7 @@ def _sample_forward_py(
     for k in range(H):
         U[0, k] = 0.0
         i_syn[k] = 0.0
-        s_row[k] = _spike_fn(U[0, k] - theta, scale, smooth)
+        s_row[k] = _spike_fn(U[0, k] - theta, scale, one, smooth)
         flags[k] = s_row[k] != 0.0
     for o in range(O):
         io[o] = 0.0
@@ -203,27 +205,27 @@ def _sample_forward_py(
                     U[n + 1, k] = beta * U[n, k] + i_syn[k] - theta * s_row[k]
                     i_syn[k] *= alpha
                 for k in range(H):
-                    s_row[k] = _spike_fn(U[n + 1, k] - theta, scale, smooth)
+                    s_row[k] = _spike_fn(U[n + 1, k] - theta, scale, one, smooth)
                     flags[k] = s_row[k] != 0.0
             else:
                 # one pass: U[n+1], the spikes of step n+1 and the decay of I for step n+1
                 for k in range(H):
                     U[n + 1, k] = beta * U[n, k] + i_syn[k] - theta * s_row[k]
-                    spike = U[n + 1, k] - theta > 0.0
-                    s_row[k] = 1.0 if spike else 0.0
+                    spike = U[n + 1, k] - theta > 0
+                    s_row[k] = one if spike else one - one
                     flags[k] = spike
                     i_syn[k] *= alpha
 
 
 def _sample_backward_py(
-    w_recT, w_outT, ptr, units, s, alpha, beta, theta, scale, recurrent, detach_reset,
+    w_recT, w_outT, ptr, units, s, alpha, beta, theta, scale, one, recurrent, detach_reset,
     U, spk_idx, spk_val, spk_ptr, g_max, t_max, gw_in, gw_rec, gw_out,
     g_u, g_i, g_s, acc, g_uo, g_io,
 ):
     """Accumulate this sample's weight gradients given dL/d(max readout) ``g_max`` at steps ``t_max``.
 
     ``w_recT[k, j] = w_rec[j, k]`` and ``w_outT[o, j] = w_out[j, o]``; ``g_u, g_i, g_s`` (H,) dtype,
-    ``acc`` (H,) float64, ``g_uo, g_io`` (O,) dtype are scratch.
+    ``acc`` (H,), ``g_uo, g_io`` (O,) dtype are scratch.
     """
     T = spk_ptr.shape[0] - 1
     H = g_u.shape[0]
@@ -244,7 +246,7 @@ def _sample_backward_py(
         g_io[o] = 0.0
     for n in range(last, first - 1, -1):
         for o in range(O):
-            direct = g_max[o] if t_max[o] == n else 0.0
+            direct = g_max[o] if t_max[o] == n else one - one
             g_uo[o] = direct + beta * g_uo[o]
             g_io[o] = g_uo[o] + alpha * g_io[o]
         for k in range(H):
@@ -264,7 +266,7 @@ def _sample_backward_py(
                 row = gw_rec[j]
                 for k in range(H):
                     row[k] += sj * g_i[k]
-        # dL/dS[n], summed in float64: readouts first, then presynaptic k = 0 .. H-1
+        # dL/dS[n]: readouts first, then presynaptic k = 0 .. H-1
         for o in range(O):
             col = w_outT[o]
             go = g_io[o]
@@ -299,11 +301,11 @@ def _sample_backward_py(
         if detach_reset:
             for k in range(H):
                 g_s[k] = acc[k]
-                g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale)
+                g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale, one)
         else:
             for k in range(H):
                 g_s[k] = acc[k] - theta * g_u[k]
-                g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale)
+                g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale, one)
 
 
 def _softmax_xent(m, label, g_out):
@@ -326,7 +328,7 @@ def _softmax_xent(m, label, g_out):
 
 
 def _batch_py(
-    w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, alpha, beta, theta, scale,
+    w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, alpha, beta, theta, scale, one,
     recurrent, detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct,
 ):
     """Per-block losses and correct counts and (optionally) per-block gradient sums for a batch.
@@ -351,7 +353,7 @@ def _batch_py(
         g_u = np.empty(H, dtype)
         g_i = np.empty(H, dtype)
         g_s = np.empty(H, dtype)
-        acc = np.empty(H, np.float64)
+        acc = np.empty(H, dtype)
         g_uo = np.empty(O, dtype)
         g_io = np.empty(O, dtype)
         m = np.empty(O, dtype)
@@ -361,7 +363,7 @@ def _batch_py(
         correct_b = 0
         for i in range(b, B, n_blocks):
             s = index[i]
-            _sample_forward(w_in, w_rec, w_out, ptr, units, s, alpha, beta, theta, scale, recurrent, smooth,
+            _sample_forward(w_in, w_rec, w_out, ptr, units, s, alpha, beta, theta, scale, one, recurrent, smooth,
                             U, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
             for o in range(O):
                 best = Uo[0, o]
@@ -379,7 +381,7 @@ def _batch_py(
                 for o in range(O):
                     g_max[o] /= B
                 _sample_backward(
-                    w_recT, w_outT, ptr, units, s, alpha, beta, theta, scale, recurrent, detach_reset,
+                    w_recT, w_outT, ptr, units, s, alpha, beta, theta, scale, one, recurrent, detach_reset,
                     U, spk_idx, spk_val, spk_ptr, g_max, t_max, gw_in[b], gw_rec[b], gw_out[b],
                     g_u, g_i, g_s, acc, g_uo, g_io,
                 )
@@ -387,7 +389,7 @@ def _batch_py(
         correct[b] = correct_b
 
 
-def _trace_py(w_in, w_rec, w_out, ptr, units, index, T, alpha, beta, theta, scale, recurrent, smooth, S, U, Uo):
+def _trace_py(w_in, w_rec, w_out, ptr, units, index, T, alpha, beta, theta, scale, one, recurrent, smooth, S, U, Uo):
     H = w_in.shape[1]
     dtype = w_in.dtype
     O = w_out.shape[1]
@@ -401,7 +403,7 @@ def _trace_py(w_in, w_rec, w_out, ptr, units, index, T, alpha, beta, theta, scal
         spk_idx = np.empty(T * H + H, np.int32)
         spk_val = np.empty(T * H + H, dtype)
         spk_ptr = np.empty(T + 1, np.int64)
-        _sample_forward(w_in, w_rec, w_out, ptr, units, index[i], alpha, beta, theta, scale, recurrent, smooth,
+        _sample_forward(w_in, w_rec, w_out, ptr, units, index[i], alpha, beta, theta, scale, one, recurrent, smooth,
                         Ui, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo[i])
         for n in range(T):
             for k in range(H):
@@ -426,6 +428,12 @@ _trace = _jit_par(_trace_py)
 # --------------------------------------------------------------------------- public API
 
 
+def _constants(cfg, dtype):
+    """α, β, ϑ, the surrogate's scale and 1 in the weights' dtype: all state arithmetic is in that dtype."""
+    t = np.dtype(dtype).type
+    return t(cfg.alpha), t(cfg.beta), t(cfg.threshold), t(cfg.surrogate_scale), t(1.0)
+
+
 def _weights(params, cfg):
     w_in = params["w_in"]
     w_rec = params["w_rec"] if cfg.recurrent else np.zeros((1, 1), w_in.dtype)
@@ -440,8 +448,8 @@ def forward(params: dict[str, np.ndarray], inputs: SpikeEvents, cfg: LIFConfig, 
     S = np.empty((B, T, H), w_in.dtype)
     U = np.empty((B, T, H), w_in.dtype)
     Uo = np.empty((B, T, O), w_in.dtype)
-    _trace(w_in, w_rec, w_out, inputs.ptr, inputs.units, index, T, cfg.alpha, cfg.beta, cfg.threshold,
-           cfg.surrogate_scale, cfg.recurrent, cfg.smooth, S, U, Uo)
+    _trace(w_in, w_rec, w_out, inputs.ptr, inputs.units, index, T, *_constants(cfg, w_in.dtype), cfg.recurrent,
+           cfg.smooth, S, U, Uo)
     return Trace(S, U, Uo)
 
 
@@ -463,8 +471,8 @@ def _run(params, inputs, labels, cfg, index, with_grad):
     with numba.parallel_chunksize(1):
         _batch(
             w_in, w_rec, w_out, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(w_out.T), inputs.ptr,
-            inputs.units, index, labels, inputs.n_steps, cfg.alpha, cfg.beta, cfg.threshold, cfg.surrogate_scale,
-            cfg.recurrent, cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
+            inputs.units, index, labels, inputs.n_steps, *_constants(cfg, w_in.dtype), cfg.recurrent,
+            cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
         )
     # block sums added in a fixed order: the same bits for any thread count
     loss = 0.0
