@@ -12,11 +12,12 @@ environment and its peak RSS is its own) and measures
   median over repeats, against :func:`reference_rls_step` below, a plain NumPy
   implementation of the same update on full matrices batched over neurons, run
   in the same process at the same size and dtype;
-* the peak resident memory of the process after the timed iterations (before
-  the reference allocates its own matrices), beside the covariance bytes N·L²
-  (full) or N·L(L+1)/2 (packed) × the dtype's size. It is read as VmHWM from
-  /proc/self/status: a process started by ``subprocess`` reports its parent's
-  peak as its own ``ru_maxrss`` when the parent's was larger.
+* memory: the peak resident set during the timed iterations (VmHWM of
+  /proc/self/status after resetting it; a process started by ``subprocess``
+  reports its parent's peak as its own ``ru_maxrss`` when the parent's was
+  larger) and its growth over the process once the compiled code is loaded,
+  beside the covariance bytes N·L² (full) or N·L(L+1)/2 (packed) × the dtype's
+  size. The NumPy reference allocates its own matrices only afterwards.
 
 Single-threaded figures are CPU times (the machine may be shared; a 1-thread
 process's CPU time is what it costs, its wall time also counts waiting for a
@@ -50,6 +51,10 @@ FORMS = {
         "threads_at": ((1000, 160), (2000, 320), (4000, 160)),
     },
 }
+# The kernel enters a parallel region for every RLS update (every 10 ms of simulated time) and runs the
+# time steps between them serially; with Numba's OpenMP layer the idle worker spin-waits there unless
+# OMP_WAIT_POLICY=passive, so the thread test runs both ways.
+WAIT_POLICIES = ("unset", "passive")
 REF_MAX_BYTES = 512 * 2**20  # the reference's own covariances; larger points time it on a subset of neurons
 REF_CHUNK = 128  # neurons per batched NumPy call of the reference (bounds its temporaries)
 
@@ -135,16 +140,19 @@ def point_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duratio
 
     from snnbatch.kernels import force as F
 
-    from .common import hwm_mib, median
+    from .common import hwm_mib, median, reset_peak_rss
 
     numba.set_num_threads(threads)
     cfg, state, targets, base, r, y, step = _setup(F, n_neurons, n_plastic, packed, dtype, duration)
+    setup_peak = hwm_mib()  # make_targets and innate_current have their own temporaries
+    reset = reset_peak_rss()
     metrics = []
     wall, cpu = _timed(lambda: metrics.append(F.train_iteration(state, targets, cfg)), repeats)
     out = {"iter_wall": wall, "iter_cpu": cpu, "iter_wall_median": median(wall), "iter_cpu_median": median(cpu),
            "correlation": metrics[-1]["correlation"], "rate_hz": metrics[-1]["rate_hz"],
            "rls_updates_per_iter": cfg.n_steps // cfg.learn_every, "base_rss_mib": base,
-           "train_peak_rss_mib": hwm_mib(), "cov_bytes": int(state["P"].nbytes),
+           "setup_peak_rss_mib": setup_peak, "train_peak_rss_mib": hwm_mib() if reset else float("nan"),
+           "process_peak_rss_mib": max(setup_peak, hwm_mib()), "cov_bytes": int(state["P"].nbytes),
            "load_average": os.getloadavg()[0]}
 
     # the RLS update alone, on the trained covariances
@@ -163,7 +171,7 @@ def point_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duratio
         wall, cpu = _timed(ref, max(3, rls_repeats // 2))
         scale = N / n_ref  # the update is per neuron: its cost is linear in the number of neurons
         out.update(ref_neurons=n_ref, ref_wall_median=median(wall) * scale, ref_cpu_median=median(cpu) * scale)
-    out["peak_rss_mib"] = hwm_mib()  # with the reference's arrays
+    out["peak_rss_mib"] = max(out["process_peak_rss_mib"], hwm_mib())  # with the reference's arrays
     return out
 
 
@@ -198,6 +206,7 @@ def threads_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, durat
             out[f"{what}_wall_median_{t}"] = median(wall)
             out[f"{what}_cpu_median_{t}"] = median(cpu)
     out["load_average"] = os.getloadavg()[0]
+    out["threading_layer"] = numba.threading_layer()
     return out
 
 
@@ -273,13 +282,14 @@ def run(mode: str, log) -> dict:
         rows.append(row)
     _ratios(rows)
     threads = []
-    for N, L in form["threads_at"]:
-        log(f"N={N} L={L} {' '.join(DEFAULT_VARIANT)}, 1 and 2 threads interleaved")
+    for (N, L), wait in ((p, w) for p in form["threads_at"] for w in WAIT_POLICIES):
+        log(f"N={N} L={L} {' '.join(DEFAULT_VARIANT)}, 1 and 2 threads interleaved, OMP_WAIT_POLICY={wait}")
         kwargs = dict(n_neurons=N, n_plastic=L, packed=DEFAULT_VARIANT[0] == "packed", dtype=DEFAULT_VARIANT[1],
                       duration=form["duration"], repeats=max(5, form["repeats"]), rls_repeats=form["rls_repeats"])
-        row = {"n_neurons": N, "n_plastic": L}
+        row = {"n_neurons": N, "n_plastic": L, "omp_wait_policy": wait}
+        env = {"OMP_WAIT_POLICY": wait} if wait != "unset" else None
         try:
-            row.update(subprocess_task("benchmarks.bench_force:threads_task", kwargs, threads=2))
+            row.update(subprocess_task("benchmarks.bench_force:threads_task", kwargs, threads=2, env=env))
         except Exception as exc:  # noqa: BLE001
             row["error"] = str(exc)[-500:]
         else:
@@ -378,7 +388,9 @@ def tables(result):
                       "RLS ms: one update of all N neurons by the kernel; vs NumPy: the reference's CPU time for the "
                       "same update (full matrices, same dtype) / the kernel's († reference timed on a subset of "
                       "neurons and scaled by N); RLS share: updates per iteration × RLS time / iteration time; "
-                      "peak RSS: VmHWM of the fresh process after the timed iterations; RSS growth: that peak less the RSS once the compiled code is loaded (state, covariances, targets and their time-major copy).")
+                      "peak RSS: VmHWM of the fresh process during the timed iterations; RSS growth: that peak less "
+                      "the RSS once the compiled code is loaded (state with the covariances, targets and their "
+                      "time-major copy).")
     for col in ("N", "L", "storage", "dtype", "s/iteration", "RLS ms", "NumPy ref ms", "kernel vs NumPy",
                 "RLS share", "covariance MiB", "peak RSS MiB", "RSS growth MiB", "load"):
         t.add_column(col, justify="left" if col in ("storage", "dtype") else "right")
@@ -388,7 +400,8 @@ def tables(result):
             t.add_row(*head, "[red]failed[/red]", *[""] * 4, f"{r['cov_mib']:.1f}", "", "", "")
             continue
         dagger = "†" if r.get("ref_neurons", r["n_neurons"]) < r["n_neurons"] else ""
-        t.add_row(*head, f"{r['iter_cpu_median']:.3f} ({r['iter_wall_median']:.3f})", f"{r['rls_cpu_median'] * 1e3:.2f}",
+        t.add_row(*head, f"{r['iter_cpu_median']:.3f} ({r['iter_wall_median']:.3f})",
+                  f"{r['rls_cpu_median'] * 1e3:.2f}",
                   f"{r['ref_cpu_median'] * 1e3:.1f}{dagger}" if "ref_cpu_median" in r else "—",
                   f"{r['rls_speedup']:.1f}×" if "rls_speedup" in r else "—", f"{r['rls_share']:.0%}",
                   f"{r['cov_mib']:.1f}", f"{r['train_peak_rss_mib']:.0f}",
@@ -399,20 +412,25 @@ def tables(result):
                       "(CPU time summed over threads in brackets). speed-up: 1-thread wall / 2-thread wall "
                       "(1-thread CPU / 2-thread wall in brackets). The RLS updates run in parallel over blocks of "
                       "neurons; the per-step neuron update only from 4096 neurons on, so the simulation part stays "
-                      "serial at these sizes.")
-    for col in ("N", "L", "s/iteration 1 thread", "s/iteration 2 threads", "iteration speed-up",
+                      "serial at these sizes. OMP_WAIT_POLICY unset: libgomp's default, the idle worker spin-waits "
+                      "for a while after each parallel region (CPU time that a shared machine's other work does not "
+                      "get); passive: it sleeps.")
+    for col in ("N", "L", "layer, OMP_WAIT_POLICY", "s/iteration 1 thread", "s/iteration 2 threads",
+                "iteration speed-up",
                 "RLS ms 1 thread", "RLS ms 2 threads", "RLS speed-up", "load"):
-        s.add_column(col, justify="right")
+        s.add_column(col, justify="left" if col.startswith("layer") else "right")
     for r in result.get("threads", []):
         if "error" in r:
-            s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), "[red]failed[/red]", *[""] * 6)
+            s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), r["omp_wait_policy"], "[red]failed[/red]", *[""] * 6)
             continue
         cells = []
         for what, scale, fmt in (("iter", 1.0, ".3f"), ("rls", 1e3, ".2f")):
             for n in (1, 2):
-                cells.append(f"{r[f'{what}_wall_median_{n}'] * scale:{fmt}} ({r[f'{what}_cpu_median_{n}'] * scale:{fmt}})")
+                wall, cpu = r[f"{what}_wall_median_{n}"] * scale, r[f"{what}_cpu_median_{n}"] * scale
+                cells.append(f"{wall:{fmt}} ({cpu:{fmt}})")
             cells.append(f"{r[f'{what}_speedup_1_to_2']:.2f}× ({r[f'{what}_speedup_1_to_2_cpu']:.2f}×)")
-        s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), *cells, f"{r['load_average']:.1f}")
+        s.add_row(str(r["n_neurons"]), str(r["n_plastic"]), f"{r['threading_layer']}, {r['omp_wait_policy']}", *cells,
+                  f"{r['load_average']:.1f}")
     c = Table(title="Same update? float64, one RLS update of every neuron, kernel vs NumPy reference",
               title_justify="left", caption="max |kernel − reference| / max |reference| from the same trained state; "
                                             "Δ: of the change the update makes")
