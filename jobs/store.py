@@ -23,7 +23,8 @@ or the previous one. A checkpoint is written whole under a temporary name
 at any instant leaves either no checkpoint ``<seq>`` or a complete one.
 Loading verifies the checksums and falls back to the previous checkpoint
 when one does not match; older checkpoints beyond ``keep`` are deleted only
-after a newer one committed (renamed aside first, then removed). Leftovers
+after a newer one committed (renamed aside first, then removed, in a background
+thread the runner waits for before it releases the lease). Leftovers
 of a crash (partial checkpoints, half-deleted ones, temporary files) are
 removed by the next holder of the task's lease (:meth:`TaskStore.clean_leftovers`).
 A write the file system refuses (no space, quota, file size limit,
@@ -50,6 +51,7 @@ import re
 import shutil
 import socket
 import sys
+import threading
 import time
 import warnings
 import uuid
@@ -269,6 +271,7 @@ class TaskStore:
             raise StoreError(f"{self.path}: task {task_id}: unreadable metadata: {exc}") from None
         self.dir = self.path / TASKS / task_id
         self._status = None
+        self._removals: list[threading.Thread] = []
 
     # -------------------------------------------------------------- config and status
 
@@ -458,18 +461,37 @@ class TaskStore:
             shutil.rmtree(ckdir / partial, ignore_errors=True)
             raise
         for old in names[: max(0, len(names) + 1 - keep)]:
-            self._delete_checkpoint(old)
+            self._delete_checkpoint(old, background=True)
         return name
 
-    def _delete_checkpoint(self, name: str) -> None:
-        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name."""
+    def _delete_checkpoint(self, name: str, background: bool = False) -> None:
+        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name.
+
+        ``background``: remove the renamed directory in a thread (unlinking a few dozen files
+        can take longer than writing them, e.g. on file systems mounted with ``discard``);
+        :meth:`finish_removals` waits for it. What a crash leaves is a ``.deleted-`` directory,
+        removed by the next holder of the lease (:meth:`clean_leftovers`).
+        """
         ckdir = self.dir / "checkpoints"
         aside = ckdir / f"{name}.deleted-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(ckdir / name, aside)
         except OSError:
             return
-        shutil.rmtree(aside, ignore_errors=True)
+        if not background:
+            shutil.rmtree(aside, ignore_errors=True)
+            return
+        self._removals = [t for t in self._removals if t.is_alive()]
+        thread = threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True},
+                                  name=f"snnbatch-remove-{self.task_id}-{name}", daemon=True)
+        thread.start()
+        self._removals.append(thread)
+
+    def finish_removals(self) -> None:
+        """Wait until the old checkpoints :meth:`save_checkpoint` set aside are removed."""
+        for thread in self._removals:
+            thread.join()
+        self._removals = []
 
     def discard_checkpoint(self, name: str) -> None:
         """Remove a bad checkpoint (lease holders only: the runner does it after reporting it)."""
