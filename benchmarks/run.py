@@ -25,6 +25,7 @@ MODULES = [
     "benchmarks.bench_scaling",  # time and memory vs hidden size, steps, batch (full form only)
     "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
+    "benchmarks.bench_overhead",  # per-task backend overhead, 300-task SLURM submit, status of 1,000 tasks, checkpoint cost
 ]
 
 

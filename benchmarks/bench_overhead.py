@@ -1,0 +1,739 @@
+"""Orchestration overhead: what snnbatch itself costs around the training.
+
+1. Per-task overhead of each backend. A sweep of trivial tasks (8 hidden neurons, 2
+   iterations of 32 samples) goes through ``snnbatch submit`` with ``inline``,
+   ``local`` (Dask LocalCluster) and, with a live SLURM, ``slurm`` (submit, then poll
+   the store until every task is done). Overhead per task = (wall time of the sweep −
+   the tasks' own training) / tasks, where the tasks' own training is the same trivial
+   trainer run directly in-process (the reference, measured in this run). It includes
+   the driver's start-up, amortised over the sweep's tasks. Shown also as a fraction of
+   a quick-start task's training time (measured here) and of a 10-hour cluster task.
+2. Submitting 300 tasks to the live SLURM: ``snnbatch submit --backend slurm`` (it
+   returns after submission), the arrays it made (from the store's scheduler records
+   and squeue), then ``snnbatch cancel``. Reference: one plain ``sbatch --wrap true``.
+3. ``snnbatch status`` of 1,000 tasks, some with status records and metrics, against
+   the interpreter start-up with the CLI imported, reading the 3,000 small JSON
+   documents with plain ``json``, and the previous way of reading the index (three
+   asynchronous Zarr reads per task), all in this run.
+4. Checkpoint cost: one checkpoint of the quick-start network (and the status write
+   that follows it in the runner) against 200 training iterations, the default
+   ``checkpoint.every_iterations``, in one process; beside it the previous way of
+   writing a checkpoint (one Zarr ``create_array`` per array).
+
+SLURM: run as root with Slurm installed, the module starts the test cluster with
+tests/slurm/start.sh (its own state dir) and always stops it with stop.sh; otherwise the
+SLURM rows say why they are not available. HTCondor cannot run on this machine.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+NAME = "overhead"
+TITLE = "Orchestration overhead"
+
+TEN_HOURS = 10 * 3600.0
+SLURM_STATE = "/tmp/snnbatch-slurm-bench"
+QUICKSTART = "examples/quickstart.yaml"
+TRIVIAL = """\
+name: {name}
+dataset: {{n_train: 64, n_test: 32, n_inputs: 16, n_steps: 20}}
+model: {{n_hidden: 8}}
+training: {{iterations: 2, batch_size: 32}}
+resources: {{cpus: 1, memory: 500M, time: "00:05:00"}}
+sweep:
+  grid:
+    lr: {lrs}
+  seeds: {seeds}
+"""
+HTCONDOR_NOTE = ("not measured: no HTCondor pool can run on this machine (not packaged for Debian here; "
+                 "PyPI has only the Python bindings)")
+
+
+def _trivial_spec(name: str, n: int) -> str:
+    seeds = 2 if n % 2 == 0 else 1
+    lrs = [round(1e-3 * (i + 1), 6) for i in range(n // seeds)]
+    return TRIVIAL.format(name=name, lrs=json.dumps(lrs), seeds=seeds)
+
+
+def _root() -> Path:
+    from .common import ROOT
+
+    return ROOT
+
+
+def _snnbatch() -> list[str]:
+    script = Path(sys.executable).with_name("snnbatch")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "snnbatch.orchestrator.cli"]
+
+
+def _timed(cmd: list[str], timeout: float = 600, check: bool = True, **kw) -> tuple[float, subprocess.CompletedProcess]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
+    wall = time.perf_counter() - t0
+    if check and proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-12:])
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{tail}")
+    return wall, proc
+
+
+def _cli_env() -> dict:
+    env = dict(os.environ)
+    env["COLUMNS"] = "200"
+    return env
+
+
+# ---------------------------------------------------------------------------- in a fresh process
+
+
+def direct_trivial(spec_text: str, repeats: int = 3) -> dict:
+    """The trivial tasks' trainers run directly (no store, no runner): the tasks' own work."""
+    from snnbatch.jobs.config import TaskConfig
+    from snnbatch.jobs.trainer import build_trainer
+    from snnbatch.orchestrator import planner, spec as spec_mod
+
+    tmp = Path(tempfile.mkdtemp(prefix="snnbatch-direct-"))
+    try:
+        (tmp / "spec.yaml").write_text(spec_text)
+        tasks = planner.plan(spec_mod.load(tmp / "spec.yaml"))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def one(task):
+        trainer = build_trainer(TaskConfig.model_validate(task.config_dict()))
+        state = trainer.init_state()
+        while state.iteration < trainer.total_iterations:
+            state.record(trainer.step(state))
+        trainer.evaluate(state)
+
+    one(tasks[0])  # compile or load the kernels
+    sweeps = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for task in tasks:
+            one(task)
+        sweeps.append(time.perf_counter() - t0)
+    return {"tasks": len(tasks), "sweep_seconds": sorted(sweeps)[len(sweeps) // 2], "sweeps": sweeps}
+
+
+def checkpoint_cost(repeats: int = 5) -> dict:
+    """The quick-start task: its training time, 200 iterations, and one checkpoint (new and previous way)."""
+    import numpy as np
+    import yaml
+    import zarr
+
+    from snnbatch.jobs.config import Checkpoint
+    from snnbatch.jobs.store import TaskStore, _encode_name, digest
+    from snnbatch.jobs.trainer import build_trainer
+    from snnbatch.orchestrator import planner, spec as spec_mod
+    from snnbatch.orchestrator.store import RunStore
+
+    every = Checkpoint().every_iterations
+    root = _root()
+    spec_path = root / QUICKSTART
+    spec = spec_mod.load(spec_path)
+    tasks = planner.plan(spec)
+    n_hidden = yaml.safe_load(spec_path.read_text())["model"]["n_hidden"]  # the spec's model, not a sweep value
+    task = next((t for t in tasks if t.params.get("n_hidden") == n_hidden), tasks[0])
+    tmp = Path(tempfile.mkdtemp(prefix="snnbatch-ckpt-"))
+    try:
+        store, _ = RunStore.create_or_update(tmp / "store", spec, spec_path.read_text(), [task])
+        ts = TaskStore(store.path, task.id)
+        cfg = ts.config()
+        trainer = build_trainer(cfg)
+        state = trainer.init_state()
+        keep = cfg.checkpoint.keep
+        state.record(trainer.step(state))  # compile or load the kernels
+        t0 = time.perf_counter()
+        window = []
+        while state.iteration < trainer.total_iterations:
+            state.record(trainer.step(state))
+            if len(window) < every:
+                window.append(time.perf_counter())
+        final = trainer.evaluate(state)
+        train_seconds = (time.perf_counter() - t0) * trainer.total_iterations / max(1, trainer.total_iterations - 1)
+        if len(window) == every:
+            t200 = window[-1] - t0
+        else:  # a task shorter than the interval: scale its per-iteration time
+            t200 = (window[-1] - t0) * every / len(window)
+
+        def previous_way(state, where):
+            """How checkpoints were written before: one Zarr create_array per array, then the attrs."""
+            ck = zarr.open_group(str(where), mode="w")
+            arrays = dict(state.arrays)
+            for k, v in state.metrics.items():
+                arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
+            sums = {}
+            for key, value in arrays.items():
+                value = np.asarray(value)
+                ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
+                                compressors=None)
+                sums[key] = digest(value)
+            ck.attrs.put({"complete": True, "iteration": state.iteration, "checksums": sums})
+
+        saves, removals, status_writes, previous = [], [], [], []
+        for i in range(repeats):
+            t1 = time.perf_counter()
+            ts.save_checkpoint(state, keep)
+            t2 = time.perf_counter()
+            ts.finish_removals()  # the old checkpoint's removal, which runs beside the training
+            removals.append(time.perf_counter() - t2)
+            t2 = time.perf_counter()
+            ts.update_status(iteration=state.iteration, checkpoint="x", heartbeat=time.time(), loss=1.0, accuracy=0.5)
+            t3 = time.perf_counter()
+            previous_way(state, tmp / f"previous-{i}")
+            t4 = time.perf_counter()
+            saves.append(t2 - t1)
+            status_writes.append(t3 - t2)
+            previous.append(t4 - t3)
+        loaded, _, bad = ts.newest_good_checkpoint()
+        assert loaded is not None and not bad and loaded.iteration == state.iteration
+        nbytes = sum(np.asarray(v).nbytes for v in state.arrays.values())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(xs):
+        return sorted(xs)[len(xs) // 2]
+
+    return {
+        "every_iterations": every,
+        "quickstart_every_iterations": cfg.checkpoint.every_iterations,
+        "n_hidden": n_hidden,
+        "task_id": task.id,
+        "total_iterations": trainer.total_iterations,
+        "train_seconds": train_seconds,
+        "test_accuracy": float(final.get("test_accuracy", float("nan"))),
+        "iterations_seconds": t200,
+        "checkpoint_seconds": med(saves),
+        "status_write_seconds": med(status_writes),
+        "removal_seconds": med(removals),
+        "removal_runs": removals,
+        "previous_checkpoint_seconds": med(previous),
+        "checkpoint_runs": saves,
+        "previous_runs": previous,
+        "state_bytes": int(nbytes),
+        "arrays": len(state.arrays) + len(state.metrics),
+    }
+
+
+def build_status_store(path: str, n: int = 1000) -> dict:
+    """A store of ``n`` planned tasks, none run: 30 % done with metrics, 5 % failed, 5 % running (no live
+    lease, so shown as interrupted), every task with a scheduler record; and the time to make it."""
+    from snnbatch.jobs.store import TaskStore
+    from snnbatch.orchestrator import planner, spec as spec_mod
+    from snnbatch.orchestrator.store import RunStore
+
+    side = round(math.sqrt(n / 10))
+    text = (f"name: status-1000\nmodel: {{n_hidden: 8}}\ntraining: {{iterations: 100}}\nsweep:\n  grid:\n"
+            f"    lr: {json.dumps([round(1e-4 * (i + 1), 6) for i in range(side)])}\n"
+            f"    n_hidden: {json.dumps(list(range(8, 8 + side)))}\n  seeds: {n // (side * side)}\n")
+    spec_file = Path(path).with_suffix(".yaml")
+    spec_file.write_text(text)
+    t0 = time.perf_counter()
+    spec = spec_mod.load(spec_file)
+    tasks = planner.plan(spec)
+    t1 = time.perf_counter()
+    store, added = RunStore.create_or_update(path, spec, text, tasks)
+    t2 = time.perf_counter()
+    now = time.time()
+    ids = [t.id for t in tasks]
+    for i, tid in enumerate(ids):
+        attempts = [{"n": 1, "started": now - 100, "ended": now - 10, "host": "node", "pid": 1, "backend": "local",
+                     "reason": "done"}]
+        if i % 20 == 1:
+            values = {"state": "failed", "iteration": 40, "total": 100, "loss": 2.0, "attempts": attempts,
+                      "error": "Traceback ...\nFloatingPointError: loss is not finite",
+                      "error_line": "FloatingPointError: loss is not finite"}
+        elif i % 20 == 2:
+            values = {"state": "running", "iteration": 60, "total": 100, "loss": 0.4, "attempts": attempts[:1]}
+        elif i % 10 in (3, 4, 5):
+            values = {"state": "done", "iteration": 100, "total": 100, "loss": 0.1, "accuracy": 0.97,
+                      "test_accuracy": 0.93, "test_loss": 0.2, "attempts": attempts, "checkpoint": "00000004"}
+        else:
+            continue
+        TaskStore(path, tid).update_status(**values)
+    t3 = time.perf_counter()
+    store.record_submission(ids, "local", {tid: {"job_id": f"local-{i}"} for i, tid in enumerate(ids)})
+    t4 = time.perf_counter()
+    return {"tasks": len(added), "plan_seconds": t1 - t0, "create_seconds": t2 - t1, "status_records_seconds": t3 - t2,
+            "record_submission_seconds": t4 - t3, "with_status": sum(1 for i in range(n) if i % 20 in (1, 2)
+                                                                    or i % 10 in (3, 4, 5))}
+
+
+def index_reads(path: str, repeats: int = 3) -> dict:
+    """Reading the index of the store at ``path``: RunStore.tasks(), plain json of its 3 documents per
+    task, and the previous implementation (Zarr group listing, three async Zarr reads per task)."""
+    import asyncio
+
+    import zarr
+    from zarr.core.buffer import default_buffer_prototype
+    from zarr.storage import LocalStore
+
+    from snnbatch.orchestrator.store import RunStore
+
+    store = RunStore.open(path)
+
+    def plain():
+        out = []
+        base = Path(path) / "tasks"
+        for name in sorted(os.listdir(base)):
+            if name == "zarr.json":
+                continue
+            docs = []
+            for sub in ("", "status", "scheduler"):
+                try:
+                    with open(base / name / sub / "zarr.json", "rb") as fh:
+                        docs.append(json.loads(fh.read()).get("attributes", {}))
+                except FileNotFoundError:
+                    docs.append(None)
+            out.append(docs)
+        return out
+
+    def previous():
+        ids = sorted(zarr.open_group(path, mode="r")["tasks"].group_keys())
+        keys = [f"tasks/{tid}{sub}" for tid in ids for sub in ("", "/status", "/scheduler")]
+
+        async def read_all():
+            ls = LocalStore(str(path), read_only=True)
+            proto = default_buffer_prototype()
+            sem = asyncio.Semaphore(64)
+
+            async def one(key):
+                async with sem:
+                    buf = await ls.get(f"{key}/zarr.json", prototype=proto)
+                    return None if buf is None else json.loads(buf.to_bytes()).get("attributes", {})
+
+            return await asyncio.gather(*(one(k) for k in keys))
+
+        return asyncio.run(read_all())
+
+    def best(fn):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[len(times) // 2]
+
+    n = len(store.tasks())
+    return {"tasks": n, "run_store_tasks_seconds": best(store.tasks), "plain_json_seconds": best(plain),
+            "previous_zarr_seconds": best(previous)}
+
+
+def status_in_process(path: str, repeats: int = 3) -> dict:
+    """``snnbatch status`` (``--json`` and the table) called in a process that has already imported the CLI:
+    its work beyond the interpreter's start-up."""
+    import contextlib
+    import io
+
+    t0 = time.perf_counter()
+    from snnbatch.orchestrator.cli import main
+
+    imported = time.perf_counter() - t0
+
+    def call(args):
+        buf = io.StringIO()
+        t1 = time.perf_counter()
+        with contextlib.redirect_stdout(buf):
+            try:
+                main(args, standalone_mode=False)
+            except SystemExit:
+                pass
+        return time.perf_counter() - t1
+
+    json_runs = [call(["status", path, "--json"]) for _ in range(repeats)]
+    table_runs = [call(["status", path]) for _ in range(repeats)]
+    return {"import_seconds": imported, "json_seconds": sorted(json_runs)[repeats // 2],
+            "table_seconds": sorted(table_runs)[repeats // 2], "json_runs": json_runs, "table_runs": table_runs}
+
+
+def previous_create(path: str, n: int = 1000) -> dict:
+    """Adding ``n`` tasks the previous way: one Zarr ``create_group`` per task."""
+    import zarr
+
+    from snnbatch.orchestrator import planner, spec as spec_mod
+
+    spec = spec_mod.load(Path(path).with_suffix(".yaml"))
+    tasks = planner.plan(spec)[:n]
+    root = zarr.open_group(str(Path(path).with_name("previous-create")), mode="w")
+    group = root.create_group("tasks")
+    t0 = time.perf_counter()
+    for i, task in enumerate(tasks):
+        group.create_group(task.id, attributes={"config": task.config_dict(), "params": task.params, "index": i})
+    return {"tasks": len(tasks), "create_seconds": time.perf_counter() - t0}
+
+
+# ---------------------------------------------------------------------------- in this process
+
+
+def _store_states(store: Path) -> dict[str, dict]:
+    from snnbatch.jobs.store import read_group_attrs
+
+    out = {}
+    for name in os.listdir(store / "tasks"):
+        if name == "zarr.json":
+            continue
+        try:
+            out[name] = read_group_attrs(store / "tasks" / name / "status") or {}
+        except ValueError:
+            out[name] = {}  # being rewritten: read again next time
+    return out
+
+
+def _recorded_seconds(store: Path) -> float:
+    total = 0.0
+    for st in _store_states(store).values():
+        for a in st.get("attempts") or []:
+            if a.get("started") and a.get("ended"):
+                total += a["ended"] - a["started"]
+    return total
+
+
+def _sweep(backend: str, spec_text: str, work: Path, tag: str, timeout: float = 600) -> dict:
+    spec = work / f"{tag}.yaml"
+    spec.write_text(spec_text)
+    store = work / f"{tag}-store"
+    cmd = _snnbatch() + ["submit", str(spec), "--store", str(store), "--backend", backend, "--no-progress"]
+    wall, _ = _timed(cmd, timeout=timeout, env=_cli_env())
+    states = _store_states(store)
+    done = sum(1 for s in states.values() if s.get("state") == "done")
+    return {"wall_seconds": wall, "done": done, "tasks": len(states), "recorded_seconds": _recorded_seconds(store)}
+
+
+def _slurm_sweep(spec_text: str, work: Path, tag: str, timeout: float) -> dict:
+    spec = work / f"{tag}.yaml"
+    spec.write_text(spec_text)
+    store = work / f"{tag}-store"
+    cmd = _snnbatch() + ["submit", str(spec), "--store", str(store), "--backend", "slurm", "--no-progress"]
+    t0 = time.perf_counter()
+    submit, _ = _timed(cmd, timeout=300, env=_cli_env())
+    while True:
+        states = _store_states(store)
+        finished = [s for s in states.values() if s.get("state") in ("done", "failed")]
+        if states and len(finished) == len(states):
+            break
+        if time.perf_counter() - t0 > timeout:
+            _timed(_snnbatch() + ["cancel", str(store)], check=False, env=_cli_env())
+            raise RuntimeError(f"SLURM sweep: {len(finished)} of {len(states)} tasks finished within {timeout:.0f} s")
+        time.sleep(0.2)
+    wall = time.perf_counter() - t0
+    done = sum(1 for s in states.values() if s.get("state") == "done")
+    return {"wall_seconds": wall, "submit_seconds": submit, "done": done, "tasks": len(states),
+            "recorded_seconds": _recorded_seconds(store)}
+
+
+def _slurm_available() -> tuple[bool, str]:
+    if os.geteuid() != 0:
+        return False, "not running as root (tests/slurm/start.sh needs root)"
+    if not shutil.which("slurmctld"):
+        return False, "slurmctld is not installed (apt-get install slurm-wlm munge)"
+    if not (_root() / "tests" / "slurm" / "start.sh").exists():
+        return False, "tests/slurm/start.sh is missing"
+    return True, ""
+
+
+def _squeue_arrays(name: str) -> list[str]:
+    r = subprocess.run(["squeue", "-h", "-n", name, "-o", "%F"], capture_output=True, text=True, timeout=60)
+    return sorted({line.strip() for line in r.stdout.splitlines() if line.strip()})
+
+
+def _slurm_part(mode: str, log, work: Path, n_trivial: int, direct_per_task: float) -> dict:
+    out: dict = {}
+    root = _root()
+    log("starting the test SLURM (tests/slurm/start.sh)")
+    t0 = time.perf_counter()
+    r = subprocess.run([str(root / "tests/slurm/start.sh"), "--accounting", "off", "--state-dir", SLURM_STATE],
+                       capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        tail = " ".join((r.stdout + r.stderr).strip().splitlines()[-3:])
+        return {"available": False, "reason": f"tests/slurm/start.sh failed: {tail[-300:]}"}
+    out.update(available=True, state_dir=r.stdout.strip().splitlines()[-1], start_seconds=time.perf_counter() - t0)
+    log(f"SLURM up in {out['start_seconds']:.0f} s, state dir {out['state_dir']}")
+    try:
+        m = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True, timeout=60).stdout
+        out["max_array_size"] = next((int(line.split("=")[1]) for line in m.splitlines()
+                                      if line.startswith("MaxArraySize")), None)
+
+        # the reference: one plain sbatch, and one plain 300-element array
+        sb = []
+        for _ in range(3 if mode == "quick" else 5):
+            wall, _ = _timed(["sbatch", "--parsable", "-o", "/dev/null", "-J", "bench-sbatch", "--wrap", "true"])
+            sb.append(wall)
+        out["sbatch_seconds"] = sorted(sb)[len(sb) // 2]
+        out["sbatch_runs"] = sb
+        wall, proc = _timed(["sbatch", "--parsable", "-o", "/dev/null", "-J", "bench-array", "--array=0-299%1",
+                             "--wrap", "true"])
+        out["sbatch_array_300_seconds"] = wall
+        subprocess.run(["scancel", proc.stdout.strip().split(";")[0]], capture_output=True, timeout=60)
+
+        # 300 tasks in one submit
+        log("submitting 300 tasks to SLURM")
+        spec = work / "submit300.yaml"
+        spec.write_text(_trivial_spec("submit300", 300))
+        store = work / "submit300-store"
+        cmd = _snnbatch() + ["submit", str(spec), "--store", str(store), "--backend", "slurm", "--no-progress",
+                             "--max-parallel", "2"]
+        wall, proc = _timed(cmd, timeout=600, env=_cli_env())
+        out["submit_300_seconds"] = wall
+        out["submit_300_output"] = proc.stdout.strip().splitlines()[-3:]
+        from snnbatch.jobs.store import read_group_attrs
+
+        arrays = set()
+        recorded = 0
+        for name in os.listdir(store / "tasks"):
+            if name != "zarr.json":
+                sched = read_group_attrs(store / "tasks" / name / "scheduler") or {}
+                if sched.get("array_id"):
+                    arrays.add(str(sched["array_id"]))
+                    recorded += 1
+        out["submit_300_tasks_recorded"] = recorded
+        out["submit_300_arrays_store"] = sorted(arrays)
+        out["submit_300_arrays_squeue"] = _squeue_arrays("snnbatch-submit300")
+        wall, proc = _timed(_snnbatch() + ["cancel", str(store)], env=_cli_env())
+        out["cancel_300_seconds"] = wall
+        out["cancel_300_output"] = proc.stdout.strip()
+        for _ in range(100):
+            if not _squeue_arrays("snnbatch-submit300"):
+                break
+            time.sleep(0.2)
+
+        # trivial tasks, submit until done in the store
+        log(f"{n_trivial} trivial tasks on SLURM")
+        runs = [_slurm_sweep(_trivial_spec(f"slurm{i}", n_trivial), work, f"slurm-{i}", timeout=300)
+                for i in range(1 if mode == "quick" else 3)]
+        out["trivial_runs"] = runs
+    finally:
+        log("stopping the test SLURM (tests/slurm/stop.sh)")
+        subprocess.run([str(root / "tests/slurm/stop.sh"), "--state-dir", SLURM_STATE], capture_output=True,
+                       timeout=300)
+    return out
+
+
+def run(mode: str, log) -> dict:
+    from .common import median, subprocess_task
+
+    quick = mode == "quick"
+    n_trivial = 8 if quick else 16
+    repeats = 1 if quick else 3
+    work = Path(tempfile.mkdtemp(prefix="snnbatch-overhead-"))
+    result: dict = {"mode": mode, "trivial_tasks": n_trivial}
+    try:
+        # ------------------------------------------------------------------ 4 (and the quick-start reference)
+        log("checkpoint cost and quick-start task time (fresh process, 1 thread)")
+        ck = subprocess_task("benchmarks.bench_overhead:checkpoint_cost", {"repeats": 5 if quick else 15},
+                             threads=1)
+        ck["fraction"] = (ck["checkpoint_seconds"] + ck["status_write_seconds"]) / ck["iterations_seconds"]
+        ck["previous_fraction"] = (ck["previous_checkpoint_seconds"] + ck["status_write_seconds"]) / ck[
+            "iterations_seconds"]
+        result["checkpoint"] = ck
+
+        # ------------------------------------------------------------------ 1: reference, inline, local
+        spec_text = _trivial_spec("trivial", n_trivial)
+        log(f"{n_trivial} trivial tasks run directly in-process (the reference)")
+        direct = subprocess_task("benchmarks.bench_overhead:direct_trivial", {"spec_text": spec_text,
+                                                                              "repeats": 3}, threads=1)
+        direct_total = direct["sweep_seconds"]
+        result["direct"] = direct
+        backends = {}
+        for backend in ("inline", "local"):
+            runs = []
+            for i in range(repeats):
+                log(f"{n_trivial} trivial tasks on the {backend} backend")
+                runs.append(_sweep(backend, _trivial_spec(f"{backend}{i}", n_trivial), work, f"{backend}-{i}"))
+            backends[backend] = {"runs": runs}
+        ok, reason = _slurm_available()
+        if ok:
+            try:
+                slurm = _slurm_part(mode, log, work, n_trivial, direct_total / n_trivial)
+            except Exception as exc:  # noqa: BLE001 - the other parts' results stay
+                slurm = {"available": False, "reason": f"{type(exc).__name__}: {str(exc)[-300:]}"}
+        else:
+            slurm = {"available": False, "reason": reason}
+        result["slurm"] = slurm
+        if slurm.get("trivial_runs"):
+            backends["slurm"] = {"runs": slurm.pop("trivial_runs")}
+        qs_train = ck["train_seconds"]
+        for name, b in backends.items():
+            b["wall_seconds"] = median([r["wall_seconds"] for r in b["runs"]])
+            b["done"] = min(r["done"] for r in b["runs"])
+            b["recorded_per_task_seconds"] = median([r["recorded_seconds"] for r in b["runs"]]) / n_trivial
+            b["overhead_per_task_seconds"] = (b["wall_seconds"] - direct_total) / n_trivial
+            b["fraction_of_quickstart_task"] = b["overhead_per_task_seconds"] / qs_train
+            b["fraction_of_10h_task"] = b["overhead_per_task_seconds"] / TEN_HOURS
+        result["backends"] = backends
+
+        # ------------------------------------------------------------------ 3: status of 1,000 tasks
+        log("a store of 1,000 planned tasks")
+        status_store = work / "status-1000"
+        built = subprocess_task("benchmarks.bench_overhead:build_status_store", {"path": str(status_store)},
+                                threads=1)
+        result["status_store"] = built
+        n_status = 3 if quick else 7
+        json_runs, table_runs, import_runs = [], [], []
+        for _ in range(n_status):
+            wall, proc = _timed(_snnbatch() + ["status", str(status_store), "--json"], env=_cli_env())
+            json_runs.append(wall)
+            wall, _ = _timed(_snnbatch() + ["status", str(status_store)], env=_cli_env())
+            table_runs.append(wall)
+            wall, _ = _timed([sys.executable, "-c", "import snnbatch.orchestrator.cli"])
+            import_runs.append(wall)
+        doc = json.loads(proc.stdout)
+        work_in_process = subprocess_task("benchmarks.bench_overhead:status_in_process",
+                                          {"path": str(status_store), "repeats": n_status}, threads=1,
+                                          env={"COLUMNS": "200"})
+        log("reading the index: RunStore.tasks(), plain json, the previous Zarr reads")
+        reads = subprocess_task("benchmarks.bench_overhead:index_reads", {"path": str(status_store),
+                                                                          "repeats": 3}, threads=1)
+        prev_create = subprocess_task("benchmarks.bench_overhead:previous_create", {"path": str(status_store)},
+                                      threads=1)
+        result["status"] = {
+            "tasks": len(doc["tasks"]),
+            "summary": doc["summary"],
+            "json_seconds": median(json_runs),
+            "table_seconds": median(table_runs),
+            "import_seconds": median(import_runs),
+            "json_work_seconds": work_in_process["json_seconds"],
+            "table_work_seconds": work_in_process["table_seconds"],
+            "in_process": work_in_process,
+            "runs": {"json": json_runs, "table": table_runs, "import": import_runs},
+            **reads,
+            "previous_create_seconds": prev_create["create_seconds"],
+        }
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    result["htcondor"] = HTCONDOR_NOTE
+    return result
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _s(x: float) -> str:
+    return f"{x:.3f}" if abs(x) < 10 else f"{x:.1f}"
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2g} %" if x >= 1e-4 else f"{x:.1e}"
+
+
+def tables(result):
+    from rich.table import Table
+
+    out = []
+    n = result["trivial_tasks"]
+    notes: list[str] = []
+    ck = result["checkpoint"]
+    direct = result["direct"]["sweep_seconds"]
+    t = Table(title=f"{TITLE}: per-task overhead of each backend, {n} trivial tasks (8 neurons, 2 iterations)",
+              title_justify="left")
+    for col in ("backend", "sweep wall s", "done", "training s/task (store)", "overhead s/task",
+                f"of a quick-start task ({ck['train_seconds']:.1f} s)", "of a 10-hour task"):
+        t.add_column(col, justify="left" if col == "backend" else "right")
+    t.add_row("direct, in-process (reference)", _s(direct), str(n), f"{direct / n:.4f}", "—", "—", "—")
+    for name in ("inline", "local", "slurm"):
+        b = result["backends"].get(name)
+        if b is None:
+            reason = result["slurm"].get("reason", "not run")
+            t.add_row(name, "—", "—", "—", "not available", "—", "—")
+            notes.append(f"{name}: not available ({reason})")
+            continue
+        t.add_row(name, _s(b["wall_seconds"]), f"{b['done']}/{n}", f"{b['recorded_per_task_seconds']:.3f}",
+                  _s(b["overhead_per_task_seconds"]), _pct(b["fraction_of_quickstart_task"]),
+                  _pct(b["fraction_of_10h_task"]))
+    t.add_row("htcondor", "—", "—", "—", "not measured", "—", "—")
+    t.caption = (f"htcondor: {HTCONDOR_NOTE}. "
+                 "overhead/task = (sweep wall − the same trainers run directly in-process) / tasks; the wall is "
+                 "`snnbatch submit` from launch to exit (slurm: until every task is done in the store), so it "
+                 "includes the driver's start-up (and LocalCluster's, and each SLURM element's interpreter) "
+                 "amortised over the sweep; 'training s/task (store)' is the attempts' duration the runner "
+                 "recorded (lease, store, dataset, trainer, checkpoint). Medians over "
+                 f"{len(next(iter(result['backends'].values()))['runs'])} run(s)." + "".join(f" {x}." for x in notes))
+    out.append(t)
+
+    s = result["slurm"]
+    t = Table(title="300 tasks submitted to SLURM in one `snnbatch submit --backend slurm`", title_justify="left")
+    t.add_column("what", justify="left")
+    t.add_column("value", justify="right")
+    if not s.get("available"):
+        t.add_row("SLURM", f"not available ({s.get('reason')})")
+    else:
+        arrays = s["submit_300_arrays_store"]
+        expected = math.ceil(300 / (s.get("max_array_size") or 1001))
+        t.add_row("snnbatch submit, 300 tasks (s)", _s(s["submit_300_seconds"]))
+        t.add_row("one plain `sbatch --wrap true` (s, reference)", _s(s["sbatch_seconds"]))
+        t.add_row("→ 300 tasks cost", f"{s['submit_300_seconds'] / s['sbatch_seconds']:.1f}× one sbatch")
+        t.add_row("300 separate sbatch calls (300 × one, for comparison)", _s(300 * s["sbatch_seconds"]))
+        start = result.get("status", {}).get("import_seconds")
+        if start is not None:
+            t.add_row("  of the submit: interpreter start-up with the CLI imported", _s(start))
+        t.add_row("one plain 300-element `sbatch --array` (s)", _s(s["sbatch_array_300_seconds"]))
+        t.add_row("arrays made (store records / squeue)",
+                  f"{len(arrays)} / {len(s['submit_300_arrays_squeue'])} (MaxArraySize {s.get('max_array_size')}: "
+                  f"≥ {expected} needed)")
+        t.add_row("tasks with a job id recorded", str(s["submit_300_tasks_recorded"]))
+        t.add_row("snnbatch cancel (s)", _s(s["cancel_300_seconds"]))
+        t.caption = (f"test cluster (tests/slurm/start.sh, accounting off) up in {s['start_seconds']:.0f} s; submit "
+                     "with --max-parallel 2 so that few elements start before the cancel; the time includes "
+                     "the interpreter start-up, planning, creating the store, MaxArraySize and the pickles")
+    out.append(t)
+
+    st = result["status"]
+    t = Table(title=f"`snnbatch status` of {st['tasks']} tasks ({result['status_store']['with_status']} with "
+              "status records and metrics, all with scheduler records)", title_justify="left")
+    t.add_column("what", justify="left")
+    t.add_column("s", justify="right")
+    t.add_column("note", justify="left")
+    t.add_row("python -c 'import snnbatch.orchestrator.cli' (reference)", _s(st["import_seconds"]),
+              "interpreter start-up with the CLI imported")
+    t.add_row("snnbatch status --json (wall, fresh process)", _s(st["json_seconds"]), "")
+    t.add_row("snnbatch status (table, 200 columns; wall, fresh process)", _s(st["table_seconds"]), "")
+    t.add_row("  status --json, CLI already imported", _s(st["json_work_seconds"]),
+              "the work beyond interpreter start-up")
+    t.add_row("  status (table), CLI already imported", _s(st["table_work_seconds"]),
+              "the work beyond interpreter start-up")
+    t.add_row("RunStore.tasks() in-process", _s(st["run_store_tasks_seconds"]), "now: plain file I/O")
+    t.add_row("plain json of the 3 documents per task (reference)", _s(st["plain_json_seconds"]),
+              f"RunStore.tasks() = {st['run_store_tasks_seconds'] / st['plain_json_seconds']:.1f}×")
+    t.add_row("previous: Zarr listing + 3 async Zarr reads per task", _s(st["previous_zarr_seconds"]),
+              f"{st['previous_zarr_seconds'] / st['run_store_tasks_seconds']:.1f}× RunStore.tasks() now")
+    b = result["status_store"]
+    t.add_row("create_or_update: add 1,000 tasks", _s(b["create_seconds"]), "plain file I/O, one file per task")
+    t.add_row("previous: one Zarr create_group per task", _s(st["previous_create_seconds"]),
+              f"{st['previous_create_seconds'] / b['create_seconds']:.1f}× now")
+    t.add_row("record_submission for 1,000 tasks", _s(b["record_submission_seconds"]), "")
+    out.append(t)
+
+    t = Table(title=f"Checkpoint cost, quick-start network ({ck['n_hidden']} hidden, {ck['arrays']} arrays, "
+              f"{ck['state_bytes'] / 1024:.0f} KiB), one process, 1 thread", title_justify="left")
+    t.add_column("what", justify="left")
+    t.add_column("s", justify="right")
+    t.add_column("of 200 iterations", justify="right")
+    t.add_row(f"{ck['every_iterations']} training iterations (default every_iterations; reference)",
+              _s(ck["iterations_seconds"]), "100 %")
+    t.add_row("one checkpoint (save_checkpoint: arrays, checksums, commit; blocking)", f"{ck['checkpoint_seconds']:.4f}",
+              _pct(ck["checkpoint_seconds"] / ck["iterations_seconds"]))
+    t.add_row("  then: removing the oldest checkpoint (background thread)", f"{ck['removal_seconds']:.4f}",
+              _pct(ck["removal_seconds"] / ck["iterations_seconds"]))
+    t.add_row("the status write after it", f"{ck['status_write_seconds']:.4f}",
+              _pct(ck["status_write_seconds"] / ck["iterations_seconds"]))
+    t.add_row("checkpoint + status", f"{ck['checkpoint_seconds'] + ck['status_write_seconds']:.4f}",
+              _pct(ck["fraction"]))
+    t.add_row("previous: Zarr create_array per array (without the removal)", f"{ck['previous_checkpoint_seconds']:.4f}",
+              _pct(ck["previous_checkpoint_seconds"] / ck["iterations_seconds"]))
+    t.caption = (f"target < 1 % (checkpoint + status, what the training waits for): "
+                 f"{'met' if ck['fraction'] < 0.01 else 'missed'}. The removal of the checkpoint beyond "
+                 "checkpoint.keep runs in a thread beside the training (timed here by waiting for it). "
+                 "The whole quick-start task "
+                 f"({ck['total_iterations']} iterations) trains in {ck['train_seconds']:.1f} s; its spec "
+                 f"checkpoints every {ck['quickstart_every_iterations']} iterations, "
+                 f"{_pct(ck['fraction'] * ck['every_iterations'] / ck['quickstart_every_iterations'])} at that "
+                 "interval. Medians.")
+    out.append(t)
+    return out
