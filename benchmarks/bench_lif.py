@@ -10,8 +10,9 @@ peer measured in the same run.
 Peers (benchmarks/peers.py): ``spytorch`` is the reference the way the SpyTorch
 tutorial writes it; ``spytorch-unbind`` is the same code with the per-step slices
 taken by ``unbind`` (the tutorial's ``h1[:, t]`` costs O(T²) in autograd); snnTorch
-and Norse run in the full form. A float64 check confirms that ``spytorch`` computes
-the kernel's gradient.
+and Norse as their users write such a network. All run with 1 thread; with 2
+threads the full form runs every peer, the quick form the kernel and the fastest
+peers. A float64 check confirms that ``spytorch`` computes the kernel's gradient.
 """
 from __future__ import annotations
 
@@ -22,8 +23,8 @@ NAME = "lif"
 TITLE = "LIF kernel vs PyTorch peers (Randman 100-128-2, T=100, batch 256, 2000 samples/epoch, float32)"
 
 N_INPUTS, N_HIDDEN, N_OUTPUTS, T, BATCH, N_TRAIN, LR = 100, 128, 2, 100, 256, 2000, 2e-3
-PEERS_QUICK = ("spytorch", "spytorch-unbind")
-PEERS_FULL = ("spytorch", "spytorch-unbind", "snntorch", "norse")
+PEERS = ("spytorch", "spytorch-unbind", "snntorch", "norse")
+QUICK_2_THREADS = ("kernel", "spytorch-unbind", "norse")  # the quick form's 2-thread rows: kernel, fastest peers
 SPECIFIED = ("spytorch", "snntorch", "norse")  # the references the targets name
 
 
@@ -134,14 +135,13 @@ def run(mode: str, log) -> dict:
     from .common import median, subprocess_task
 
     full = mode == "full"
-    peers = PEERS_FULL if full else PEERS_QUICK
     repeats_kernel, repeats_peer = (7, 5) if full else (5, 3)
     rows = []
     for threads in (1, 2):
         for recurrent in (False, True):
-            for impl in ("kernel", *peers):
-                if threads == 2 and not full and impl == "spytorch":
-                    continue  # the slowest: 1 thread only in the quick form
+            for impl in ("kernel", *PEERS):
+                if threads == 2 and not full and impl not in QUICK_2_THREADS:
+                    continue
                 net = "recurrent" if recurrent else "feed-forward"
                 log(f"{impl:16s} {net:13s} {threads} thread(s)")
                 kwargs = dict(impl=impl, recurrent=recurrent, threads=threads,
