@@ -23,8 +23,10 @@ or the previous one. A checkpoint is written whole under a temporary name
 at any instant leaves either no checkpoint ``<seq>`` or a complete one.
 Loading verifies the checksums and falls back to the previous checkpoint
 when one does not match; older checkpoints beyond ``keep`` are deleted only
-after a newer one committed (renamed aside first, then removed, in a background
-thread the runner waits for before it releases the lease). Leftovers
+after a newer one committed (renamed aside first, then removed). The writer keeps
+the last one it set aside as a spare: the next checkpoint is written into it under
+its temporary name, overwriting its files in place, which costs no freeing and
+allocating of files; the runner removes the spare before it releases the lease. Leftovers
 of a crash (partial checkpoints, half-deleted ones, temporary files) are
 removed by the next holder of the task's lease (:meth:`TaskStore.clean_leftovers`).
 A write the file system refuses (no space, quota, file size limit,
@@ -186,7 +188,7 @@ _PLAIN_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "
                  "float16", "float32", "float64", "complex64", "complex128"}
 
 
-def write_plain_array(directory, value: np.ndarray) -> bool:
+def write_plain_array(directory, value: np.ndarray, reuse: bool = False) -> bool:
     """Write ``value`` as an uncompressed single-chunk Zarr v3 array in ``directory``, with plain file I/O.
 
     The same files Zarr writes for ``create_array(data=value, chunks=value.shape,
@@ -194,6 +196,10 @@ def write_plain_array(directory, value: np.ndarray) -> bool:
     bytes, C order), without Zarr's per-call overhead; read back by Zarr as usual.
     Returns False, writing nothing, for what it does not handle (other dtypes,
     big-endian data, empty arrays): then use Zarr.
+
+    ``reuse``: ``directory`` may hold an older array (of a recycled checkpoint). One of the
+    same shape and dtype is overwritten in place, so no file is freed and allocated again;
+    another is removed first. Only for directories no reader relies on (a partial checkpoint).
     """
     dt = value.dtype
     name = "bool" if dt.kind == "b" else dt.name
@@ -218,13 +224,36 @@ def write_plain_array(directory, value: np.ndarray) -> bool:
         "storage_transformers": [],
     }
     directory = Path(directory)
+    doc = json.dumps(meta, indent=2).encode()
+    old = None
+    if reuse:
+        try:
+            with open(directory / GROUP_METADATA, "rb") as fh:
+                old = fh.read()
+        except OSError:
+            old = None
+        if old != doc and directory.exists():
+            shutil.rmtree(directory)  # another shape or dtype (or damaged): start afresh
     chunk = directory.joinpath("c", *(["0"] * value.ndim))
-    chunk.parent.mkdir(parents=True, exist_ok=True)
-    with open(chunk, "wb") as fh:
-        fh.write(np.ascontiguousarray(value).tobytes())
-    with open(directory / GROUP_METADATA, "wb") as fh:
-        fh.write(json.dumps(meta, indent=2).encode())
+    if old != doc:
+        chunk.parent.mkdir(parents=True, exist_ok=True)
+    _overwrite(chunk, np.ascontiguousarray(value).tobytes())
+    if old != doc:
+        _overwrite(directory / GROUP_METADATA, doc)
     return True
+
+
+def _overwrite(path, data: bytes) -> None:
+    """Write ``data`` as the whole content of ``path``, in place when the file exists (no truncation first)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        view, done = memoryview(data), 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], done)
+        if os.fstat(fd).st_size != len(data):
+            os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
 
 
 def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
@@ -272,6 +301,7 @@ class TaskStore:
         self.dir = self.path / TASKS / task_id
         self._status = None
         self._removals: list[threading.Thread] = []
+        self._spare: Path | None = None  # a checkpoint set aside beyond ``keep``, for the next one to overwrite
 
     # -------------------------------------------------------------- config and status
 
@@ -429,16 +459,18 @@ class TaskStore:
         pause = _env_seconds(SLOW_CHECKPOINT_ENV)
         ck = None
         try:
-            os.mkdir(ckdir / partial)
             arrays = dict(state.arrays)
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
+            reuse = self._recycle(ckdir / partial, {_encode_name(k) for k in arrays})
             checksums = {}
             for key, value in arrays.items():
                 value = np.asarray(value)
                 if pause:
                     time.sleep(pause)
-                if not write_plain_array(ckdir / partial / _encode_name(key), value):
+                if not write_plain_array(ckdir / partial / _encode_name(key), value, reuse=reuse):
+                    if reuse:
+                        shutil.rmtree(ckdir / partial / _encode_name(key), ignore_errors=True)
                     if ck is None:
                         ck = zarr.open_group(str(ckdir / partial), mode="a")
                     ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
@@ -461,15 +493,38 @@ class TaskStore:
             shutil.rmtree(ckdir / partial, ignore_errors=True)
             raise
         for old in names[: max(0, len(names) + 1 - keep)]:
-            self._delete_checkpoint(old, background=True)
+            self._delete_checkpoint(old, background=self._spare is not None, spare=self._spare is None)
         return name
 
-    def _delete_checkpoint(self, name: str, background: bool = False) -> None:
+    def _recycle(self, partial: Path, keys: set[str]) -> bool:
+        """Make ``partial``, the directory of a new checkpoint: the spare (the last checkpoint set
+        aside beyond ``keep``) renamed, its arrays not in ``keys`` removed, or a new directory.
+        True when it is a recycled one (its files are then overwritten in place)."""
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            try:
+                os.rename(spare, partial)
+                for entry in os.scandir(partial):
+                    if entry.name != GROUP_METADATA and entry.name not in keys:
+                        if entry.is_dir(follow_symlinks=False):
+                            shutil.rmtree(entry.path)
+                        else:
+                            os.unlink(entry.path)
+                return True
+            except OSError:
+                shutil.rmtree(partial, ignore_errors=True)
+                shutil.rmtree(spare, ignore_errors=True)
+        os.mkdir(partial)
+        return False
+
+    def _delete_checkpoint(self, name: str, background: bool = False, spare: bool = False) -> None:
         """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name.
 
-        ``background``: remove the renamed directory in a thread (unlinking a few dozen files
-        can take longer than writing them, e.g. on file systems mounted with ``discard``);
-        :meth:`finish_removals` waits for it. What a crash leaves is a ``.deleted-`` directory,
+        ``spare``: keep the renamed directory as this writer's spare, whose files the next
+        checkpoint overwrites in place (:meth:`_recycle`): freeing and allocating a few dozen
+        files can cost more than writing them (file systems mounted with ``discard`` wait for
+        the freed blocks to be trimmed). ``background``: remove it in a thread. Either way
+        :meth:`finish_removals` removes it. What a crash leaves is a ``.deleted-`` directory,
         removed by the next holder of the lease (:meth:`clean_leftovers`).
         """
         ckdir = self.dir / "checkpoints"
@@ -477,6 +532,9 @@ class TaskStore:
         try:
             os.rename(ckdir / name, aside)
         except OSError:
+            return
+        if spare:
+            self._spare = aside
             return
         if not background:
             shutil.rmtree(aside, ignore_errors=True)
@@ -488,10 +546,14 @@ class TaskStore:
         self._removals.append(thread)
 
     def finish_removals(self) -> None:
-        """Wait until the old checkpoints :meth:`save_checkpoint` set aside are removed."""
+        """Remove the old checkpoints :meth:`save_checkpoint` set aside (the spare included), and wait
+        for the removals running in the background."""
         for thread in self._removals:
             thread.join()
         self._removals = []
+        if self._spare is not None:
+            shutil.rmtree(self._spare, ignore_errors=True)
+            self._spare = None
 
     def discard_checkpoint(self, name: str) -> None:
         """Remove a bad checkpoint (lease holders only: the runner does it after reporting it)."""

@@ -96,3 +96,33 @@ def test_old_checkpoints_are_gone_once_removals_finish(task_store):
     ckdir = task_store.path / "tasks" / task_store.task_id / "checkpoints"
     assert sorted(p.name for p in ckdir.iterdir()) == ["00000004", "00000005", "zarr.json"]
     assert task_store.latest_checkpoint()[0].iteration == 5
+
+
+@pytest.mark.filterwarnings("ignore:The data type")  # the string array: no Zarr v3 spec yet
+def test_recycled_checkpoints_hold_exactly_the_new_state(task_store):
+    """The checkpoint set aside beyond keep is overwritten in place by the next one: whatever
+    the new state's arrays (fewer, more, another shape or dtype), it loads exactly."""
+    import zarr
+
+    rng = np.random.default_rng(3)
+    variants = [
+        {"params/w": rng.normal(size=(5, 3)).astype(np.float32), "opt/t": np.asarray(4), "gone": np.ones(4)},
+        {"params/w": rng.normal(size=(5, 3)).astype(np.float32), "opt/t": np.asarray(5)},
+        {"params/w": rng.normal(size=(6, 3)), "opt/t": np.arange(3), "new": np.array([True, False])},
+        {"params/w": rng.normal(size=(5, 3)).astype(np.float32), "opt/t": np.asarray(7), "s": np.array(["a", "b"])},
+        {"params/w": rng.normal(size=(5, 3)).astype(np.float32), "opt/t": np.asarray(8)},
+        {"params/w": np.zeros((0, 3), np.float32), "opt/t": np.asarray(9)},
+        {"params/w": rng.normal(size=(5, 3)).astype(np.float32), "opt/t": np.asarray(10)},
+    ]
+    for it, arrays in enumerate(variants):
+        metrics = {"loss": list(rng.random(it + 1))}
+        state = TrainState(it, {k: v.copy() for k, v in arrays.items()}, np.random.default_rng(it), metrics)
+        name = task_store.save_checkpoint(state, keep=2)
+        loaded = task_store.load_checkpoint(name)
+        assert set(loaded.arrays) == set(arrays) and loaded.metrics == metrics
+        for k, v in arrays.items():
+            assert loaded.arrays[k].dtype == v.dtype and np.array_equal(loaded.arrays[k], v)
+        group = zarr.open_group(str(task_store.dir / "checkpoints" / name), mode="r")
+        assert set(group.array_keys()) == {k.replace("/", ".") for k in arrays} | {"metrics.loss"}
+    task_store.finish_removals()
+    assert sorted(p.name for p in (task_store.dir / "checkpoints").iterdir()) == ["00000005", "00000006", "zarr.json"]
