@@ -48,7 +48,7 @@ FORMS = {
     "full": {
         "n_neurons": (500, 1000, 2000, 4000), "n_plastic": (40, 80, 160, 320), "duration": 1000.0,
         "repeats": 3, "rls_repeats": 11, "variants_at": ((2000, 40), (2000, 80), (2000, 160), (2000, 320)),
-        "threads_at": ((1000, 160), (2000, 320), (4000, 160)),
+        "threads_at": ((1000, 160), (4096, 80)),  # from 4096 neurons on the per-step update is parallel too
     },
 }
 # The kernel enters a parallel region for every RLS update (every 10 ms of simulated time) and runs the
@@ -71,10 +71,13 @@ def reference_rls_step(P, w, r, pre, y, chunk=REF_CHUNK):
 
         k = P r;  c = 1 / (1 + rᵀ k);  e = w·r − y;  w −= c e k;  P −= c k kᵀ
 
-    batched over ``chunk`` neurons at a time with matmul / einsum.
+    batched over ``chunk`` neurons at a time with matmul / einsum; the outer
+    products go to one preallocated buffer (fresh (chunk, L, L) temporaries
+    cost page faults that are not the update's arithmetic).
     """
-    N = P.shape[0]
+    N, L = P.shape[0], P.shape[-1]
     e = np.empty(N, P.dtype)
+    outer = np.empty((min(N, chunk), L, L), P.dtype)
     for s in range(0, N, chunk):
         sl = slice(s, min(N, s + chunk))
         R = r[pre[sl]]  # (n, L)
@@ -82,7 +85,9 @@ def reference_rls_step(P, w, r, pre, y, chunk=REF_CHUNK):
         c = 1.0 / (1.0 + np.einsum("na,na->n", R, K))
         e[sl] = np.einsum("na,na->n", w[sl], R) - y[sl]
         w[sl] -= (c * e[sl])[:, None] * K
-        P[sl] -= c[:, None, None] * (K[:, :, None] * K[:, None, :])
+        kk = outer[: K.shape[0]]
+        np.multiply((c[:, None] * K)[:, :, None], K[:, None, :], out=kk)  # c k kᵀ
+        P[sl] -= kk
     return e
 
 
@@ -210,15 +215,15 @@ def threads_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, durat
     return out
 
 
-def check_task(n_neurons: int = 200, n_plastic: int = 40) -> dict:
+def check_task(sizes=((200, 40), (200, 160))) -> dict:
     """float64: one RLS update by the kernel and by the reference from the same trained state."""
     import numba
 
     from snnbatch.kernels import force as F
 
     numba.set_num_threads(1)
-    out = {}
-    for packed in (True, False):
+    out = []
+    for (n_neurons, n_plastic), packed in ((nl, p) for nl in sizes for p in (True, False)):
         cfg = F.ForceConfig(n_neurons=n_neurons, n_plastic=n_plastic, duration=300.0, packed=packed,
                             dtype="float64")
         state = F.init_state(cfg, np.random.default_rng(0))
@@ -238,15 +243,15 @@ def check_task(n_neurons: int = 200, n_plastic: int = 40) -> dict:
         def rel(a, b):
             return float(np.abs(a - b).max() / np.abs(b).max())
 
-        out["packed" if packed else "full"] = {
-            "n_neurons": N, "n_plastic": L,
+        out.append({
+            "storage": "packed" if packed else "full", "n_neurons": N, "n_plastic": L,
             "w_max_rel_diff": rel(state["w_plastic"], w_ref),
             "dw_max_rel_diff": rel(state["w_plastic"] - w0, w_ref - w0),
             "P_max_rel_diff": rel(P_k, P_ref),
             "dP_max_rel_diff": rel(P_k - P0, P_ref - P0),
             "e2_max_rel_diff": rel(err[:, 0], e_ref**2),
-        }
-    return out
+        })
+    return {"points": out}
 
 
 # --------------------------------------------------------------------------- driver
@@ -411,13 +416,12 @@ def tables(result):
               caption="one process started with 2 threads, 1 and 2 threads alternating repeat by repeat; wall times "
                       "(CPU time summed over threads in brackets). speed-up: 1-thread wall / 2-thread wall "
                       "(1-thread CPU / 2-thread wall in brackets). The RLS updates run in parallel over blocks of "
-                      "neurons; the per-step neuron update only from 4096 neurons on, so the simulation part stays "
-                      "serial at these sizes. OMP_WAIT_POLICY unset: libgomp's default, the idle worker spin-waits "
+                      "neurons; the per-step neuron update only from 4096 neurons on (below that the simulation "
+                      "part is serial). OMP_WAIT_POLICY unset: libgomp's default, the idle worker spin-waits "
                       "for a while after each parallel region (CPU time that a shared machine's other work does not "
                       "get); passive: it sleeps.")
     for col in ("N", "L", "layer, OMP_WAIT_POLICY", "s/iteration 1 thread", "s/iteration 2 threads",
-                "iteration speed-up",
-                "RLS ms 1 thread", "RLS ms 2 threads", "RLS speed-up", "load"):
+                "iteration speed-up", "RLS ms 1 thread", "RLS ms 2 threads", "RLS speed-up", "load"):
         s.add_column(col, justify="left" if col.startswith("layer") else "right")
     for r in result.get("threads", []):
         if "error" in r:
@@ -436,8 +440,8 @@ def tables(result):
                                             "Δ: of the change the update makes")
     for col in ("storage", "N", "L", "w", "Δw", "P", "ΔP", "e²"):
         c.add_column(col, justify="left" if col == "storage" else "right")
-    for storage, v in result["check"].items():
-        c.add_row(storage, str(v["n_neurons"]), str(v["n_plastic"]), *(f"{v[k]:.1e}" for k in (
+    for v in result["check"]["points"]:
+        c.add_row(v["storage"], str(v["n_neurons"]), str(v["n_plastic"]), *(f"{v[k]:.1e}" for k in (
             "w_max_rel_diff", "dw_max_rel_diff", "P_max_rel_diff", "dP_max_rel_diff", "e2_max_rel_diff")))
     return [t, s, c]
 
