@@ -1,6 +1,6 @@
 """Retries: a failing task is tried again up to ``resources.retries`` times; the sweep goes on.
 
-A real failure from a valid spec: a learning rate of 1e30 makes the weights
+A real failure from a valid spec: a learning rate of 1e38 makes the float32 weights
 overflow within a few iterations, and the runner refuses to go on with (or
 checkpoint) a state that is not finite. A passing failure is made by a
 trainer that raises once, in this process.
@@ -14,7 +14,7 @@ from snnbatch.jobs.runner import run_task
 from .conftest import SMALL, assert_same_as, make_store, snnbatch, spec_text, status_of
 
 TEXT = spec_text(SMALL, checkpoint={"every_iterations": 5, "keep": 2}, resources={"retries": 2},
-                 sweep={"grid": {"lr": [1.0e30, 2.0e-3]}})
+                 sweep={"grid": {"lr": [1.0e38, 2.0e-3]}})
 
 
 def test_diverging_task_is_retried_then_failed_and_the_sweep_finishes(tmp_path, references):
