@@ -23,10 +23,7 @@ or the previous one. A checkpoint is written whole under a temporary name
 at any instant leaves either no checkpoint ``<seq>`` or a complete one.
 Loading verifies the checksums and falls back to the previous checkpoint
 when one does not match; older checkpoints beyond ``keep`` are deleted only
-after a newer one committed (renamed aside first, then removed). The writer keeps
-the last one it set aside as a spare: the next checkpoint is written into it under
-its temporary name, overwriting its files in place, which costs no freeing and
-allocating of files; the runner removes the spare before it releases the lease. Leftovers
+after a newer one committed (renamed aside first, then removed). Leftovers
 of a crash (partial checkpoints, half-deleted ones, temporary files) are
 removed by the next holder of the task's lease (:meth:`TaskStore.clean_leftovers`).
 A write the file system refuses (no space, quota, file size limit,
@@ -52,8 +49,6 @@ import os
 import re
 import shutil
 import socket
-import sys
-import threading
 import time
 import warnings
 import uuid
@@ -130,132 +125,6 @@ def _write_error(path, exc: OSError, doing: str) -> StoreWriteError:
                            f"then run 'snnbatch resume {path}'")
 
 
-GROUP_METADATA = "zarr.json"
-
-
-def read_group_attrs(directory) -> dict | None:
-    """The attributes of the Zarr group in ``directory``, read with plain file I/O.
-
-    ``None`` when the group has no metadata (not created yet); ``ValueError`` when its
-    metadata is not JSON. Much cheaper than opening the group through Zarr, which matters
-    when the driver reads every task of a large run.
-    """
-    try:
-        with open(os.path.join(directory, GROUP_METADATA), "rb") as fh:
-            data = fh.read()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    doc = json.loads(data)
-    if not isinstance(doc, dict):
-        raise ValueError("group metadata is not a JSON object")
-    attrs = doc.get("attributes", {})
-    return attrs if isinstance(attrs, dict) else {}
-
-
-def write_group(directory, attributes: dict, exclusive: bool = False) -> bool:
-    """Write the metadata of the Zarr group in ``directory`` as Zarr itself does, with plain file I/O.
-
-    The document is written under a temporary name and renamed into place, so a reader sees
-    the whole file or the previous one. ``exclusive``: put it in place with a hard link, which
-    fails when the group exists; returns False then and changes nothing (two writers creating
-    the same group: exactly one wins).
-    """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    doc = {"attributes": attributes, "zarr_format": 3, "node_type": "group"}
-    data = json.dumps(doc, indent=2, allow_nan=True).encode()
-    path = directory / GROUP_METADATA
-    tmp = directory / f"zarr.{uuid.uuid4().hex}.partial"  # the temporary name Zarr's LocalStore uses
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-        if exclusive:
-            try:
-                os.link(tmp, path)
-            except FileExistsError:
-                return False
-        else:
-            os.replace(tmp, path)
-            tmp = None
-    finally:
-        if tmp is not None:
-            _unlink(tmp)
-    return True
-
-
-# The dtypes written without Zarr's machinery, by their Zarr v3 names; anything else goes through Zarr.
-_PLAIN_DTYPES = {"bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-                 "float16", "float32", "float64", "complex64", "complex128"}
-
-
-def write_plain_array(directory, value: np.ndarray, reuse: bool = False) -> bool:
-    """Write ``value`` as an uncompressed single-chunk Zarr v3 array in ``directory``, with plain file I/O.
-
-    The same files Zarr writes for ``create_array(data=value, chunks=value.shape,
-    compressors=None)`` (the metadata document and one chunk of the raw little-endian
-    bytes, C order), without Zarr's per-call overhead; read back by Zarr as usual.
-    Returns False, writing nothing, for what it does not handle (other dtypes,
-    big-endian data, empty arrays): then use Zarr.
-
-    ``reuse``: ``directory`` may hold an older array (of a recycled checkpoint). One of the
-    same shape and dtype is overwritten in place, so no file is freed and allocated again;
-    another is removed first. Only for directories no reader relies on (a partial checkpoint).
-    """
-    dt = value.dtype
-    name = "bool" if dt.kind == "b" else dt.name
-    if (name not in _PLAIN_DTYPES or dt.byteorder == ">" or (dt.byteorder == "=" and sys.byteorder != "little")
-            or value.size == 0):
-        return False
-    fill: Any = False if dt.kind == "b" else 0 if dt.kind in "iu" else [0.0, 0.0] if dt.kind == "c" else 0.0
-    codec: dict[str, Any] = {"name": "bytes"}
-    if dt.itemsize > 1:
-        codec["configuration"] = {"endian": "little"}
-    shape = list(value.shape)
-    meta = {
-        "shape": shape,
-        "data_type": name,
-        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": shape}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
-        "fill_value": fill,
-        "codecs": [codec],
-        "attributes": {},
-        "zarr_format": 3,
-        "node_type": "array",
-        "storage_transformers": [],
-    }
-    directory = Path(directory)
-    doc = json.dumps(meta, indent=2).encode()
-    old = None
-    if reuse:
-        try:
-            with open(directory / GROUP_METADATA, "rb") as fh:
-                old = fh.read()
-        except OSError:
-            old = None
-        if old != doc and directory.exists():
-            shutil.rmtree(directory)  # another shape or dtype (or damaged): start afresh
-    chunk = directory.joinpath("c", *(["0"] * value.ndim))
-    if old != doc:
-        chunk.parent.mkdir(parents=True, exist_ok=True)
-    _overwrite(chunk, np.ascontiguousarray(value).tobytes())
-    if old != doc:
-        _overwrite(directory / GROUP_METADATA, doc)
-    return True
-
-
-def _overwrite(path, data: bytes) -> None:
-    """Write ``data`` as the whole content of ``path``, in place when the file exists (no truncation first)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-    try:
-        view, done = memoryview(data), 0
-        while done < len(view):
-            done += os.pwrite(fd, view[done:], done)
-        if os.fstat(fd).st_size != len(data):
-            os.ftruncate(fd, len(data))
-    finally:
-        os.close(fd)
-
-
 def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """Open a run store's root group, refusing what is not a snnbatch store of this format."""
     try:
@@ -300,8 +169,6 @@ class TaskStore:
             raise StoreError(f"{self.path}: task {task_id}: unreadable metadata: {exc}") from None
         self.dir = self.path / TASKS / task_id
         self._status = None
-        self._removals: list[threading.Thread] = []
-        self._spare: Path | None = None  # a checkpoint set aside beyond ``keep``, for the next one to overwrite
 
     # -------------------------------------------------------------- config and status
 
@@ -449,36 +316,28 @@ class TaskStore:
             raise
 
     def _save_checkpoint(self, state, keep, extra):
-        ckdir = self.dir / "checkpoints"
-        if not (ckdir / GROUP_METADATA).is_file():
-            self._checkpoints()
+        ckroot = self._checkpoints()
         names = self.checkpoint_names()
         seq = int(names[-1]) + 1 if names else 0
         name = f"{seq:08d}"
         partial = f"{name}.partial-{uuid.uuid4().hex[:8]}"
         pause = _env_seconds(SLOW_CHECKPOINT_ENV)
-        ck = None
         try:
+            ck = ckroot.create_group(partial)
             arrays = dict(state.arrays)
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
-            reuse = self._recycle(ckdir / partial, {_encode_name(k) for k in arrays})
             checksums = {}
             for key, value in arrays.items():
                 value = np.asarray(value)
                 if pause:
                     time.sleep(pause)
-                if not write_plain_array(ckdir / partial / _encode_name(key), value, reuse=reuse):
-                    if reuse:
-                        shutil.rmtree(ckdir / partial / _encode_name(key), ignore_errors=True)
-                    if ck is None:
-                        ck = zarr.open_group(str(ckdir / partial), mode="a")
-                    ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
-                                    compressors=None)
+                ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
+                                compressors=None)
                 checksums[key] = digest(value)
             if pause:
                 time.sleep(pause)
-            write_group(ckdir / partial, {
+            ck.attrs.put({
                 "complete": True,
                 "iteration": state.iteration,
                 "rng": json.dumps(state.rng.bit_generator.state),
@@ -487,73 +346,24 @@ class TaskStore:
                 "created": now(),
                 "host": socket.gethostname(),
                 **(extra or {}),
-            })  # the attrs, with complete: true and the checksums, are written last
-            os.rename(ckdir / partial, ckdir / name)  # the commit
+            })
+            os.rename(self.dir / "checkpoints" / partial, self.dir / "checkpoints" / name)  # the commit
         except BaseException:
-            shutil.rmtree(ckdir / partial, ignore_errors=True)
+            shutil.rmtree(self.dir / "checkpoints" / partial, ignore_errors=True)
             raise
         for old in names[: max(0, len(names) + 1 - keep)]:
-            self._delete_checkpoint(old, background=self._spare is not None, spare=self._spare is None)
+            self._delete_checkpoint(old)
         return name
 
-    def _recycle(self, partial: Path, keys: set[str]) -> bool:
-        """Make ``partial``, the directory of a new checkpoint: the spare (the last checkpoint set
-        aside beyond ``keep``) renamed, its arrays not in ``keys`` removed, or a new directory.
-        True when it is a recycled one (its files are then overwritten in place)."""
-        spare, self._spare = self._spare, None
-        if spare is not None:
-            try:
-                os.rename(spare, partial)
-                for entry in os.scandir(partial):
-                    if entry.name != GROUP_METADATA and entry.name not in keys:
-                        if entry.is_dir(follow_symlinks=False):
-                            shutil.rmtree(entry.path)
-                        else:
-                            os.unlink(entry.path)
-                return True
-            except OSError:
-                shutil.rmtree(partial, ignore_errors=True)
-                shutil.rmtree(spare, ignore_errors=True)
-        os.mkdir(partial)
-        return False
-
-    def _delete_checkpoint(self, name: str, background: bool = False, spare: bool = False) -> None:
-        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name.
-
-        ``spare``: keep the renamed directory as this writer's spare, whose files the next
-        checkpoint overwrites in place (:meth:`_recycle`): freeing and allocating a few dozen
-        files can cost more than writing them (file systems mounted with ``discard`` wait for
-        the freed blocks to be trimmed). ``background``: remove it in a thread. Either way
-        :meth:`finish_removals` removes it. What a crash leaves is a ``.deleted-`` directory,
-        removed by the next holder of the lease (:meth:`clean_leftovers`).
-        """
+    def _delete_checkpoint(self, name: str) -> None:
+        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name."""
         ckdir = self.dir / "checkpoints"
         aside = ckdir / f"{name}.deleted-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(ckdir / name, aside)
         except OSError:
             return
-        if spare:
-            self._spare = aside
-            return
-        if not background:
-            shutil.rmtree(aside, ignore_errors=True)
-            return
-        self._removals = [t for t in self._removals if t.is_alive()]
-        thread = threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True},
-                                  name=f"snnbatch-remove-{self.task_id}-{name}", daemon=True)
-        thread.start()
-        self._removals.append(thread)
-
-    def finish_removals(self) -> None:
-        """Remove the old checkpoints :meth:`save_checkpoint` set aside (the spare included), and wait
-        for the removals running in the background."""
-        for thread in self._removals:
-            thread.join()
-        self._removals = []
-        if self._spare is not None:
-            shutil.rmtree(self._spare, ignore_errors=True)
-            self._spare = None
+        shutil.rmtree(aside, ignore_errors=True)
 
     def discard_checkpoint(self, name: str) -> None:
         """Remove a bad checkpoint (lease holders only: the runner does it after reporting it)."""

@@ -10,6 +10,8 @@ without a live lease holder is shown as ``interrupted``.
 """
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import shutil
 import time
@@ -18,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import zarr
+from zarr.core.buffer import default_buffer_prototype
+from zarr.errors import ContainsGroupError
+from zarr.storage import LocalStore
 
 from ..jobs.errors import StoreError
-from ..jobs.store import (FORMAT, GROUP_METADATA, LEASE, LEASE_STALE_SECONDS, TASK_ID, TASKS, check_task_id,
-                          lease_alive, open_root, read_group_attrs, read_lease, write_group)
+from ..jobs.store import FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, lease_alive, open_root, read_lease
 from .planner import Task
 
 STALE_SECONDS = LEASE_STALE_SECONDS  # a lease without a heartbeat for this long is taken as abandoned
@@ -74,17 +78,18 @@ class RunStore:
             )
         have = set(store.task_ids())
         added = []
-        tasks_dir = store.path / TASKS
+        tasks_group = store.root[TASKS]
         offset = len(have)
         for task in tasks:
             if task.id in have:
                 continue
-            created = write_group(tasks_dir / task.id, {
-                "config": task.config_dict(),
-                "params": task.params,
-                "index": offset + len(added),
-            }, exclusive=True)
-            if not created:
+            try:
+                tasks_group.create_group(task.id, attributes={
+                    "config": task.config_dict(),
+                    "params": task.params,
+                    "index": offset + len(added),
+                })
+            except ContainsGroupError:
                 continue  # another driver added it just now
             added.append(task.id)
         if added:
@@ -152,38 +157,28 @@ class RunStore:
         return str(self.root.attrs.get("name", self.path.name))
 
     def task_ids(self) -> list[str]:
-        """The ids of the tasks whose metadata is written (a task being added may have only its directory)."""
-        return sorted(name for name in self._task_dirs() if os.path.isfile(self.path / TASKS / name / GROUP_METADATA))
-
-    def _task_dirs(self) -> list[str]:
         try:
-            with os.scandir(self.path / TASKS) as entries:
-                return [e.name for e in entries if TASK_ID.fullmatch(e.name) and e.is_dir()]
-        except (FileNotFoundError, NotADirectoryError):
+            return sorted(self.root[TASKS].group_keys())
+        except KeyError:
             raise StoreError(f"{self.path}: store has no 'tasks' group") from None
 
     def read_many(self, keys: list[str]) -> list[dict | None]:
-        """The ``attributes`` of many groups (paths inside the store); missing or unreadable ones give None."""
-        return [_read_attrs(self.path / key) for key in keys]
+        """The ``attributes`` of many groups at once (missing groups give None), concurrently."""
+        return asyncio.run(_read_attrs(self.path, keys))
 
     def tasks(self) -> list[dict[str, Any]]:
-        """Every task: id, index, params, config, status and scheduler info, in plan order.
-
-        Reads the three small metadata documents of each task with plain file I/O
-        (:func:`~snnbatch.jobs.store.read_group_attrs`), not through Zarr: a few
-        milliseconds per hundred tasks.
-        """
+        """Every task: id, index, params, config, status and scheduler info, in plan order."""
+        ids = self.task_ids()
+        keys = []
+        for tid in ids:
+            keys += [f"{TASKS}/{tid}", f"{TASKS}/{tid}/status", f"{TASKS}/{tid}/scheduler"]
+        attrs = self.read_many(keys)
         out = []
         now = time.time()
-        for i, tid in enumerate(sorted(self._task_dirs())):
-            task_dir = self.path / TASKS / tid
-            try:
-                meta = read_group_attrs(task_dir)
-            except (OSError, ValueError):
-                raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable") from None
+        for i, tid in enumerate(ids):
+            meta, status, sched = attrs[3 * i : 3 * i + 3]
             if meta is None:
-                continue  # being added by a driver right now: its metadata is not written yet
-            status, sched = _read_attrs(task_dir / "status"), _read_attrs(task_dir / "scheduler")
+                raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")
             status = status or {"state": "pending"}
             state = status.get("state", "pending")
             if state == "running" and not _lease_held(self.path / TASKS / tid, now):
@@ -204,13 +199,12 @@ class RunStore:
 
     def record_submission(self, task_ids: list[str], backend: str, jobs: dict[str, dict]) -> None:
         """Append a submission (backend, job id per task) to each task's ``scheduler`` group."""
+        tasks = self.root[TASKS]
         for tid in task_ids:
-            directory = self.path / TASKS / check_task_id(tid, self.path) / "scheduler"
-            attrs = _read_attrs(directory) or {}
-            subs = list(attrs.get("submissions", []))
+            g = tasks[tid].require_group("scheduler")
+            subs = list(g.attrs.get("submissions", []))
             subs.append({"backend": backend, "time": time.time(), **jobs.get(tid, {})})
-            attrs.update({"backend": backend, "submissions": subs, **jobs.get(tid, {})})
-            write_group(directory, attrs)
+            g.update_attributes({"backend": backend, "submissions": subs, **jobs.get(tid, {})})
 
 
 def _lease_held(task_dir: Path, now: float) -> bool:
@@ -222,9 +216,22 @@ def _lease_held(task_dir: Path, now: float) -> bool:
     return info is not None and lease_alive(info, now)
 
 
-def _read_attrs(directory: Path) -> dict | None:
-    """A group's attributes; None when it is missing or its metadata is unreadable."""
-    try:
-        return read_group_attrs(directory)
-    except (OSError, ValueError):
-        return None
+async def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
+    store = LocalStore(str(path), read_only=True)
+    proto = default_buffer_prototype()
+    sem = asyncio.Semaphore(64)
+
+    async def one(key):
+        async with sem:
+            try:
+                buf = await store.get(f"{key}/zarr.json", prototype=proto)
+            except OSError:
+                return None
+            if buf is None:
+                return None
+            try:
+                return json.loads(buf.to_bytes()).get("attributes", {})
+            except ValueError:
+                return None
+
+    return await asyncio.gather(*(one(k) for k in keys))

@@ -1,4 +1,4 @@
-"""The run store's index read and written with plain file I/O agrees with Zarr's view of it."""
+"""The run store's index: tasks are Zarr groups with their config, listed in plan order; submissions accumulate."""
 from __future__ import annotations
 
 import zarr
