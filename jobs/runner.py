@@ -125,6 +125,7 @@ def run_task(
         return _run_leased(ts, lease, stop, deadline, backend, job_id, cpus)
     finally:
         beat.finish()
+        ts.finish_removals()  # old checkpoints set aside: gone before another process may take the task
         lease.release()
 
 

@@ -23,7 +23,8 @@ or the previous one. A checkpoint is written whole under a temporary name
 at any instant leaves either no checkpoint ``<seq>`` or a complete one.
 Loading verifies the checksums and falls back to the previous checkpoint
 when one does not match; older checkpoints beyond ``keep`` are deleted only
-after a newer one committed (renamed aside first, then removed). Leftovers
+after a newer one committed (renamed aside first, then removed, in a background
+thread the runner waits for before it releases the lease). Leftovers
 of a crash (partial checkpoints, half-deleted ones, temporary files) are
 removed by the next holder of the task's lease (:meth:`TaskStore.clean_leftovers`).
 A write the file system refuses (no space, quota, file size limit,
@@ -42,6 +43,7 @@ a holder whose file was taken over sees it at its next heartbeat
 """
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import json
@@ -49,6 +51,7 @@ import os
 import re
 import shutil
 import socket
+import threading
 import time
 import warnings
 import uuid
@@ -57,6 +60,8 @@ from typing import Any
 
 import numpy as np
 import zarr
+import zarr.api.asynchronous as zarr_async
+from zarr.core.sync import sync as zarr_sync
 
 from .errors import StoreError
 from .trainer import TrainState
@@ -125,6 +130,24 @@ def _write_error(path, exc: OSError, doing: str) -> StoreWriteError:
                            f"then run 'snnbatch resume {path}'")
 
 
+async def _create_arrays(group_path: Path, arrays: dict[str, np.ndarray], pause: float) -> None:
+    """Create the arrays of one checkpoint in the (existing) group at ``group_path``, concurrently.
+
+    Each is an uncompressed single-chunk Zarr array, as ``Group.create_array(data=...)`` writes
+    it; going through Zarr's asynchronous API lets the arrays' files be written at the same time
+    instead of one Zarr call after another. ``pause`` (tests): seconds to wait before each array.
+    """
+    group = await zarr_async.open_group(store=str(group_path), mode="r+")
+
+    async def one(key, value):
+        if pause:
+            await asyncio.sleep(pause)
+        await group.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
+                                 compressors=None)
+
+    await asyncio.gather(*(one(k, v) for k, v in arrays.items()))
+
+
 def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     """Open a run store's root group, refusing what is not a snnbatch store of this format."""
     try:
@@ -169,6 +192,7 @@ class TaskStore:
             raise StoreError(f"{self.path}: task {task_id}: unreadable metadata: {exc}") from None
         self.dir = self.path / TASKS / task_id
         self._status = None
+        self._removals: list[threading.Thread] = []
 
     # -------------------------------------------------------------- config and status
 
@@ -324,17 +348,11 @@ class TaskStore:
         pause = _env_seconds(SLOW_CHECKPOINT_ENV)
         try:
             ck = ckroot.create_group(partial)
-            arrays = dict(state.arrays)
+            arrays = {k: np.asarray(v) for k, v in state.arrays.items()}
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
-            checksums = {}
-            for key, value in arrays.items():
-                value = np.asarray(value)
-                if pause:
-                    time.sleep(pause)
-                ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
-                                compressors=None)
-                checksums[key] = digest(value)
+            checksums = {key: digest(value) for key, value in arrays.items()}
+            zarr_sync(_create_arrays(self.dir / "checkpoints" / partial, arrays, pause))
             if pause:
                 time.sleep(pause)
             ck.attrs.put({
@@ -352,18 +370,37 @@ class TaskStore:
             shutil.rmtree(self.dir / "checkpoints" / partial, ignore_errors=True)
             raise
         for old in names[: max(0, len(names) + 1 - keep)]:
-            self._delete_checkpoint(old)
+            self._delete_checkpoint(old, background=True)
         return name
 
-    def _delete_checkpoint(self, name: str) -> None:
-        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name."""
+    def _delete_checkpoint(self, name: str, background: bool = False) -> None:
+        """Rename aside first, so a crash mid-delete never leaves a damaged checkpoint under its name.
+
+        ``background``: remove the renamed directory in a thread (unlinking a few dozen files can
+        take longer than writing them, e.g. on file systems mounted with ``discard`` or on network
+        file systems); :meth:`finish_removals` waits for it. What a crash leaves is a ``.deleted-``
+        directory, removed by the next holder of the lease (:meth:`clean_leftovers`).
+        """
         ckdir = self.dir / "checkpoints"
         aside = ckdir / f"{name}.deleted-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(ckdir / name, aside)
         except OSError:
             return
-        shutil.rmtree(aside, ignore_errors=True)
+        if not background:
+            shutil.rmtree(aside, ignore_errors=True)
+            return
+        self._removals = [t for t in self._removals if t.is_alive()]
+        thread = threading.Thread(target=shutil.rmtree, args=(aside,), kwargs={"ignore_errors": True},
+                                  name=f"snnbatch-remove-{self.task_id}-{name}", daemon=True)
+        thread.start()
+        self._removals.append(thread)
+
+    def finish_removals(self) -> None:
+        """Wait until the old checkpoints :meth:`save_checkpoint` set aside are removed."""
+        for thread in self._removals:
+            thread.join()
+        self._removals = []
 
     def discard_checkpoint(self, name: str) -> None:
         """Remove a bad checkpoint (lease holders only: the runner does it after reporting it)."""

@@ -86,3 +86,13 @@ def test_truncated_array_is_detected(task_store):
     chunk.write_bytes(chunk.read_bytes()[:7])
     state, problems = task_store.latest_checkpoint()
     assert state is None and "checkpoint" in problems[0]
+
+
+def test_old_checkpoints_are_gone_once_removals_finish(task_store):
+    for it in range(6):
+        task_store.save_checkpoint(_state(iteration=it), keep=2)
+        assert len(task_store.checkpoint_names()) == min(it + 1, 2)  # set aside at once, whatever the removal
+    task_store.finish_removals()
+    ckdir = task_store.path / "tasks" / task_store.task_id / "checkpoints"
+    assert sorted(p.name for p in ckdir.iterdir()) == ["00000004", "00000005", "zarr.json"]
+    assert task_store.latest_checkpoint()[0].iteration == 5
