@@ -55,6 +55,7 @@ FORMS = {
 # time steps between them serially; with Numba's OpenMP layer the idle worker spin-waits there unless
 # OMP_WAIT_POLICY=passive, so the thread test runs both ways.
 WAIT_POLICIES = ("unset", "passive")
+RLS_MIN_SECONDS, RLS_MAX_REPEATS = 1.0, 60  # the RLS update alone: at least rls_repeats, about a second in all
 REF_MAX_BYTES = 512 * 2**20  # the reference's own covariances; larger points time it on a subset of neurons
 REF_CHUNK = 128  # neurons per batched NumPy call of the reference (bounds its temporaries)
 
@@ -162,9 +163,10 @@ def point_task(n_neurons: int, n_plastic: int, packed: bool, dtype: str, duratio
 
     # the RLS update alone, on the trained covariances
     N, L = n_neurons, n_plastic
-    step()
-    wall, cpu = _timed(step, rls_repeats)
-    out.update(rls_wall_median=median(wall), rls_cpu_median=median(cpu))
+    first, _ = _timed(step, 1)
+    n = min(RLS_MAX_REPEATS, max(rls_repeats, int(RLS_MIN_SECONDS / max(first[0], 1e-6))))
+    wall, cpu = _timed(step, n)
+    out.update(rls_wall_median=median(wall), rls_cpu_median=median(cpu), rls_repeats=n)
     if reference:
         n_ref = min(N, max(REF_CHUNK, REF_MAX_BYTES // (L * L * np.dtype(cfg.dtype).itemsize)))
         P = state["P"][:n_ref]
