@@ -27,6 +27,7 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     ValidationInfo,
+    field_serializer,
     field_validator,
     model_validator,
 )
@@ -257,10 +258,31 @@ class Training(Section):
 # ------------------------------------------------------------------ how it runs
 
 
+AUTO_EVERY_ITERATIONS = 200  # what ``every_iterations: auto`` starts from
+
+
 class Checkpoint(Section):
-    every_iterations: PositiveInt = 200
+    """When a task checkpoints: every ``every_iterations`` iterations or ``every_minutes`` of wall time.
+
+    ``every_iterations: auto`` (the default, also ``null``): every 200 iterations, but never so
+    often that checkpoints take more than ``max_overhead`` of the time (a checkpoint waits until
+    the time since the previous one is at least the previous one's cost / ``max_overhead``). A
+    number is kept exactly. ``every_minutes`` is always kept.
+    """
+
+    every_iterations: Optional[PositiveInt] = None
     every_minutes: PositiveFloat = 10.0
+    max_overhead: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
     keep: Annotated[int, Field(ge=1, le=100)] = 2
+
+    @field_validator("every_iterations", mode="before")
+    @classmethod
+    def _auto(cls, value):
+        return None if value == "auto" else value
+
+    @field_serializer("every_iterations")
+    def _show_auto(self, value):
+        return "auto" if value is None else value
 
 
 class Resources(Section):

@@ -6,8 +6,9 @@ task's lease (``tasks/<id>/lease``, see :mod:`snnbatch.jobs.store`): when a
 live process elsewhere holds it, it returns at once with the outcome
 ``leased`` and writes nothing. Holding the lease, it starts from the task's
 newest good checkpoint, or from scratch, and checkpoints every
-``checkpoint.every_iterations`` iterations or ``every_minutes`` of wall time,
-when asked to stop (a signal sets a :class:`StopFlag`) and before its own
+``checkpoint.every_iterations`` iterations (``auto``: 200, deferred while a
+checkpoint would cost more than ``checkpoint.max_overhead`` of the time since
+the previous one) or ``every_minutes`` of wall time, when asked to stop (a signal sets a :class:`StopFlag`) and before its own
 deadline. A resumed task produces the same bits as one that never stopped.
 
 What it guarantees, and records in the task's ``status``:
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import threads
+from .config import AUTO_EVERY_ITERATIONS
 from .store import LEASE_HEARTBEAT_SECONDS, Lease, StoreWriteError, TaskStore, describe_holder
 
 HEARTBEAT_SECONDS = 10.0
@@ -235,6 +237,8 @@ class _Run:
             attempt["from_iteration"] = state.iteration
             total = trainer.total_iterations
             last_ck_iter, last_ck_time, last_beat = state.iteration, time.monotonic(), time.monotonic()
+            every = ck.every_iterations or AUTO_EVERY_ITERATIONS
+            last_ck_cost = 0.0  # seconds the previous checkpoint (and its status write) took
             self.iteration = state.iteration
             self.write(total=total, iteration=state.iteration, attempts=self.attempts, warnings=self.warnings)
 
@@ -248,7 +252,10 @@ class _Run:
                 )
                 if not self.lease.held():
                     raise _LeaseLost()
-                due = (state.iteration - last_ck_iter >= ck.every_iterations) or (t - last_ck_time >= ck.every_minutes * 60)
+                by_count = state.iteration - last_ck_iter >= every
+                if by_count and ck.every_iterations is None and (t - last_ck_time) * ck.max_overhead < last_ck_cost:
+                    by_count = False  # auto: checkpointing now would cost more than max_overhead of the time
+                due = by_count or (t - last_ck_time >= ck.every_minutes * 60)
                 if (due or reason) and state.iteration < total:
                     _check_finite_state(state)
                     name = ts.save_checkpoint(state, ck.keep)
@@ -259,6 +266,7 @@ class _Run:
                     self.write(iteration=state.iteration, checkpoint=name, heartbeat=time.time(),
                                attempts=self.attempts, **_last(metrics))
                     last_beat = t
+                    last_ck_cost = time.monotonic() - t
                 elif t - last_beat >= HEARTBEAT_SECONDS:
                     self.write(progress=state.iteration, heartbeat=time.time(), **_last(metrics))
                     last_beat = t

@@ -43,7 +43,6 @@ a holder whose file was taken over sees it at its next heartbeat
 """
 from __future__ import annotations
 
-import asyncio
 import errno
 import hashlib
 import json
@@ -60,8 +59,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-import zarr.api.asynchronous as zarr_async
-from zarr.core.sync import sync as zarr_sync
 
 from .errors import StoreError
 from .trainer import TrainState
@@ -128,24 +125,6 @@ def _write_error(path, exc: OSError, doing: str) -> StoreWriteError:
     return StoreWriteError(f"{path}: cannot {doing}: {why}{where}. "
                            "Nothing already committed was changed; free space or fix permissions, "
                            f"then run 'snnbatch resume {path}'")
-
-
-async def _create_arrays(group_path: Path, arrays: dict[str, np.ndarray], pause: float) -> None:
-    """Create the arrays of one checkpoint in the (existing) group at ``group_path``, concurrently.
-
-    Each is an uncompressed single-chunk Zarr array, as ``Group.create_array(data=...)`` writes
-    it; going through Zarr's asynchronous API lets the arrays' files be written at the same time
-    instead of one Zarr call after another. ``pause`` (tests): seconds to wait before each array.
-    """
-    group = await zarr_async.open_group(store=str(group_path), mode="r+")
-
-    async def one(key, value):
-        if pause:
-            await asyncio.sleep(pause)
-        await group.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
-                                 compressors=None)
-
-    await asyncio.gather(*(one(k, v) for k, v in arrays.items()))
 
 
 def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
@@ -348,11 +327,17 @@ class TaskStore:
         pause = _env_seconds(SLOW_CHECKPOINT_ENV)
         try:
             ck = ckroot.create_group(partial)
-            arrays = {k: np.asarray(v) for k, v in state.arrays.items()}
+            arrays = dict(state.arrays)
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
-            checksums = {key: digest(value) for key, value in arrays.items()}
-            zarr_sync(_create_arrays(self.dir / "checkpoints" / partial, arrays, pause))
+            checksums = {}
+            for key, value in arrays.items():
+                value = np.asarray(value)
+                if pause:
+                    time.sleep(pause)
+                ck.create_array(_encode_name(key), data=value, chunks=value.shape if value.ndim else "auto",
+                                compressors=None)
+                checksums[key] = digest(value)
             if pause:
                 time.sleep(pause)
             ck.attrs.put({

@@ -496,6 +496,7 @@ FORMATS = {
     ("Distribution", "loguniform"): "[low, high] (two positive numbers)",
     ("Distribution", "randint"): "[low, high] (two integers, both included)",
     ("Distribution", "choice"): "a list of values",
+    ("Checkpoint", "every_iterations"): "a positive integer or 'auto'",
 }
 
 
