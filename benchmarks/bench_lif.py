@@ -3,7 +3,7 @@
 Randman, 100 inputs -> 128 LIF -> 2 readouts, T = 100, batch 256, 2000 samples per
 epoch, float32, Adam (forward, backward and optimizer step); feed-forward and
 recurrent. Every (implementation, network, threads) runs in a fresh subprocess,
-so its thread counts come from the environment and its ``ru_maxrss`` is its own.
+so its thread counts come from the environment and its peak memory (VmHWM) is its own.
 Epoch times are medians over repeats; speed figures are ratios to the fastest
 peer measured in the same run.
 
@@ -206,7 +206,7 @@ def tables(result):
 
     t = Table(title=TITLE, title_justify="left",
               caption="speed-ups: 1 thread by CPU time, 2 threads by wall time (wall ratio in brackets); 1→2: "
-                      "1-thread CPU / 2-thread wall. peak RSS: ru_maxrss of the fresh process (interpreter, libraries, "
+                      "1-thread CPU / 2-thread wall. peak RSS: VmHWM of the fresh process (interpreter, libraries, "
                       "data included); training MiB: peak during the timed epochs above the RSS after a warm-up "
                       "batch; load: 1-min load average of the machine during the run.")
     for col in ("implementation", "network", "threads", "s/epoch (wall)", "s/epoch (cpu)", "kernel speed-up",

@@ -56,11 +56,16 @@ def median(xs) -> float:
     return float(statistics.median(xs))
 
 
-def peak_rss_mib() -> float:
-    """Peak resident memory of this process so far (Linux reports ru_maxrss in KiB)."""
-    import resource
+_PEAK_BEFORE_RESET = 0.0
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+def peak_rss_mib() -> float:
+    """Peak resident memory of this process so far (Linux VmHWM, across :func:`reset_peak_rss`).
+
+    Not ``ru_maxrss``: a process started by ``subprocess`` reports its parent's peak there
+    when the parent's was larger (Linux carries it across fork and exec).
+    """
+    return max(_PEAK_BEFORE_RESET, hwm_mib())
 
 
 def rss_mib() -> float:
@@ -70,6 +75,8 @@ def rss_mib() -> float:
 
 def reset_peak_rss() -> bool:
     """Reset this process's peak RSS (Linux: VmHWM), so that :func:`hwm_mib` sees only what follows."""
+    global _PEAK_BEFORE_RESET
+    _PEAK_BEFORE_RESET = max(_PEAK_BEFORE_RESET, hwm_mib())
     try:
         with open("/proc/self/clear_refs", "w") as f:
             f.write("5")
