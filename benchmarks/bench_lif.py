@@ -45,8 +45,12 @@ def _batches(n_train, batch, epoch):
 
 
 def epoch_task(impl: str, recurrent: bool, threads: int, repeats: int, n_hidden: int = N_HIDDEN, n_steps: int = T,
-               batch: int = BATCH, n_train: int = N_TRAIN, dtype: str = "float32") -> dict:
-    """Median seconds per epoch (forward, backward, Adam) of ``impl`` in this process."""
+               batch: int = BATCH, n_train: int = N_TRAIN, dtype: str = "float32", start_at: float = 0.0) -> dict:
+    """Median seconds per epoch (forward, backward, Adam) of ``impl`` in this process.
+
+    ``start_at``: a ``time.time()`` before which the timed epochs do not begin (so that processes run
+    side by side time the same interval).
+    """
     import numpy as np
 
     from snnbatch.kernels import lif
@@ -92,6 +96,7 @@ def epoch_task(impl: str, recurrent: bool, threads: int, repeats: int, n_hidden:
 
     base = rss_mib()
     epoch(0, warm_up=True)  # one batch: compilation (from the cache if filled), allocator
+    time.sleep(max(0.0, start_at - time.time()))
     warm = rss_mib()
     reset = reset_peak_rss()
     wall, cpu, losses, loads = [], [], [], []
@@ -156,11 +161,39 @@ def run(mode: str, log) -> dict:
                              **{k: r[k] for k in ("peak_rss_mib", "base_rss_mib", "warm_rss_mib",
                                                   "train_peak_rss_mib", "last_loss", "load_average")}})
     _ratios(rows)
+    machine = {}
+    for recurrent in (False, True):
+        net = "recurrent" if recurrent else "feed-forward"
+        log(f"two 1-thread kernel processes at once, {net} (what the machine gives 2 independent workers)")
+        machine[net] = _pair_throughput(recurrent, repeats_kernel, rows)
     log("float64 gradient check against the SpyTorch reference")
     check = subprocess_task("benchmarks.bench_lif:check_task", {}, threads=1)
     check.pop("peak_rss_mib", None)
     check.pop("process_seconds", None)
-    return {"rows": rows, "check": check, "repeats": {"kernel": repeats_kernel, "peer": repeats_peer}}
+    return {"rows": rows, "machine": machine, "check": check,
+            "repeats": {"kernel": repeats_kernel, "peer": repeats_peer}}
+
+
+def _pair_throughput(recurrent: bool, repeats: int, rows) -> dict:
+    """The machine's own 1 -> 2 core ceiling for this work: two independent 1-thread kernel processes timing
+    the same interval (both start at ``start_at``, after their set-up); throughput gain = 2 × (1-thread
+    epoch alone) / (epoch with the other one running)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .common import median, subprocess_task
+
+    net = "recurrent" if recurrent else "feed-forward"
+    kwargs = dict(impl="kernel", recurrent=recurrent, threads=1, repeats=repeats, start_at=time.time() + 6.0)
+    with ThreadPoolExecutor(2) as pool:
+        pair = list(pool.map(lambda _: subprocess_task("benchmarks.bench_lif:epoch_task", kwargs, threads=1), range(2)))
+    alone = next(r for r in rows if (r["impl"], r["net"], r["threads"]) == ("kernel", net, 1) and "error" not in r)
+    two = next((r for r in rows if (r["impl"], r["net"], r["threads"]) == ("kernel", net, 2) and "error" not in r), None)
+    together = median(pair[0]["wall"] + pair[1]["wall"])
+    out = {"pair_wall_median": together, "throughput_gain": 2 * alone["wall_median"] / together}
+    if two:
+        out["kernel_2_threads_gain"] = alone["wall_median"] / two["wall_median"]
+        out["of_machine"] = out["kernel_2_threads_gain"] / out["throughput_gain"]
+    return out
 
 
 def _ratios(rows):
@@ -240,9 +273,17 @@ def tables(result):
             mark = "[green]met[/green]" if v["speedup"] >= TARGETS[r["net"]] else "[red]missed[/red]"
             cells.append(f"{v['speedup']:.1f}× vs {v['peer']} {mark}")
         s.add_row(r["net"], str(r["threads"]), *cells)
+    m = Table(title="1 → 2 cores: the kernel with 2 threads against what the machine gives two independent workers",
+              title_justify="left", caption="machine: two 1-thread kernel processes at once, throughput gain = 2 × the "
+                                            "1-thread epoch alone / the epoch with the other one running (wall times)")
+    for col in ("network", "kernel, 2 threads (1-thread wall / 2-thread wall)", "machine, 2 processes", "kernel / machine"):
+        m.add_column(col, justify="left" if col == "network" else "right")
+    for net, v in result.get("machine", {}).items():
+        m.add_row(net, f"{v['kernel_2_threads_gain']:.2f}×" if "kernel_2_threads_gain" in v else "",
+                  f"{v['throughput_gain']:.2f}×", f"{v['of_machine']:.0%}" if "of_machine" in v else "")
     c = Table(title="Same network? float64, SpyTorch reference vs kernel", title_justify="left")
     for col in ("network", "loss rel. diff", "max grad rel. diff"):
         c.add_column(col)
     for net, v in result["check"].items():
         c.add_row(net, f"{v['loss_rel_diff']:.1e}", f"{v['grad_max_rel_diff']:.1e}")
-    return [t, s, c]
+    return [t, s, m, c]
