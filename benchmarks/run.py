@@ -2,8 +2,8 @@
 
 Every speed figure is a ratio against a reference measured in the same run.
 Results go to benchmarks/results/<mode>-<time>.json (and latest-<mode>.json)
-with the machine's description; the full form also plots
-benchmarks/results/scaling.png.
+with the machine's description, plots to benchmarks/results/scaling.png (and,
+in the full form, force_scaling.png).
 
 To add a benchmark, write ``benchmarks/bench_<name>.py`` with ``NAME``, ``TITLE``,
 ``run(mode, log) -> dict`` and ``tables(result) -> list[rich.table.Table]`` (see
@@ -16,13 +16,12 @@ import importlib
 import sys
 import time
 
-# One module per benchmark, run in this order. Register new ones here
-# (orchestration overhead, dendritic / RLS / Brian2 comparisons, ...).
+# One module per benchmark, run in this order. Register new ones here.
 MODULES = [
     "benchmarks.bench_lif",  # LIF kernel vs PyTorch peers: s/epoch, peak memory, 1 and 2 threads
     "benchmarks.bench_bound",  # LIF kernel vs its state-update-only bound
     "benchmarks.bench_compile",  # cold vs warm Numba cache at task start-up
-    "benchmarks.bench_scaling",  # time and memory vs hidden size, steps, batch (full form only)
+    "benchmarks.bench_scaling",  # BPTT and e-prop: time and memory vs hidden size, steps, batch; plot
     "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
     "benchmarks.bench_overhead",  # per-task backend overhead, 300-task SLURM submit, status of 1,000 tasks, checkpoint cost
