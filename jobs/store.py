@@ -319,14 +319,18 @@ class TaskStore:
             raise
 
     def _save_checkpoint(self, state, keep, extra):
-        ckroot = self._checkpoints()
+        self._checkpoints()  # the checkpoints group exists
+        ckroot_dir = self.dir / "checkpoints"
         names = self.checkpoint_names()
         seq = int(names[-1]) + 1 if names else 0
         name = f"{seq:08d}"
         partial = f"{name}.partial-{uuid.uuid4().hex[:8]}"
         pause = _env_seconds(SLOW_CHECKPOINT_ENV)
         try:
-            ck = ckroot.create_group(partial)
+            # the new checkpoint's group opened as a Zarr root of its own: creating its arrays then
+            # writes nothing outside it (a child group makes Zarr re-assert every parent's metadata
+            # for each array, up to the run's root: dozens of writes a checkpoint, shared by all tasks)
+            ck = zarr.open_group(str(ckroot_dir / partial), mode="w-")
             arrays = dict(state.arrays)
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
@@ -353,6 +357,10 @@ class TaskStore:
             os.rename(self.dir / "checkpoints" / partial, self.dir / "checkpoints" / name)  # the commit
         except BaseException:
             shutil.rmtree(self.dir / "checkpoints" / partial, ignore_errors=True)
+            # a write that failed (no space, say) may leave a Zarr temporary file beside it
+            for e in os.scandir(self.dir / "checkpoints"):
+                if e.name.endswith(".partial") and e.is_file(follow_symlinks=False):
+                    _unlink(e.path)
             raise
         for old in names[: max(0, len(names) + 1 - keep)]:
             self._delete_checkpoint(old, background=True)
