@@ -41,7 +41,6 @@ from pydantic import (
 )
 
 from ..jobs.config import (
-    RESULT_SECTIONS,
     BPTTLearning,
     Checkpoint,
     DatasetSection,

@@ -26,7 +26,7 @@ def run_command(fn):
         try:
             return fn(*args, **kwargs)
         except UserError as exc:
-            err_console.print(f"[bold red]error:[/] ", end="")
+            err_console.print("[bold red]error:[/] ", end="")
             err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:

@@ -5,7 +5,6 @@ asked to stop mid-epoch (it checkpoints and returns), then run again to the end.
 The final checkpoints (parameters, optimizer state, data order, metric history)
 and the test metrics must be identical.
 """
-import numpy as np
 import pytest
 
 from snnbatch.jobs.runner import StopFlag, run_task

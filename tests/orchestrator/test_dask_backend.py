@@ -1,5 +1,4 @@
 """`--backend dask --scheduler-address`: the tasks run on an existing Dask cluster's workers."""
-import json
 import subprocess
 import sys
 

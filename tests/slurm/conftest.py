@@ -4,7 +4,6 @@ These tests are marked ``slurm``; ``make test`` runs them, ``make test-fast`` sk
 root and the Debian packages slurm-wlm, munge, slurmdbd and mariadb-server.
 """
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
