@@ -8,8 +8,8 @@ live process elsewhere holds it, it returns at once with the outcome
 newest good checkpoint, or from scratch, and checkpoints every
 ``checkpoint.every_iterations`` iterations (``auto``: 200, deferred while a
 checkpoint would cost more than ``checkpoint.max_overhead`` of the time since
-the previous one) or ``every_minutes`` of wall time, when asked to stop (a signal sets a :class:`StopFlag`) and before its own
-deadline. A resumed task produces the same bits as one that never stopped.
+the previous one) or ``every_minutes`` of wall time, when asked to stop (a
+signal sets a :class:`StopFlag`) and before its own deadline. A resumed task produces the same bits as one that never stopped.
 
 What it guarantees, and records in the task's ``status``:
 

@@ -320,7 +320,7 @@ class TaskStore:
 
     def _save_checkpoint(self, state, keep, extra):
         self._checkpoints()  # the checkpoints group exists
-        ckroot_dir = self.dir / "checkpoints"
+        ckdir = self.dir / "checkpoints"
         names = self.checkpoint_names()
         seq = int(names[-1]) + 1 if names else 0
         name = f"{seq:08d}"
@@ -330,7 +330,7 @@ class TaskStore:
             # the new checkpoint's group opened as a Zarr root of its own: creating its arrays then
             # writes nothing outside it (a child group makes Zarr re-assert every parent's metadata
             # for each array, up to the run's root: dozens of writes a checkpoint, shared by all tasks)
-            ck = zarr.open_group(str(ckroot_dir / partial), mode="w-")
+            ck = zarr.open_group(str(ckdir / partial), mode="w-")
             arrays = dict(state.arrays)
             for k, v in state.metrics.items():
                 arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
@@ -354,11 +354,11 @@ class TaskStore:
                 "host": socket.gethostname(),
                 **(extra or {}),
             })
-            os.rename(self.dir / "checkpoints" / partial, self.dir / "checkpoints" / name)  # the commit
+            os.rename(ckdir / partial, ckdir / name)  # the commit
         except BaseException:
-            shutil.rmtree(self.dir / "checkpoints" / partial, ignore_errors=True)
+            shutil.rmtree(ckdir / partial, ignore_errors=True)
             # a write that failed (no space, say) may leave a Zarr temporary file beside it
-            for e in os.scandir(self.dir / "checkpoints"):
+            for e in os.scandir(ckdir):
                 if e.name.endswith(".partial") and e.is_file(follow_symlinks=False):
                     _unlink(e.path)
             raise

@@ -177,8 +177,9 @@ def table_text(cols, rows: list[dict]) -> Text:
     widths = [_width(header, cells) for header, _, cells in cols]
     left = [header in ("task", "state", "job") for header, _, _ in cols]
 
-    def line(cells) -> str:
-        return "  ".join(c.ljust(w) if lj else c.rjust(w) for c, w, lj in zip(cells, widths, left))
+    def line(cells, start=0) -> str:
+        """Columns ``start``.. of a row, padded to their widths, two spaces apart."""
+        return "  ".join(c.ljust(w) if lj else c.rjust(w) for c, w, lj in zip(cells, widths[start:], left[start:]))
 
     text = Text(no_wrap=True, end="\n")
     text.append(line([header for header, _, _ in cols]), style="bold")
@@ -190,13 +191,11 @@ def table_text(cols, rows: list[dict]) -> Text:
         if state_col is None or not STYLE.get(r["state"]):
             text.append(line(cells))
             continue
-        before = line(cells[:state_col]) + ("  " if state_col else "")
-        text.append(before)
-        text.append(cells[state_col].ljust(widths[state_col]), style=STYLE[r["state"]])
-        after = cells[state_col + 1:]
-        if after:
-            text.append("  " + "  ".join(c.ljust(w) if lj else c.rjust(w) for c, w, lj in
-                                         zip(after, widths[state_col + 1:], left[state_col + 1:])))
+        # the state cell in its colour, the cells before and after it plain
+        text.append(line(cells[:state_col]) + ("  " if state_col else ""))
+        text.append(line(cells[state_col:state_col + 1], state_col), style=STYLE[r["state"]])
+        if state_col + 1 < len(cells):
+            text.append("  " + line(cells[state_col + 1:], state_col + 1))
     return text
 
 
