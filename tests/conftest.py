@@ -33,6 +33,21 @@ def write_spec(tmp_path):
 
 
 @pytest.fixture
+def planned_store(tmp_path, write_spec):
+    """``planned_store(text) -> (store, tasks, added, spec)``: the spec ``text`` planned into a new run store."""
+    from snnbatch.orchestrator import planner, spec as spec_mod
+    from snnbatch.orchestrator.store import RunStore
+
+    def make(text: str):
+        spec = spec_mod.load(write_spec(text))
+        tasks = planner.plan(spec)
+        store, added = RunStore.create_or_update(tmp_path / "store", spec, text, tasks)
+        return store, tasks, added, spec
+
+    return make
+
+
+@pytest.fixture
 def cli(tmp_path, monkeypatch):
     """``cli(*args)``: run ``snnbatch ARGS`` in-process, in ``tmp_path``; returns click's Result
     (``exit_code``, ``output`` = stdout and stderr, ``stderr``, ``exception``)."""

@@ -11,9 +11,7 @@ from rich.table import Table
 from rich.text import Text
 
 from snnbatch.jobs.store import TaskStore
-from snnbatch.orchestrator import planner, spec as spec_mod
 from snnbatch.orchestrator.cli import status as st
-from snnbatch.orchestrator.store import RunStore
 
 SPEC = """\
 name: table-test
@@ -41,12 +39,8 @@ def _plain(obj, width: int) -> str:
 
 
 @pytest.fixture
-def rows(tmp_path):
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(SPEC)
-    spec = spec_mod.load(spec_file)
-    tasks = planner.plan(spec)
-    store, _ = RunStore.create_or_update(tmp_path / "store", spec, SPEC, tasks)
+def rows(planned_store):
+    store, tasks, _, _ = planned_store(SPEC)
     t0 = time.time() - 500
     attempts = [{"n": 1, "started": t0, "ended": t0 + 75, "host": "h"}]
     for i, t in enumerate(tasks[:6]):

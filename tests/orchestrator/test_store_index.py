@@ -4,7 +4,6 @@ from __future__ import annotations
 import zarr
 
 from snnbatch.jobs.store import TASKS
-from snnbatch.orchestrator import planner, spec as spec_mod
 from snnbatch.orchestrator.store import RunStore
 
 SPEC = """\
@@ -14,17 +13,8 @@ sweep:
 """
 
 
-def _store(tmp_path):
-    spec_file = tmp_path / "spec.yaml"
-    spec_file.write_text(SPEC)
-    spec = spec_mod.load(spec_file)
-    tasks = planner.plan(spec)
-    store, added = RunStore.create_or_update(tmp_path / "store", spec, SPEC, tasks)
-    return store, tasks, added, spec
-
-
-def test_tasks_written_are_zarr_groups_with_their_config(tmp_path):
-    store, tasks, added, _ = _store(tmp_path)
+def test_tasks_written_are_zarr_groups_with_their_config(planned_store):
+    store, tasks, added, _ = planned_store(SPEC)
     assert added == [t.id for t in tasks]
     root = zarr.open_group(str(store.path), mode="r")
     assert sorted(root[TASKS].group_keys()) == store.task_ids() == sorted(added)
@@ -34,23 +24,23 @@ def test_tasks_written_are_zarr_groups_with_their_config(tmp_path):
     assert [t["id"] for t in store.tasks()] == added  # plan order
 
 
-def test_adding_again_adds_nothing_and_keeps_the_records(tmp_path):
-    store, tasks, _, spec = _store(tmp_path)
+def test_adding_again_adds_nothing_and_keeps_the_records(planned_store):
+    store, tasks, _, spec = planned_store(SPEC)
     before = (store.path / TASKS / tasks[0].id / "zarr.json").read_bytes()
     again, added = RunStore.create_or_update(store.path, spec, SPEC, tasks)
     assert added == []
     assert (store.path / TASKS / tasks[0].id / "zarr.json").read_bytes() == before
 
 
-def test_a_task_being_added_is_not_listed_yet(tmp_path):
-    store, tasks, _, _ = _store(tmp_path)
+def test_a_task_being_added_is_not_listed_yet(planned_store):
+    store, tasks, _, _ = planned_store(SPEC)
     (store.path / TASKS / "0123456789ab").mkdir()  # a driver made the directory, not yet its metadata
     assert "0123456789ab" not in store.task_ids()
     assert len(store.tasks()) == len(tasks)
 
 
-def test_submissions_accumulate_and_zarr_reads_them(tmp_path):
-    store, tasks, _, _ = _store(tmp_path)
+def test_submissions_accumulate_and_zarr_reads_them(planned_store):
+    store, tasks, _, _ = planned_store(SPEC)
     tid = tasks[1].id
     store.record_submission([tid], "slurm", {tid: {"job_id": "7_1", "array_id": "7"}})
     store.record_submission([tid], "slurm", {tid: {"job_id": "9_0", "array_id": "9"}})
