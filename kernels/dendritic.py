@@ -229,6 +229,35 @@ def _sigmoid(v, theta, width):
     return 1.0 / (1.0 + math.exp(-(v - theta) / width))
 
 
+def _constants_py(K):
+    """The model constants K (2, 17) as a tuple of scalars (soma, then dendrite), 1/τ_u and 1/τ_w last."""
+    return (K[0, 0], K[0, 1], K[0, 2], K[0, 3], K[0, 4], K[0, 5], K[0, 6], K[0, 7], K[0, 8], K[0, 9], K[0, 10],
+            K[0, 11], K[0, 12], K[0, 15], K[1, 0], K[1, 1], K[1, 2], K[1, 3], K[1, 4], K[1, 5], K[1, 6], K[1, 7],
+            K[1, 8], K[1, 9], K[1, 10], K[1, 11], K[1, 12], K[1, 15],
+            1.0 / K[0, 13], 1.0 / K[0, 14], 1.0 / K[1, 13], 1.0 / K[1, 14])
+
+
+def _euler_py(vs, us, ws, vd, ud, wd, sig_s, sig_d, js, jd, C, dt):
+    """One forward-Euler step of one neuron's six state variables (the ODEs of the module docstring);
+    ``js``, ``jd``: the input currents of soma and dendrite, ``C``: :func:`_constants`."""
+    (a0, b0, c0, d0, e0, f0, g0, h0, i0, j0, k0, l0, m0, mu0,
+     a1, b1, c1, d1, e1, f1, g1, h1, i1, j1, k1, l1, m1, mu1, ru0, rw0, ru1, rw1) = C
+    ys = vs - b0
+    yd = vd - b1
+    dvs = ((a0 * ys * ys + c0) * (vs - 1.0) - j0 * us * (vs - l0) - k0 * ws * (vs - m0)
+           + sig_s * (vd - mu1) + js)
+    dvd = ((a1 * yd * yd + c1) * (vd - 1.0) - j1 * ud * (vd - l1) - k1 * wd * (vd - m1)
+           + sig_d * (vs - mu0) + jd)
+    es = vs - e0
+    ed = vd - e1
+    es2 = es * es
+    ed2 = ed * ed
+    hs = vs - h0
+    hd = vd - h1
+    return (vs + dt * dvs, us + dt * ((d0 * es2 * es2 + f0 - us) * ru0), ws + dt * ((g0 * hs * hs + i0 - ws) * rw0),
+            vd + dt * dvd, ud + dt * ((d1 * ed2 * ed2 + f1 - ud) * ru1), wd + dt * ((g1 * hd * hd + i1 - wd) * rw1))
+
+
 def _forward_py(x0, inputs, w_in_t, w_soma_t, w_dend_t, sigma, K, syn_theta, syn_width, dt, recurrent, X, state):
     """Forward Euler; fills X[0] = x0 and X[n + 1] = X[n] + dt F(X[n]) for n < T. X is (T+1, 6, N).
 
@@ -240,14 +269,9 @@ def _forward_py(x0, inputs, w_in_t, w_soma_t, w_dend_t, sigma, K, syn_theta, syn
     n_in = inputs.shape[1]
     N = x0.shape[1]
     # constants as local scalars (no loads in the loop)
-    a0, b0, c0, d0, e0, f0, g0, h0, i0 = K[0, 0], K[0, 1], K[0, 2], K[0, 3], K[0, 4], K[0, 5], K[0, 6], K[0, 7], K[0, 8]
-    j0, k0, l0, m0, tu0, tw0, mu0, bias0 = K[0, 9], K[0, 10], K[0, 11], K[0, 12], K[0, 13], K[0, 14], K[0, 15], K[0, 16]
-    a1, b1, c1, d1, e1, f1, g1, h1, i1 = K[1, 0], K[1, 1], K[1, 2], K[1, 3], K[1, 4], K[1, 5], K[1, 6], K[1, 7], K[1, 8]
-    j1, k1, l1, m1, tu1, tw1, mu1, bias1 = K[1, 9], K[1, 10], K[1, 11], K[1, 12], K[1, 13], K[1, 14], K[1, 15], K[1, 16]
-    ru0 = 1.0 / tu0
-    rw0 = 1.0 / tw0
-    ru1 = 1.0 / tu1
-    rw1 = 1.0 / tw1
+    consts = _constants(K)  # the model's constants as scalars, for _euler
+    bias0 = K[0, 16]
+    bias1 = K[1, 16]
     vs_a = state[0]
     us_a = state[1]
     ws_a = state[2]
@@ -291,24 +315,8 @@ def _forward_py(x0, inputs, w_in_t, w_soma_t, w_dend_t, sigma, K, syn_theta, syn
             vd = vd_a[nn]
             ud = ud_a[nn]
             wd = wd_a[nn]
-            ys = vs - b0
-            yd = vd - b1
-            dvs = ((a0 * ys * ys + c0) * (vs - 1.0) - j0 * us * (vs - l0) - k0 * ws * (vs - m0)
-                   + sig_s[nn] * (vd - mu1) + js_a[nn])
-            dvd = ((a1 * yd * yd + c1) * (vd - 1.0) - j1 * ud * (vd - l1) - k1 * wd * (vd - m1)
-                   + sig_d[nn] * (vs - mu0) + jd_a[nn])
-            es = vs - e0
-            ed = vd - e1
-            es2 = es * es
-            ed2 = ed * ed
-            hs = vs - h0
-            hd = vd - h1
-            vs = vs + dt * dvs
-            us = us + dt * ((d0 * es2 * es2 + f0 - us) * ru0)
-            ws = ws + dt * ((g0 * hs * hs + i0 - ws) * rw0)
-            vd = vd + dt * dvd
-            ud = ud + dt * ((d1 * ed2 * ed2 + f1 - ud) * ru1)
-            wd = wd + dt * ((g1 * hd * hd + i1 - wd) * rw1)
+            vs, us, ws, vd, ud, wd = _euler(vs, us, ws, vd, ud, wd, sig_s[nn], sig_d[nn], js_a[nn], jd_a[nn],
+                                            consts, dt)
             vs_a[nn] = vs
             us_a[nn] = us
             ws_a[nn] = ws
@@ -339,14 +347,9 @@ def _forward_ff_py(x0, inputs, w_in_t, sigma, K, dt, spike_threshold, final, spi
     T = inputs.shape[0]
     n_in = inputs.shape[1]
     N = x0.shape[1]
-    a0, b0, c0, d0, e0, f0, g0, h0, i0 = K[0, 0], K[0, 1], K[0, 2], K[0, 3], K[0, 4], K[0, 5], K[0, 6], K[0, 7], K[0, 8]
-    j0, k0, l0, m0, tu0, tw0, mu0, bias0 = K[0, 9], K[0, 10], K[0, 11], K[0, 12], K[0, 13], K[0, 14], K[0, 15], K[0, 16]
-    a1, b1, c1, d1, e1, f1, g1, h1, i1 = K[1, 0], K[1, 1], K[1, 2], K[1, 3], K[1, 4], K[1, 5], K[1, 6], K[1, 7], K[1, 8]
-    j1, k1, l1, m1, tu1, tw1, mu1, bias1 = K[1, 9], K[1, 10], K[1, 11], K[1, 12], K[1, 13], K[1, 14], K[1, 15], K[1, 16]
-    ru0 = 1.0 / tu0
-    rw0 = 1.0 / tw0
-    ru1 = 1.0 / tu1
-    rw1 = 1.0 / tw1
+    consts = _constants(K)  # the model's constants as scalars, for _euler
+    bias0 = K[0, 16]
+    bias1 = K[1, 16]
     C = _CHUNK
     n_chunks = (N + C - 1) // C
     for c in numba.prange(n_chunks):
@@ -377,26 +380,14 @@ def _forward_ff_py(x0, inputs, w_in_t, sigma, K, dt, spike_threshold, final, spi
                 vd = S[3, k]
                 ud = S[4, k]
                 wd = S[5, k]
-                ys = vs - b0
-                yd = vd - b1
-                dvs = ((a0 * ys * ys + c0) * (vs - 1.0) - j0 * us * (vs - l0) - k0 * ws * (vs - m0)
-                       + S[6, k] * (vd - mu1) + bias0)
-                dvd = ((a1 * yd * yd + c1) * (vd - 1.0) - j1 * ud * (vd - l1) - k1 * wd * (vd - m1)
-                       + S[7, k] * (vs - mu0) + S[8, k])
-                es = vs - e0
-                ed = vd - e1
-                es2 = es * es
-                ed2 = ed * ed
-                hs = vs - h0
-                hd = vd - h1
                 was_above = vs > spike_threshold
-                vs = vs + dt * dvs
+                vs, us, ws, vd, ud, wd = _euler(vs, us, ws, vd, ud, wd, S[6, k], S[7, k], bias0, S[8, k], consts, dt)
                 S[0, k] = vs
-                S[1, k] = us + dt * ((d0 * es2 * es2 + f0 - us) * ru0)
-                S[2, k] = ws + dt * ((g0 * hs * hs + i0 - ws) * rw0)
-                S[3, k] = vd + dt * dvd
-                S[4, k] = ud + dt * ((d1 * ed2 * ed2 + f1 - ud) * ru1)
-                S[5, k] = wd + dt * ((g1 * hd * hd + i1 - wd) * rw1)
+                S[1, k] = us
+                S[2, k] = ws
+                S[3, k] = vd
+                S[4, k] = ud
+                S[5, k] = wd
                 S[9, k] += gate if (vs > spike_threshold and not was_above) else 0.0
         for k in range(m):
             for q in range(6):
@@ -510,6 +501,8 @@ def _backward_py(X, inputs, targets, w_in, w_soma, w_dend, sigma, K, syn_theta, 
 
 _jit = numba.njit(cache=True, nogil=True, fastmath=False)
 _sigmoid = _jit(_sigmoid)
+_constants = _jit(_constants_py)
+_euler = _jit(_euler_py)
 _forward = _jit(_forward_py)
 _forward_ff = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)(_forward_ff_py)
 _loss = _jit(_loss_py)
