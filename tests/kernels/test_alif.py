@@ -93,7 +93,6 @@ def test_zero_jump_is_exactly_lif(recurrent, dtype):
     assert all(np.array_equal(params[k], v) for k, v in lif.init_params(lcfg, np.random.default_rng(2)).items())
     la, ga = alif.loss_and_grad(params, ev, labels, acfg)
     ll, gl = lif.loss_and_grad(params, ev, labels, lcfg)
-    # (lif.py sums its block losses with a parallel reduction, whose order depends on the threads)
     assert abs(la - ll) <= 1e-12 * abs(ll)
     for k in gl:
         assert ga[k].tobytes() == gl[k].tobytes(), k

@@ -121,8 +121,8 @@ def tree_digest(path) -> dict[str, str]:
 def one_numba_thread():
     """Run in-process tasks with one Numba thread, as ``run-task`` subprocesses do (cpus: 1).
 
-    The loss is reduced in parallel, so its last bits depend on the thread count; Numba may
-    already be loaded by another test module, when its environment variable is too late.
+    Results do not depend on the thread count, but the runs should cost what the subprocesses'
+    do; Numba may already be loaded by another test module, when its environment variable is too late.
     """
     if "numba" in sys.modules:
         import numba

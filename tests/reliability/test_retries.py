@@ -46,7 +46,6 @@ def test_a_passing_failure_is_retried_from_the_last_checkpoint(tmp_path, referen
     text = spec_text(SMALL, checkpoint={"every_iterations": 5, "keep": 2}, resources={"retries": retries})
     store, (tid,) = make_store(tmp_path / "store", text)
     # imported here, not at collection: Numba must load after the runner set its thread count
-    # (the loss is reduced in parallel, so its last bits depend on the number of threads)
     from snnbatch.jobs import lif_bptt
 
     step = lif_bptt.LIFBPTTTrainer.step
