@@ -285,21 +285,38 @@ class Checkpoint(Section):
         return "auto" if value is None else value
 
 
+DURATION = r"^([0-9]+-)?([0-9]{1,2}:)?[0-9]{1,2}:[0-9]{2}$"  # SLURM's [D-][HH:]MM:SS
+
+
 class Resources(Section):
     cpus: PositiveInt = 1
     memory: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?B?$")] = "2G"
-    time: Annotated[str, Field(pattern=r"^([0-9]+-)?([0-9]{1,2}:)?[0-9]{1,2}:[0-9]{2}$")] = "01:00:00"
+    time: Annotated[str, Field(pattern=DURATION)] = "01:00:00"
     partition: Optional[str] = None
     account: Optional[str] = None
     qos: Optional[str] = None
     constraint: Optional[str] = None
     sbatch_extra: dict[str, str] = {}
+    deadline_margin: Optional[Annotated[str, Field(pattern=DURATION)]] = None
     max_requeues: NonNegativeInt = 20
     retries: NonNegativeInt = 0
+
+    @model_validator(mode="after")
+    def _margin_within_limit(self):
+        if self.deadline_margin is not None and parse_duration(self.deadline_margin) >= self.time_seconds:
+            raise ValueError(f"deadline_margin {self.deadline_margin} must be shorter than time {self.time}")
+        return self
 
     @property
     def time_seconds(self) -> int:
         return parse_duration(self.time)
+
+    @property
+    def deadline_margin_seconds(self) -> float:
+        """How long before the time limit a task checkpoints and stops on its own."""
+        if self.deadline_margin is not None:
+            return float(parse_duration(self.deadline_margin))
+        return min(max(30.0, 0.05 * self.time_seconds), 600.0)
 
     @property
     def memory_mb(self) -> int:

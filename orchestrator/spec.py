@@ -489,6 +489,7 @@ def _first_model(ann):
 # Strings with a format: what to write instead of "a string".
 FORMATS = {
     ("Resources", "time"): "a time limit [D-]HH:MM:SS or MM:SS, quoted (e.g. \"01:30:00\", \"2-00:00:00\")",
+    ("Resources", "deadline_margin"): "a duration MM:SS or HH:MM:SS, quoted (e.g. \"05:00\")",
     ("Resources", "memory"): "a memory size such as \"2G\", \"500M\" or \"2048\" (MB)",
     ("Spec", "name"): "a name of letters, digits, '.', '_' and '-' (at most 64, starting with a letter or digit)",
     ("Distribution", "uniform"): "[low, high] (two numbers)",

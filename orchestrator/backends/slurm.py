@@ -16,7 +16,7 @@ signals are handled promptly:
   element with ``scontrol requeue``.
 * ``SIGTERM`` (``scontrol requeue``, preemption without a user signal, or
   ``scancel``): checkpoint and exit; SLURM itself requeues or ends the job.
-* the element's own deadline (start + time limit − margin): checkpoint and
+* the element's own deadline (start + time limit − ``resources.deadline_margin``): checkpoint and
   requeue itself, in case no signal comes.
 
 Every attempt and why it ended is in the task's status; a task requeued more
@@ -79,11 +79,6 @@ def signal_delay(limit_s: float) -> int:
     return int(min(SIGNAL_DELAY_S, max(10, limit_s // 3)))
 
 
-def deadline_margin(limit_s: float) -> float:
-    """How long before the time limit a task checkpoints on its own."""
-    return min(max(30.0, 0.05 * limit_s), 600.0)
-
-
 # ------------------------------------------------------------------ on the compute node
 
 
@@ -120,7 +115,7 @@ class TaskRunner(submitit.helpers.Checkpointable):
         limit = cfg.resources.time_seconds
         self._deadline_at_limit = time.time() + limit
         self._signal_delay = signal_delay(limit)
-        deadline = time.time() + limit - deadline_margin(limit)
+        deadline = time.time() + limit - cfg.resources.deadline_margin_seconds
         self._stop = StopFlag()
         # SIGTERM: `scontrol requeue`, a preemption without a user signal, or scancel
         signal.signal(signal.SIGTERM, lambda *_: self._stop.request("sigterm (requeue, preemption or cancel)"))

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from snnbatch.jobs.config import TaskConfig
+from snnbatch.jobs.config import Resources, TaskConfig
 from snnbatch.jobs.errors import SpecError
 from snnbatch.orchestrator import planner, spec as spec_mod
 
@@ -154,6 +154,9 @@ sweep:
     ("model: 3", "model: expected a mapping of keys, got 3"),
     ("resources: {time: 10:00:00}", "resources.time: expected a time limit [D-]HH:MM:SS or MM:SS, quoted "
      "(e.g. \"01:30:00\", \"2-00:00:00\"), got the number 36000 (YAML reads an unquoted 1:00:00 or 10:00 as a number)"),
+    ("resources: {time: \"00:01:00\", deadline_margin: \"01:30\"}",
+     "resources: deadline_margin 01:30 must be shorter than time 00:01:00"),
+    ("resources: {deadline_margin: 5 min}", "resources.deadline_margin: expected a duration MM:SS or HH:MM:SS"),
     ("resources: {memory: lots}", "resources.memory: expected a memory size such as \"2G\", \"500M\" or \"2048\" (MB), "
      "got 'lots'"),
     ("name: a b", "name: expected a name of letters, digits"),
@@ -215,3 +218,13 @@ def test_any_mapping_is_a_spec_or_a_spec_error(data):
         assert str(exc).startswith("f.yaml: ")
     else:
         assert len(planner.plan(spec)) >= 1
+
+
+@pytest.mark.parametrize("resources, margin", [
+    ({"time": "00:01:00"}, 30.0),                                # auto: at least 30 s
+    ({"time": "02:00:00"}, 360.0),                               # auto: 5 % of the limit
+    ({"time": "2-00:00:00"}, 600.0),                             # auto: at most 10 minutes
+    ({"time": "00:01:00", "deadline_margin": "00:50"}, 50.0),    # given
+])
+def test_the_deadline_margin_is_automatic_unless_given(resources, margin):
+    assert Resources(**resources).deadline_margin_seconds == margin

@@ -199,20 +199,22 @@ def test_many_kills_of_the_driver(tmp_path, references):
 
 def test_sigterm_checkpoints_then_exits_3(tmp_path, references):
     """SIGTERM (a scheduler's warning before the kill) saves a checkpoint at once and exits with status 3."""
-    text = spec_text(SMALL, checkpoint={"every_iterations": 1000, "keep": 2})
+    # long enough that the signal, sent as soon as training starts, lands well before the end
+    iterations = 3000
+    text = spec_text(SMALL, checkpoint={"every_iterations": 10000, "keep": 2},
+                     training={"iterations": iterations, "batch_size": 64})
     store, (tid,) = make_store(tmp_path / "store", text)
     status_file = store.path / "tasks" / tid / "status" / "zarr.json"
     proc = subprocess.Popen(CLI + ["run-task", str(store.path), tid], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     while proc.poll() is None and not _attempt_started([status_file], proc.pid):
         time.sleep(0.005)
-    time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 3, out + err
     st = status_of(store.path, tid)
     stopped_at = st["attempts"][0]["checkpointed"]
-    assert 0 < stopped_at < 60 and f"interrupted at iteration {stopped_at} (sigterm)" in out
+    assert 0 < stopped_at < iterations and f"interrupted at iteration {stopped_at} (sigterm)" in out
     assert (st["state"], st["iteration"], st["attempts"][0]["reason"]) == ("interrupted", stopped_at, "sigterm")
     r = subprocess.run(CLI + ["run-task", str(store.path), tid], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr

@@ -126,10 +126,14 @@ def test_failing_task_is_reported_while_the_rest_complete(cluster, tmp_path):
 
 def test_task_longer_than_its_time_limit_is_requeued_and_bit_identical(cluster, tmp_path):
     cluster.start(accounting="on")
-    # about a minute of training on an idle 2-core machine: longer than the task's own deadline
-    # (30 s into its 1-minute limit), so at least one requeue happens however fast the kernel is
-    spec = write(tmp_path, "timeout", LONG.format(name="timeout", iterations=3000, time="00:01:00"))
-    ref = reference(tmp_path, spec)
+    text = LONG.format(name="timeout", iterations=3000, time="00:01:00")
+    t0 = time.monotonic()
+    ref = reference(tmp_path, write(tmp_path, "reference", text))
+    whole_run = time.monotonic() - t0
+    # the task's own deadline falls halfway through the time the whole run took here (however fast
+    # the kernel is), so at least one requeue happens, and each attempt still makes real progress
+    margin = 60 - max(4, int(whole_run / 2))
+    spec = write(tmp_path, "timeout", text.replace("memory: 500M", f'memory: 500M, deadline_margin: "00:{margin:02d}"'))
     store = tmp_path / "timeout"
     assert cli("submit", str(spec), "--store", str(store), "--backend", "slurm").returncode == 0
     wait_until(lambda: all_ended(store), 1500, 5, "the task to finish across requeues")
@@ -142,7 +146,8 @@ def test_task_longer_than_its_time_limit_is_requeued_and_bit_identical(cluster, 
 
 def test_preemption_and_scontrol_requeue_resume_from_checkpoint(cluster, tmp_path):
     cluster.start(accounting="on")
-    spec = write(tmp_path, "preempt", LONG.format(name="preempt", iterations=600, time="00:30:00"))
+    # long enough (tens of seconds) that the task is still running when the test requeues it a second time
+    spec = write(tmp_path, "preempt", LONG.format(name="preempt", iterations=2000, time="00:30:00"))
     ref = reference(tmp_path, spec)
     store = tmp_path / "preempt"
     assert cli("submit", str(spec), "--store", str(store), "--backend", "slurm").returncode == 0
