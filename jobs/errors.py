@@ -28,3 +28,7 @@ class StoreError(UserError):
 
 class BackendError(UserError):
     """A scheduler command failed; the message has the command, its exit code and output."""
+
+
+class PluginError(UserError):
+    """A plugin that cannot be loaded or declares something snnbatch cannot use; names the plugin."""
