@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 import zarr
 
-from .errors import StoreError
+from .errors import StoreError, StoreWriteError
 from .trainer import TrainState
 
 
@@ -113,10 +113,6 @@ def check_task_id(task_id, store=None) -> str:
 
 def is_store_full_or_readonly(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORE_ERRNOS
-
-
-class StoreWriteError(StoreError):
-    """The file system refused a write to the store (full, quota, size limit, read-only, permission)."""
 
 
 def _write_error(path, exc: OSError, doing: str) -> StoreWriteError:

@@ -1,4 +1,4 @@
-"""What the commands share: the console, and the one path for user errors."""
+"""What the commands share: the console, and the one path for errors and exit codes."""
 from __future__ import annotations
 
 import functools
@@ -7,31 +7,32 @@ import sys
 import click
 from rich.console import Console
 
-from ...jobs.errors import UserError
+from ...jobs.errors import Error, ExitCode
 
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True)
 
 
-def abort(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    sys.exit(code)
+def abort(message: str, code: int = ExitCode.BAD_INPUT) -> None:
+    """Print ``error: message`` on stderr, as it is, and exit with ``code``."""
+    err_console.print("[bold red]error:[/] ", end="")
+    err_console.print(message, markup=False, highlight=False, soft_wrap=True)
+    sys.exit(int(code))
 
 
 def run_command(fn):
-    """Turn :class:`UserError` into a message and exit status 2, and Ctrl-C into 130, never a traceback."""
+    """Turn an :class:`~snnbatch.jobs.errors.Error` into its message and its exit status, and Ctrl-C into
+    status 3 (:attr:`ExitCode.INTERRUPTED`), never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except UserError as exc:
-            err_console.print("[bold red]error:[/] ", end="")
-            err_console.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-            sys.exit(exc.exit_code)
+        except Error as exc:
+            abort(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             err_console.print("\ninterrupted: every task keeps its last checkpoint; continue with 'snnbatch resume STORE'")
-            sys.exit(130)
+            sys.exit(int(ExitCode.INTERRUPTED))
 
     return wrapper
 

@@ -5,10 +5,12 @@ import sys
 
 import click
 
+from ...jobs.errors import ExitCode
 from ...jobs.runner import StopFlag, install_signal_handlers, run_task
-from .app import run_command
+from .app import abort, run_command
 
-EXIT = {"done": 0, "failed": 1, "interrupted": 3, "leased": 4}
+EXIT = {"done": ExitCode.DONE, "failed": ExitCode.TASKS_FAILED, "interrupted": ExitCode.INTERRUPTED,
+        "leased": ExitCode.LEASED}
 
 
 @click.command("run-task")
@@ -22,8 +24,9 @@ def run_task_command(store_path, task_id, deadline, backend, job_id):
     """Run one task of STORE until it is done, from its newest checkpoint.
 
     SIGTERM, SIGUSR2 and SIGINT make it checkpoint and exit with status 3.
-    Exit status 0: done; 1: the task failed (traceback in the store); 2: bad input or the store
-    cannot be written; 3: stopped after a checkpoint; 4: another live process runs this task.
+    Exit status 0: done; 1: the task failed (traceback in the store); 2: bad input (a task id or a
+    store that cannot be used); 3: stopped after a checkpoint; 4: another live process runs this
+    task; 5: the store cannot be written (full, read-only).
 
     \b
     Example:
@@ -34,11 +37,10 @@ def run_task_command(store_path, task_id, deadline, backend, job_id):
     outcome = run_task(store_path, task_id, stop=stop, deadline=deadline, backend=backend, job_id=job_id)
     if outcome.state == "failed":
         click.echo(outcome.error or "", err=True)
-    if getattr(outcome, "store_error", False):
-        click.echo(f"error: {outcome.reason}", err=True)
-        sys.exit(2)
+    if outcome.store_error:
+        abort(outcome.reason or f"{store_path}: the store cannot be written", ExitCode.SYSTEM)
     click.echo(f"{task_id}: {outcome.state} at iteration {outcome.iteration}" + (f" ({outcome.reason})" if outcome.reason else ""))
-    sys.exit(EXIT[outcome.state])
+    sys.exit(int(EXIT[outcome.state]))
 
 
 COMMANDS = [run_task_command]

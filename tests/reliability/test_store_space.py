@@ -7,9 +7,9 @@ anywhere). A read-only store is a tmpfs remounted read-only when we are root
 (root ignores permission bits), or ``chmod -R a-w`` otherwise.
 
 In every case the commands that cannot write say so naming the store and
-exit with status 2 before changing anything; a task that meets the problem
-mid-run stops as ``interrupted`` with the reason, its last good checkpoint
-untouched; once the store is writable again the task resumes and ends
+exit with status 5 (the file system failed, not the input) before changing
+anything; a task that meets the problem mid-run stops as ``interrupted`` with
+the reason, its last good checkpoint untouched; once the store is writable again the task resumes and ends
 bit-identical to an uninterrupted run.
 """
 from __future__ import annotations
@@ -114,20 +114,20 @@ def test_out_of_space_mid_run_then_resume(space, references):
     space.fill(6 * PAGE if space.kind == "tmpfs" else 6000)
     r = snnbatch("run-task", store.path, tid, preexec_fn=space.preexec)
     why = "No space left on device" if space.kind == "tmpfs" else "File too large"
-    # a store that cannot be written is a user-facing error: one message naming the store, exit 2
-    assert r.returncode == 2, r.stdout + r.stderr
+    # a store that cannot be written: one message naming the store, exit 5 (a file system failure)
+    assert r.returncode == 5, r.stdout + r.stderr
     assert f"error: {store.path}: cannot write a checkpoint" in r.stderr, r.stderr
     assert why in r.stderr and "Traceback" not in r.stderr
     assert tree_digest(newest) == good
     assert not any("partial" in p.name for p in ckdir.iterdir())
     assert RunStore.open(store.path).tasks()[0]["state"] == "interrupted"
 
-    # completely full: the driver and the task refuse to start, change nothing, exit 2
+    # completely full: the driver and the task refuse to start, change nothing, exit 5
     space.fill(0)
     before = _digest_without(space.root, "filler")
     for code, out, err in snnbatch_parallel(["resume", store.path, "--backend", "inline", "--no-progress"],
                                             ["run-task", store.path, tid], preexec_fn=space.preexec):
-        assert code == 2, out + err
+        assert code == 5, out + err
         assert str(store.path) in err and why in err and "Traceback" not in err, err
     assert _digest_without(space.root, "filler") == before
 
@@ -181,10 +181,10 @@ def test_read_only_store(ro_root, references, tmp_path):
             ["submit", spec, "--store", new, "--backend", "inline", "--no-progress"])
         assert status[0] == 0, status
         for code, out, err in refused:
-            assert code == 2, out + err
+            assert code == 5, out + err
             assert str(store.path) in err and why in err and "Traceback" not in err, err
         code, out, err = created
-        assert code == 2 and f"{new}: cannot write the run store: {why}" in err, out + err
+        assert code == 5 and f"{new}: cannot write the run store: {why}" in err, out + err
     assert tree_digest(store.path) == before
     r = snnbatch("resume", store.path, "--backend", "inline", "--no-progress")
     assert r.returncode == 0, r.stdout + r.stderr
