@@ -97,7 +97,7 @@ def _cli_env() -> dict:
 def direct_trivial(spec_text: str, repeats: int = 3) -> dict:
     """The trivial tasks' trainers run directly (no store, no runner): the tasks' own work."""
     from snnbatch.jobs.config import TaskConfig
-    from snnbatch.jobs.trainer import build_trainer
+    from snnbatch.jobs.trainer import build_trainer, initial_state, total_iterations
     from snnbatch.orchestrator import planner, spec as spec_mod
 
     tmp = Path(tempfile.mkdtemp(prefix="snnbatch-direct-"))
@@ -108,10 +108,12 @@ def direct_trivial(spec_text: str, repeats: int = 3) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def one(task):
-        trainer = build_trainer(TaskConfig.model_validate(task.config_dict()))
-        state = trainer.init_state()
-        while state.iteration < trainer.total_iterations:
+        cfg = TaskConfig.model_validate(task.config_dict())
+        trainer = build_trainer(cfg)
+        state = initial_state(trainer)
+        while state.iteration < total_iterations(trainer, cfg.training):
             state.record(trainer.step(state))
+            state.iteration += 1
         trainer.evaluate(state)
 
     one(tasks[0])  # compile or load the kernels
@@ -131,7 +133,7 @@ def checkpoint_cost(repeats: int = 5) -> dict:
 
     from snnbatch.jobs.config import AUTO_EVERY_ITERATIONS
     from snnbatch.jobs.store import TaskStore
-    from snnbatch.jobs.trainer import build_trainer
+    from snnbatch.jobs.trainer import build_trainer, initial_state, total_iterations
     from snnbatch.orchestrator import planner, spec as spec_mod
     from snnbatch.orchestrator.store import RunStore
 
@@ -148,18 +150,21 @@ def checkpoint_cost(repeats: int = 5) -> dict:
         ts = TaskStore(store.path, task.id)
         cfg = ts.config()
         trainer = build_trainer(cfg)
-        state = trainer.init_state()
+        state = initial_state(trainer)
         keep = cfg.checkpoint.keep
         state.record(trainer.step(state))  # compile or load the kernels
+        state.iteration += 1
         t0, c0 = time.perf_counter(), time.process_time()
         window, cpu_window = [], []
-        while state.iteration < trainer.total_iterations:
+        total = total_iterations(trainer, cfg.training)
+        while state.iteration < total:
             state.record(trainer.step(state))
+            state.iteration += 1
             if len(window) < every:
                 window.append(time.perf_counter())
                 cpu_window.append(time.process_time())
         final = trainer.evaluate(state)
-        train_seconds = (time.perf_counter() - t0) * trainer.total_iterations / max(1, trainer.total_iterations - 1)
+        train_seconds = (time.perf_counter() - t0) * total / max(1, total - 1)
         # a task shorter than the interval: scale its per-iteration time
         t200 = (window[-1] - t0) * every / len(window)
         cpu200 = (cpu_window[-1] - c0) * every / len(cpu_window)
@@ -191,7 +196,7 @@ def checkpoint_cost(repeats: int = 5) -> dict:
         "max_overhead": cfg.checkpoint.max_overhead,
         "n_hidden": n_hidden,
         "task_id": task.id,
-        "total_iterations": trainer.total_iterations,
+        "total_iterations": total,
         "train_seconds": train_seconds,
         "test_accuracy": float(final.get("test_accuracy", float("nan"))),
         "iterations_seconds": t200,

@@ -6,230 +6,65 @@ decide only how it runs (``checkpoint``, ``resources``). The task id hashes
 the first group only, so changing a time limit or a checkpoint interval
 never renames a task (resume is bit-identical whatever the interval).
 
-Every section is a pydantic model that forbids unknown keys; the sweep spec
-(``snnbatch.orchestrator.spec``) validates a whole file against these
-models. Adding an algorithm means adding its model / dataset / learning
-class to the unions below and a trainer to ``snnbatch.jobs.trainers``.
+Every section is a pydantic model that forbids unknown keys. ``model``,
+``dataset`` and ``learning`` are whatever the algorithm registry
+(:mod:`snnbatch.jobs.registry`) holds: built-ins and plugins alike, chosen by
+their ``type`` / ``rule`` tag. The sweep spec (``snnbatch.orchestrator.spec``)
+validates a whole file against these models.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-from pathlib import Path
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
-    ValidationInfo,
     field_serializer,
     field_validator,
     model_validator,
 )
 
+from . import registry
+from .registry import Section
+
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
+DEFAULT_MODEL = "lif"  # what a spec without ``model.type`` trains
+UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
 
 
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+def section_classes(section: str) -> dict[str, type[Section]]:
+    """The registered classes of a ``model``, ``dataset`` or ``learning`` section, by tag."""
+    if section == "model":
+        return {name: alg.model for name, alg in registry.algorithms().items()}
+    if section == "dataset":
+        return {name: d.section for name, d in registry.datasets().items()}
+    return registry.rule_sections()
 
 
-# ------------------------------------------------------------------ models
+class Registered:
+    """Pydantic type of a ``model``, ``dataset`` or ``learning`` field: the union of the registered sections.
 
-
-class LIFModel(Section):
-    """Discrete-time LIF hidden layer with current synapses and a leaky readout (seed 004)."""
-
-    type: Literal["lif"] = "lif"
-    n_hidden: PositiveInt = 128
-    recurrent: bool = False
-    dt: PositiveFloat = 1e-3
-    tau_syn: PositiveFloat = 5e-3
-    tau_mem: PositiveFloat = 10e-3
-    threshold: PositiveFloat = 1.0
-    weight_scale: PositiveFloat = 7.0
-    dtype: Literal["float32", "float64"] = "float32"
-
-
-class ALIFModel(Section):
-    """LIF hidden layer whose threshold adapts: ϑ + adapt_jump·A, A ← ρA + S, ρ = exp(−dt/tau_adapt) (seed 001)."""
-
-    type: Literal["alif"] = "alif"
-    n_hidden: PositiveInt = 128
-    recurrent: bool = False
-    dt: PositiveFloat = 1e-3
-    tau_syn: PositiveFloat = 5e-3
-    tau_mem: PositiveFloat = 10e-3
-    tau_adapt: PositiveFloat = 100e-3
-    adapt_jump: NonNegativeFloat = 0.2
-    threshold: PositiveFloat = 1.0
-    weight_scale: PositiveFloat = 7.0
-    dtype: Literal["float32", "float64"] = "float32"
-
-
-class DendriticModel(Section):
-    """Two-compartment (soma + dendrite) neurons, three coupled ODEs per compartment (seed 000).
-
-    Times in ms. The model constants are those documented in ``snnbatch.kernels.dendritic``.
+    The union is made whenever the schema is built; :func:`_rebuild` builds it anew
+    after a plugin registers, so plugin sections get the same validation as ours.
     """
 
-    type: Literal["dendritic"] = "dendritic"
-    n_neurons: PositiveInt = 20
-    n_inputs: PositiveInt = 10
-    dt: PositiveFloat = 0.1
-    duration: PositiveFloat = 200.0
-    recurrent: bool = True
-    train_sigma: bool = False
-    init_noise: NonNegativeFloat = 0.05  # student = teacher weights × (1 + init_noise·N(0,1)); 0: random init
-    dtype: Literal["float32", "float64"] = "float64"
+    def __init__(self, section: str):
+        self.section = section
+
+    def __get_pydantic_core_schema__(self, source, handler):
+        members = tuple(section_classes(self.section).values())
+        union = Union[members] if len(members) > 1 else Union[members + members]
+        return handler.generate_schema(Annotated[union, Field(discriminator=UNION_TAGS[self.section])])
 
 
-class ForceModel(Section):
-    """Recurrent LIF network, static balanced connections plus plastic ones trained by RLS (seed 002).
-
-    Times in ms. ``packed`` stores each neuron's inverse covariance as a packed symmetric matrix.
-    """
-
-    type: Literal["force"] = "force"
-    n_neurons: PositiveInt = 200
-    n_static: PositiveInt = 80
-    n_plastic: PositiveInt = 40
-    dt: PositiveFloat = 0.1
-    duration: PositiveFloat = 1000.0
-    warmup: NonNegativeFloat = 100.0
-    tau_mem: PositiveFloat = 10.0
-    tau_syn: PositiveFloat = 3.0
-    tau_plastic: PositiveFloat = 150.0
-    packed: bool = True
-    dtype: Literal["float32", "float64"] = "float32"
-
-
-ModelSection = Annotated[Union[LIFModel, ALIFModel, DendriticModel, ForceModel], Field(discriminator="type")]
-
-
-# ------------------------------------------------------------------ datasets
-
-
-class RandmanData(Section):
-    """Smooth random manifolds, one spike per input unit per sample (Zenke & Vogels 2021)."""
-
-    type: Literal["randman"] = "randman"
-    n_inputs: PositiveInt = 100
-    n_classes: Annotated[int, Field(ge=2)] = 2
-    n_train: PositiveInt = 2000
-    n_test: PositiveInt = 500
-    dim: PositiveInt = 1
-    alpha: PositiveFloat = 2.0
-    n_freqs: PositiveInt = 32
-    n_steps: PositiveInt = 100
-    seed: NonNegativeInt = 0
-
-
-class SHDData(Section):
-    """The Heidelberg Spiking Digits (Cramer et al. 2020) from local HDF5 files in the published layout.
-
-    Each file holds ``spikes/times`` (per sample, spike times in seconds),
-    ``spikes/units`` (per sample, the input channel of each spike) and
-    ``labels``. Spikes are binned to steps of ``dt`` seconds; those after
-    ``n_steps·dt`` are dropped (the SpyTorch tutorial: 100 steps over 1.4 s).
-    Without ``test_path`` a seeded ``test_fraction`` of ``train_path`` is held
-    out. ``max_samples`` takes a seeded random subset of each file. Nothing is
-    downloaded: the files must exist where the task runs (paths are checked,
-    and made absolute, when the spec is validated).
-    """
-
-    type: Literal["shd"] = "shd"
-    train_path: str
-    test_path: Optional[str] = None
-    test_fraction: Probability = 0.2
-    n_steps: PositiveInt = 100
-    dt: PositiveFloat = 14e-3
-    max_samples: Optional[PositiveInt] = None
-    n_inputs: PositiveInt = 700
-    n_classes: Annotated[int, Field(ge=2)] = 20
-    seed: NonNegativeInt = 0
-
-    @field_validator("train_path", "test_path")
-    @classmethod
-    def _file_exists(cls, value, info: ValidationInfo):
-        """With the validation context ``{"check_files": True}`` (the spec's), the file must exist."""
-        if value is None or not (info.context or {}).get("check_files"):
-            return value
-        path = Path(value).expanduser()
-        if not path.is_file():
-            raise ValueError(f"file not found: {value}")
-        return str(path.resolve())
-
-
-class TeacherData(Section):
-    """Somatic voltage traces of a teacher network with its own random weights, under random smooth inputs."""
-
-    type: Literal["teacher"] = "teacher"
-    seed: NonNegativeInt = 0
-
-
-class SinusoidData(Section):
-    """Target currents offset_i + amp·sin(2π·freq·t + φ_i), random phases φ_i (seed 002's benchmark).
-
-    ``offset``: one value for every neuron, or (the default) each neuron's mean current in the
-    untrained network.
-    """
-
-    type: Literal["sinusoids"] = "sinusoids"
-    freq: PositiveFloat = 1.0
-    amp: PositiveFloat = 0.5
-    offset: Optional[float] = None
-    seed: NonNegativeInt = 0
-
-
-DatasetSection = Annotated[Union[RandmanData, SHDData, TeacherData, SinusoidData], Field(discriminator="type")]
-
-
-# ------------------------------------------------------------------ learning
-
-
-class BPTTLearning(Section):
-    """Surrogate-gradient backpropagation through time."""
-
-    rule: Literal["bptt"] = "bptt"
-    surrogate_scale: PositiveFloat = 100.0
-    detach_reset: bool = True
-
-
-class EpropLearning(Section):
-    """Online e-prop (diagonal RTRL): eligibility traces forward in time, memory independent of T.
-
-    Trains on a per-time-step readout loss (see ``snnbatch.kernels.eprop``);
-    exact for networks without recurrent weights, an approximation (explicit
-    recurrence ignored) with them.
-    """
-
-    rule: Literal["eprop"] = "eprop"
-    surrogate_scale: PositiveFloat = 100.0
-    detach_reset: bool = True
-
-
-class AdjointLearning(Section):
-    """Gradients by the discrete adjoint of the forward-Euler solve (a reverse-time solve)."""
-
-    rule: Literal["adjoint"] = "adjoint"
-
-
-class RLSLearning(Section):
-    """Recursive least squares on each neuron's own inverse covariance (FORCE)."""
-
-    rule: Literal["rls"] = "rls"
-    lam: PositiveFloat = 0.1
-    learn_every: PositiveInt = 100
-
-
-LearningSection = Annotated[Union[BPTTLearning, EpropLearning, AdjointLearning, RLSLearning],
-                            Field(discriminator="rule")]
+ModelSection = Annotated[Section, Registered("model")]
+DatasetSection = Annotated[Section, Registered("dataset")]
+LearningSection = Annotated[Section, Registered("learning")]
 
 
 class Training(Section):
@@ -326,9 +161,9 @@ class Resources(Section):
 class TaskConfig(Section):
     """Everything one task needs, fully resolved."""
 
-    model: ModelSection = LIFModel()
-    dataset: DatasetSection = RandmanData()
-    learning: LearningSection = BPTTLearning()
+    model: ModelSection
+    dataset: DatasetSection
+    learning: LearningSection
     training: Training = Training()
     seed: NonNegativeInt = 0
     checkpoint: Checkpoint = Checkpoint()
@@ -348,50 +183,65 @@ class TaskConfig(Section):
 
 
 RESULT_SECTIONS = ("model", "dataset", "learning", "training", "seed")
+_REBUILD: list = [TaskConfig]  # classes with registered sections, rebuilt when the registry changes
 
-# What trains what: per model type, the learning rules and datasets it works with (the first is
-# the default when the spec leaves that section out or gives it without its ``rule`` / ``type``).
-ALGORITHMS = {
-    "lif": {"learning": ("bptt", "eprop"), "dataset": ("randman", "shd", )},
-    "alif": {"learning": ("bptt", "eprop"), "dataset": ("randman", "shd")},
-    "dendritic": {"learning": ("adjoint",), "dataset": ("teacher",)},
-    "force": {"learning": ("rls",), "dataset": ("sinusoids",)},
-}
-UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
+
+def rebuild_with_registry(cls) -> None:
+    """Keep ``cls`` (a model with registered-section fields) in step with the registry."""
+    _REBUILD.append(cls)
+
+
+def _rebuild() -> None:
+    for cls in _REBUILD:
+        cls.model_rebuild(force=True)
+
+
+registry.on_change(_rebuild)
 
 
 def fill_union_tags(data):
-    """Fill in the ``type`` / ``rule`` a spec leaves out, from the model type (default ``lif``)."""
+    """Fill in the ``type`` / ``rule`` a spec leaves out: the model's from :data:`DEFAULT_MODEL`, the
+    others from the model's algorithm (its first dataset and rule)."""
     if not isinstance(data, dict):
         return data
     data = dict(data)
     model = data.get("model")
-    if isinstance(model, dict) and "type" not in model:
-        data["model"] = model = {"type": "lif", **model}
-    model_type = model.get("type", "lif") if isinstance(model, dict) else "lif"
-    defaults = ALGORITHMS.get(model_type if isinstance(model_type, str) else "", ALGORITHMS["lif"])
+    if model is None:
+        data["model"] = model = {"type": DEFAULT_MODEL}
+    elif isinstance(model, dict) and "type" not in model:
+        data["model"] = model = {"type": DEFAULT_MODEL, **model}
+    model_type = model.get("type", DEFAULT_MODEL) if isinstance(model, dict) else getattr(model, "type", None)
+    algorithms = registry.algorithms()
+    alg = algorithms.get(model_type if isinstance(model_type, str) else "") or algorithms[DEFAULT_MODEL]
+    defaults = {"dataset": alg.datasets[0] if alg.datasets else registry.accepted_datasets(alg)[0],
+                "learning": alg.rules[0].name}
     for section in ("dataset", "learning"):
         value = data.get(section, {})
         if value is None:
             value = {}
         tag = UNION_TAGS[section]
         if isinstance(value, dict) and tag not in value:
-            data[section] = {tag: defaults[section][0], **value}
+            data[section] = {tag: defaults[section], **value}
     return data
 
 
-def compatibility_problems(config: "TaskConfig") -> list[tuple[str, str]]:
+def compatibility_problems(config) -> list[tuple[str, str]]:
     """(key path, message) for a learning rule or dataset the model type cannot use."""
-    allowed = ALGORITHMS[config.model.type]
+    alg = registry.algorithm(config.model.type)
+    rules = [r.name for r in alg.rules]
+    data = registry.accepted_datasets(alg)
     problems = []
-    if config.learning.rule not in allowed["learning"]:
+    if config.learning.rule not in rules:
         problems.append(("learning.rule", f"'{config.learning.rule}' does not train model '{config.model.type}' "
-                                          f"(choose from: {', '.join(allowed['learning'])})"))
-    if config.dataset.type not in allowed["dataset"]:
+                                          f"(choose from: {', '.join(rules)})"))
+    if config.dataset.type not in data:
         problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
-                                         f"(choose from: {', '.join(allowed['dataset'])})"))
+                                         f"(choose from: {', '.join(data)})"))
     return problems
 
+
+def algorithm_of(config) -> "registry.Algorithm":
+    return registry.algorithm(config.model.type)
 
 def task_id(config: TaskConfig) -> str:
     """A stable content hash of the sections that decide the task's result."""

@@ -1,22 +1,80 @@
-"""Build a task's dataset from its config (generated from a seed or read from disk)."""
+"""The built-in spike datasets: Randman (generated from a seed) and the Heidelberg digits (read from disk).
+
+Each is a ``dataset`` section and a function that builds the data from it,
+declared as a :class:`~snnbatch.jobs.registry.Dataset` (:data:`DATASETS`) and
+registered through the ``snnbatch.datasets`` entry point, as a plugin's would be.
+Both produce a :class:`snnbatch.kernels.randman.Dataset` of spike events: the
+``spikes`` kind that every spiking classifier accepts.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Literal, Optional
 
 import numpy as np
+from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationInfo, field_validator
 
-from .config import RandmanData, SHDData
+from .registry import Dataset, Section
+
+Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 
-def build(cfg):
-    if isinstance(cfg, RandmanData):
-        from ..kernels import randman
+class RandmanData(Section):
+    """Smooth random manifolds, one spike per input unit per sample (Zenke & Vogels 2021)."""
 
-        rc = randman.RandmanConfig(**cfg.model_dump(exclude={"type", "seed"}))
-        return randman.make_dataset(rc, np.random.default_rng(cfg.seed))
-    if isinstance(cfg, SHDData):
-        return read_shd(cfg)
-    raise TypeError(f"no dataset builder for {type(cfg).__name__}")  # pragma: no cover
+    type: Literal["randman"] = "randman"
+    n_inputs: PositiveInt = 100
+    n_classes: Annotated[int, Field(ge=2)] = 2
+    n_train: PositiveInt = 2000
+    n_test: PositiveInt = 500
+    dim: PositiveInt = 1
+    alpha: PositiveFloat = 2.0
+    n_freqs: PositiveInt = 32
+    n_steps: PositiveInt = 100
+    seed: NonNegativeInt = 0
+
+
+class SHDData(Section):
+    """The Heidelberg Spiking Digits (Cramer et al. 2020) from local HDF5 files in the published layout.
+
+    Each file holds ``spikes/times`` (per sample, spike times in seconds),
+    ``spikes/units`` (per sample, the input channel of each spike) and
+    ``labels``. Spikes are binned to steps of ``dt`` seconds; those after
+    ``n_steps·dt`` are dropped (the SpyTorch tutorial: 100 steps over 1.4 s).
+    Without ``test_path`` a seeded ``test_fraction`` of ``train_path`` is held
+    out. ``max_samples`` takes a seeded random subset of each file. Nothing is
+    downloaded: the files must exist where the task runs (paths are checked,
+    and made absolute, when the spec is validated).
+    """
+
+    type: Literal["shd"] = "shd"
+    train_path: str
+    test_path: Optional[str] = None
+    test_fraction: Probability = 0.2
+    n_steps: PositiveInt = 100
+    dt: PositiveFloat = 14e-3
+    max_samples: Optional[PositiveInt] = None
+    n_inputs: PositiveInt = 700
+    n_classes: Annotated[int, Field(ge=2)] = 20
+    seed: NonNegativeInt = 0
+
+    @field_validator("train_path", "test_path")
+    @classmethod
+    def _file_exists(cls, value, info: ValidationInfo):
+        """With the validation context ``{"check_files": True}`` (the spec's), the file must exist."""
+        if value is None or not (info.context or {}).get("check_files"):
+            return value
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise ValueError(f"file not found: {value}")
+        return str(path.resolve())
+
+
+def build_randman(cfg: RandmanData):
+    from ..kernels import randman
+
+    rc = randman.RandmanConfig(**cfg.model_dump(exclude={"type", "seed"}))
+    return randman.make_dataset(rc, np.random.default_rng(cfg.seed))
 
 
 # ------------------------------------------------------------------ Heidelberg Spiking Digits
@@ -118,3 +176,10 @@ def _bin(times: np.ndarray, units: np.ndarray, cfg: SHDData):
     t = flat_t.astype(np.float64) + 0.5 * np.abs(np.spacing(flat_t)).astype(np.float64)
     steps = np.floor(t / cfg.dt * (1.0 + 1e-12)).astype(np.int64)
     return from_times(steps, flat_u.astype(np.int32), sample, len(times), cfg.n_steps)
+
+
+RANDMAN = Dataset(RandmanData, build=build_randman, kind="spikes",
+                  description="smooth random manifolds, generated from a seed (Zenke & Vogels 2021)")
+SHD = Dataset(SHDData, build="snnbatch.jobs.datasets:read_shd", kind="spikes",
+              description="the Heidelberg spiking digits, from local HDF5 files (Cramer et al. 2020)")
+DATASETS = [RANDMAN, SHD]

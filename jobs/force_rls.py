@@ -1,4 +1,4 @@
-"""Recurrent LIF network whose plastic synapses are trained by RLS / FORCE (seed 002).
+"""The ``force`` algorithm: a recurrent LIF network whose plastic synapses are trained by RLS / FORCE (seed 002).
 
 Each neuron's synaptic current is trained to follow its own target (seed 002's
 benchmark: sinusoids of one frequency with random phases). One iteration is
@@ -7,46 +7,105 @@ correlation between target and learned currents without learning.
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import Literal, Optional
 
-from ..kernels import force
-from .trainer import Trainer, TrainState
+import numpy as np
+from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+
+from .registry import Algorithm, Dataset, Metric, Rule, Section
+from .trainer import Trainer, TrainState, kernel_config
+
+
+class ForceModel(Section):
+    """Recurrent LIF network, static balanced connections plus plastic ones trained by RLS (seed 002).
+
+    Times in ms. ``packed`` stores each neuron's inverse covariance as a packed symmetric matrix.
+    """
+
+    type: Literal["force"] = "force"
+    n_neurons: PositiveInt = 200
+    n_static: PositiveInt = 80
+    n_plastic: PositiveInt = 40
+    dt: PositiveFloat = 0.1
+    duration: PositiveFloat = 1000.0
+    warmup: NonNegativeFloat = 100.0
+    tau_mem: PositiveFloat = 10.0
+    tau_syn: PositiveFloat = 3.0
+    tau_plastic: PositiveFloat = 150.0
+    packed: bool = True
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class RLSLearning(Section):
+    """Recursive least squares on each neuron's own inverse covariance (FORCE)."""
+
+    rule: Literal["rls"] = "rls"
+    lam: PositiveFloat = 0.1
+    learn_every: PositiveInt = 100
+
+
+class SinusoidData(Section):
+    """Target currents offset_i + amp·sin(2π·freq·t + φ_i), random phases φ_i (seed 002's benchmark).
+
+    ``offset``: one value for every neuron, or (the default) each neuron's mean current in the
+    untrained network.
+    """
+
+    type: Literal["sinusoids"] = "sinusoids"
+    freq: PositiveFloat = 1.0
+    amp: PositiveFloat = 0.5
+    offset: Optional[float] = None
+    seed: NonNegativeInt = 0
 
 
 class ForceRLSTrainer(Trainer):
     def __init__(self, config):
         super().__init__(config)
-        m, lr, d = config.model, config.learning, config.dataset
-        self.kcfg = force.ForceConfig(
-            n_neurons=m.n_neurons, n_static=m.n_static, n_plastic=m.n_plastic, dt=m.dt, duration=m.duration,
-            warmup=m.warmup, tau_mem=m.tau_mem, tau_syn=m.tau_syn, tau_plastic=m.tau_plastic, packed=m.packed,
-            dtype=m.dtype, lam=lr.lam, learn_every=lr.learn_every, target_freq=d.freq, target_amp=d.amp,
-        )
-        t = config.training
-        self.total_iterations = t.iterations if t.iterations is not None else (t.epochs or 1)
+        from ..kernels import force
+
+        self.kernel = force
+        d = config.dataset
+        self.kcfg = kernel_config(force.ForceConfig, config.model, config.learning,
+                                  target_freq=d.freq, target_amp=d.amp)
         # targets: random phases from the dataset seed; offsets from the untrained network's mean
         # currents (a function of the task seed), so a resumed task rebuilds the very same targets
         offset = force.innate_current(self._initial_network(), self.kcfg) if d.offset is None else d.offset
         self.targets = force.make_targets(self.kcfg, np.random.default_rng(d.seed), offset=offset)
 
-    def _seeds(self):
-        return np.random.SeedSequence(self.config.seed).spawn(2)
-
     def _initial_network(self) -> dict[str, np.ndarray]:
-        return force.init_state(self.kcfg, np.random.default_rng(self._seeds()[0]))
+        return self.kernel.init_state(self.kcfg, np.random.default_rng(self.seeds()[0]))
 
     def init_state(self) -> TrainState:
         net = self._initial_network()
-        return TrainState(0, {f"net/{k}": v for k, v in net.items()}, np.random.default_rng(self._seeds()[1]))
+        return TrainState(0, {f"net/{k}": v for k, v in net.items()}, np.random.default_rng(self.seeds()[1]))
 
     def _net(self, state):
         return {k[4:]: v for k, v in state.arrays.items() if k.startswith("net/")}
 
     def step(self, state: TrainState) -> dict[str, float]:
-        metrics = force.train_iteration(self._net(state), self.targets, self.kcfg)
-        state.iteration += 1
+        metrics = self.kernel.train_iteration(self._net(state), self.targets, self.kcfg)
         return {"loss": metrics["mse"], "train_correlation": metrics["correlation"], "rate_hz_train": metrics["rate_hz"]}
 
     def evaluate(self, state: TrainState) -> dict[str, float]:
-        res = force.evaluate(self._net(state), self.targets, self.kcfg)
+        res = self.kernel.evaluate(self._net(state), self.targets, self.kcfg)
         return {"test_loss": res["mse"], "correlation": res["correlation"], "rate_hz": res["rate_hz"]}
+
+
+# The targets depend on the network (its untrained mean currents): the trainer builds them.
+SINUSOIDS = Dataset(SinusoidData, build=None, kind="targets",
+                    description="sinusoidal target currents with random phases, one per neuron")
+
+ALGORITHM = Algorithm(
+    model=ForceModel,
+    rules=(Rule(RLSLearning, ForceRLSTrainer),),
+    datasets=("sinusoids",),
+    metrics=(
+        Metric("loss", "training loss (MSE)", "lower", status=True),
+        Metric("train_correlation", "training correlation", "higher"),
+        Metric("rate_hz_train", "training firing rate (Hz)", "higher"),
+        Metric("test_loss", "test loss (MSE)", "lower"),
+        Metric("correlation", "test correlation", "higher", status=True),
+        Metric("rate_hz", "firing rate (Hz)", "higher"),
+    ),
+    description="recurrent LIF network trained by recursive least squares (FORCE, seed 002)",
+)

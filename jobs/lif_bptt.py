@@ -1,48 +1,89 @@
-"""LIF network trained by surrogate-gradient BPTT on a spike dataset."""
+"""The ``lif`` algorithm: a LIF network trained by surrogate-gradient BPTT (or e-prop) on spikes.
+
+Its declaration (:data:`ALGORITHM`) is registered through the ``snnbatch.algorithms``
+entry point in snnbatch's own ``pyproject.toml``, exactly as a plugin's would be.
+"""
 from __future__ import annotations
 
-import numpy as np
+import importlib
+from typing import Literal
 
-from ..kernels import lif
-from . import datasets
-from .trainer import GradientTrainer, TrainState, epoch_order, iterations_per_epoch
+import numpy as np
+from pydantic import PositiveFloat, PositiveInt
+
+from .registry import Algorithm, Metric, Rule, Section
+from .trainer import GradientTrainer, TrainState, build_dataset, epoch_order, iterations_per_epoch, kernel_config
+
+
+class LIFModel(Section):
+    """Discrete-time LIF hidden layer with current synapses and a leaky readout (seed 004)."""
+
+    type: Literal["lif"] = "lif"
+    n_hidden: PositiveInt = 128
+    recurrent: bool = False
+    dt: PositiveFloat = 1e-3
+    tau_syn: PositiveFloat = 5e-3
+    tau_mem: PositiveFloat = 10e-3
+    threshold: PositiveFloat = 1.0
+    weight_scale: PositiveFloat = 7.0
+    dtype: Literal["float32", "float64"] = "float32"
+
+
+class BPTTLearning(Section):
+    """Surrogate-gradient backpropagation through time."""
+
+    rule: Literal["bptt"] = "bptt"
+    surrogate_scale: PositiveFloat = 100.0
+    detach_reset: bool = True
+
+
+class EpropLearning(Section):
+    """Online e-prop (diagonal RTRL): eligibility traces forward in time, memory independent of T.
+
+    Trains on a per-time-step readout loss (see ``snnbatch.kernels.eprop``);
+    exact for networks without recurrent weights, an approximation (explicit
+    recurrence ignored) with them.
+    """
+
+    rule: Literal["eprop"] = "eprop"
+    surrogate_scale: PositiveFloat = 100.0
+    detach_reset: bool = True
+
+
+# What a spiking classifier reports: the training metrics of each step, the test metrics at the end.
+CLASSIFIER_METRICS = (
+    Metric("loss", "training loss (cross-entropy)", "lower", status=True),
+    Metric("accuracy", "training accuracy", "higher", status=True),
+    Metric("test_loss", "test loss (cross-entropy)", "lower"),
+    Metric("test_accuracy", "test accuracy", "higher", status=True),
+)
 
 
 class LIFBPTTTrainer(GradientTrainer):
-    """Minibatch training of a network kernel; subclasses change ``kernel`` and :meth:`kernel_config`.
+    """Minibatch training of a network kernel; subclasses change ``kernel_name`` and :meth:`kernel_config`.
 
-    ``kernel`` is a module with ``init_params``, ``loss_acc_grad`` and ``evaluate``
-    (lif, alif, eprop).
+    The kernel (``snnbatch.kernels.<kernel_name>``) is a module with ``init_params``,
+    ``loss_acc_grad`` and ``evaluate`` (lif, alif, eprop); it is imported when the
+    trainer is built, after the runner set the thread counts.
     """
 
-    kernel = lif
+    kernel_name = "lif"
 
     def __init__(self, config):
         super().__init__(config)
-        self.data = datasets.build(config.dataset)
+        self.kernel = importlib.import_module(f"snnbatch.kernels.{self.kernel_name}")
+        self.data = build_dataset(config.dataset)
         self.kcfg = self.kernel_config()
         t = config.training
         self.n_train = len(self.data.train_labels)
         self.batch_size = min(t.batch_size, self.n_train)
-        per_epoch = iterations_per_epoch(self.n_train, self.batch_size)
-        self.total_iterations = t.iterations if t.iterations is not None else (t.epochs or 1) * per_epoch
+        self.iterations_per_epoch = iterations_per_epoch(self.n_train, self.batch_size)
 
-    def kernel_config(self) -> lif.LIFConfig:
-        m, lr = self.config.model, self.config.learning
-        return lif.LIFConfig(
-            n_inputs=self.data.n_inputs,
-            n_hidden=m.n_hidden,
-            n_outputs=self.data.n_classes,
-            dt=m.dt,
-            tau_syn=m.tau_syn,
-            tau_mem=m.tau_mem,
-            threshold=m.threshold,
-            recurrent=m.recurrent,
-            surrogate_scale=lr.surrogate_scale,
-            detach_reset=lr.detach_reset,
-            weight_scale=m.weight_scale,
-            dtype=m.dtype,
-        )
+    def kernel_config(self):
+        from ..kernels import lif
+
+        return kernel_config(lif.LIFConfig, self.config.model, self.config.learning,
+                             n_inputs=self.data.n_inputs, n_outputs=self.data.n_classes)
 
     def init_state(self) -> TrainState:
         return self.new_state(self.kernel.init_params(self.kcfg, np.random.default_rng(self.seeds()[0])))
@@ -50,7 +91,8 @@ class LIFBPTTTrainer(GradientTrainer):
     def step(self, state: TrainState) -> dict[str, float]:
         index = epoch_order(state, self.n_train, self.batch_size)
         params, _ = self.split(state)
-        loss, acc, grads = self.kernel.loss_acc_grad(params, self.data.train_events, self.data.train_labels, self.kcfg, index)
+        loss, acc, grads = self.kernel.loss_acc_grad(params, self.data.train_events, self.data.train_labels,
+                                                     self.kcfg, index)
         self.apply_gradients(state, grads)
         return {"loss": loss, "accuracy": acc}
 
@@ -58,3 +100,13 @@ class LIFBPTTTrainer(GradientTrainer):
         params, _ = self.split(state)
         res = self.kernel.evaluate(params, self.data.test_events, self.data.test_labels, self.kcfg)
         return {"test_loss": res["loss"], "test_accuracy": res["accuracy"]}
+
+
+ALGORITHM = Algorithm(
+    model=LIFModel,
+    rules=(Rule(BPTTLearning, LIFBPTTTrainer), Rule(EpropLearning, "snnbatch.jobs.eprop:EpropTrainer")),
+    datasets=("randman", "shd"),
+    data_kinds=("spikes",),
+    metrics=CLASSIFIER_METRICS,
+    description="LIF network with current synapses (seed 004), BPTT with surrogate gradients or e-prop",
+)

@@ -228,14 +228,14 @@ class _Run:
 
         state = None
         try:
-            from .trainer import build_trainer
+            from .trainer import build_trainer, initial_state, total_iterations
 
             trainer = build_trainer(self.cfg)
             state = self.resume_point()
             if state is None:
-                state = trainer.init_state()
+                state = initial_state(trainer)
             attempt["from_iteration"] = state.iteration
-            total = trainer.total_iterations
+            total = total_iterations(trainer, self.cfg.training)
             last_ck_iter, last_ck_time, last_beat = state.iteration, time.monotonic(), time.monotonic()
             every = ck.every_iterations or AUTO_EVERY_ITERATIONS
             last_ck_cost = 0.0  # seconds the previous checkpoint (and its status write) took
@@ -243,7 +243,12 @@ class _Run:
             self.write(total=total, iteration=state.iteration, attempts=self.attempts, warnings=self.warnings)
 
             while state.iteration < total:
+                before = state.iteration
                 metrics = trainer.step(state)
+                if state.iteration != before:
+                    raise RuntimeError(f"{type(trainer).__name__}.step changed state.iteration "
+                                       f"({before} -> {state.iteration}): the runner counts iterations")
+                state.iteration += 1
                 _check_finite(metrics, state.iteration)
                 state.record(metrics)
                 t = time.monotonic()

@@ -61,7 +61,7 @@ import numpy as np
 import zarr
 
 from .errors import StoreError, StoreWriteError
-from .trainer import TrainState
+from .state import TrainState
 
 
 # Zarr writes each file under a temporary ``<name>.<random>.partial`` name and renames it into
@@ -159,6 +159,7 @@ class TaskStore:
         self.path = Path(path)
         self.task_id = check_task_id(task_id, self.path)
         root = open_root(self.path, mode="r" if mode == "r" else "r+")
+        self.root = root
         try:
             self.group = root[f"{TASKS}/{task_id}"]
         except KeyError:
@@ -176,10 +177,13 @@ class TaskStore:
         return dict(self.group.attrs["config"])
 
     def config(self):
+        """The task's typed config; first loads the plugin files the run records (this runs their code)."""
         from pydantic import ValidationError
 
+        from . import plugins
         from .config import TaskConfig
 
+        plugins.load_recorded(list(self.root.attrs.get("plugins", [])))
         try:
             return TaskConfig.model_validate(self.config_dict)
         except (KeyError, ValidationError) as exc:

@@ -1,51 +1,56 @@
-"""The trainer interface every algorithm implements, and the registry.
+"""The trainer contract, and what the built-in trainers share.
 
-A trainer turns a :class:`~snnbatch.jobs.config.TaskConfig` into training
-iterations. All of a run's evolving state lives in a :class:`TrainState`
-(arrays, one numpy ``Generator``, the iteration and the metric history), so
-that checkpointing is the same for every algorithm and resuming from a
-checkpoint gives the same bits as never stopping.
+A trainer is built from the task's typed config (``Trainer(config)``: its
+``model``, ``dataset``, ``learning`` and ``training`` sections) and has three
+methods::
+
+    init_state()   -> TrainState, or (arrays, rng): the named arrays and one numpy Generator
+    step(state)    -> {metric: float}     one training iteration, in place on state.arrays / state.rng
+    evaluate(state)-> {metric: float}     the final, held-out metrics
+
+and ``total_iterations`` (optional: without it the runner takes
+``training.iterations``, or ``training.epochs`` × ``iterations_per_epoch``).
+
+The runner owns everything else: it counts the iterations (``state.iteration``
+is read-only for a trainer), records the metric history, decides when to
+checkpoint, saves the arrays and the Generator's state, holds the lease and
+answers signals. A trainer whose evolving state lives in the arrays and the
+Generator it returns resumes bit for bit after any stop, without a line of
+checkpoint code; :func:`snnbatch.testing.check_trainer` checks that it does.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from .config import TaskConfig
+from . import registry
+from .state import TrainState
 
-
-@dataclass
-class TrainState:
-    iteration: int
-    arrays: dict[str, np.ndarray]  # parameters, optimizer state, data order, ...
-    rng: np.random.Generator
-    metrics: dict[str, list[float]] = field(default_factory=dict)
-
-    def record(self, values: dict[str, float]) -> None:
-        for k, v in values.items():
-            self.metrics.setdefault(k, []).append(float(v))
+__all__ = ["Trainer", "GradientTrainer", "TrainState", "kernel_config", "build_trainer", "build_dataset",
+           "epoch_order", "iterations_per_epoch", "initial_state", "total_iterations"]
 
 
 class Trainer:
-    """Base class: subclasses set ``total_iterations`` and implement the three methods."""
+    """Base class of a trainer (subclassing it is optional: the contract is the three methods)."""
 
-    total_iterations: int
-
-    def __init__(self, config: TaskConfig):
+    def __init__(self, config):
         self.config = config
 
     def init_state(self) -> TrainState:  # pragma: no cover - interface
         raise NotImplementedError
 
     def step(self, state: TrainState) -> dict[str, float]:  # pragma: no cover - interface
-        """One training iteration, in place; returns its metrics (recorded by the caller)."""
+        """One training iteration, in place; returns its metrics (recorded by the runner)."""
         raise NotImplementedError
 
     def evaluate(self, state: TrainState) -> dict[str, float]:  # pragma: no cover - interface
         """Final, held-out metrics (e.g. ``test_accuracy``)."""
         raise NotImplementedError
+
+    def seeds(self) -> list[np.random.SeedSequence]:
+        """Two independent streams from the task seed: parameter init, then everything else."""
+        return np.random.SeedSequence(self.config.seed).spawn(2)
 
 
 class GradientTrainer(Trainer):
@@ -55,15 +60,11 @@ class GradientTrainer(Trainer):
     :meth:`apply_gradients` in ``step``.
     """
 
-    def __init__(self, config: TaskConfig):
+    def __init__(self, config):
         super().__init__(config)
         from ..kernels import optim
 
         self.opt_init, self.opt_step = optim.OPTIMIZERS[config.training.optimizer]
-
-    def seeds(self) -> list[np.random.SeedSequence]:
-        """Two independent streams from the task seed: parameter init, then everything else."""
-        return np.random.SeedSequence(self.config.seed).spawn(2)
 
     def new_state(self, params: dict[str, np.ndarray]) -> TrainState:
         arrays = {f"params/{k}": v for k, v in params.items()}
@@ -78,35 +79,73 @@ class GradientTrainer(Trainer):
         return params, opt
 
     def apply_gradients(self, state: TrainState, grads: dict[str, np.ndarray]) -> None:
-        """One optimizer step, in place on the state's arrays, and count the iteration."""
+        """One optimizer step, in place on the state's arrays (the runner counts the iteration)."""
         params, opt = self.split(state)
         t = self.config.training
         if t.optimizer == "adam":
             self.opt_step(params, grads, opt, t.lr, t.beta1, t.beta2)
         else:
             self.opt_step(params, grads, opt, t.lr)
-        state.iteration += 1
 
 
-# (model type, learning rule) -> "module:Class", imported only when used so that
-# thread settings are in place before Numba loads.
-TRAINERS: dict[tuple[str, str], str] = {
-    ("lif", "bptt"): "snnbatch.jobs.lif_bptt:LIFBPTTTrainer",
-    ("alif", "bptt"): "snnbatch.jobs.alif_bptt:ALIFBPTTTrainer",
-    ("lif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
-    ("alif", "eprop"): "snnbatch.jobs.eprop:EpropTrainer",
-    ("dendritic", "adjoint"): "snnbatch.jobs.dendritic_adjoint:DendriticAdjointTrainer",
-    ("force", "rls"): "snnbatch.jobs.force_rls:ForceRLSTrainer",
-}
+def kernel_config(cls, *sections, **given):
+    """A kernel's NamedTuple config, each field taken from ``given`` or else from the first section
+    that declares a field of that name: parameters are declared once, on the sections."""
+    values: dict[str, Any] = {}
+    for name in cls._fields:
+        if name in given:
+            values[name] = given.pop(name)
+            continue
+        for section in sections:
+            if name in type(section).model_fields:
+                values[name] = getattr(section, name)
+                break
+    if given:
+        raise TypeError(f"{cls.__name__} has no field {', '.join(sorted(given))}")
+    return cls(**values)
 
 
-def trainer_class(model_type: str, rule: str) -> type[Trainer]:
-    module, name = TRAINERS[(model_type, rule)].split(":")
-    return getattr(importlib.import_module(module), name)
+def build_trainer(config):
+    """The trainer of the task's (model type, learning rule), as the registry declares it."""
+    alg = registry.algorithm(config.model.type)
+    rule = alg.rule(config.learning.rule)
+    if rule is None:  # pragma: no cover - the config's validation rejects it first
+        raise KeyError(f"model {config.model.type!r} has no learning rule {config.learning.rule!r}")
+    return rule.trainer_class()(config)
 
 
-def build_trainer(config: TaskConfig) -> Trainer:
-    return trainer_class(config.model.type, config.learning.rule)(config)
+def build_dataset(section):
+    """The data of a ``dataset`` section, built by the function its declaration names."""
+    return registry.dataset(section.type).builder()(section)
+
+
+def initial_state(trainer) -> TrainState:
+    """The trainer's initial state: a TrainState, or ``(arrays, rng)`` made into one at iteration 0."""
+    state = trainer.init_state()
+    if isinstance(state, TrainState):
+        if state.iteration != 0 or state.metrics:
+            raise RuntimeError(f"{type(trainer).__name__}.init_state must start at iteration 0 with no metrics")
+        return state
+    if not (isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict)
+            and isinstance(state[1], np.random.Generator)):
+        raise TypeError(f"{type(trainer).__name__}.init_state must return (arrays, rng): a dict of NumPy arrays "
+                        "and one numpy.random.Generator (or a TrainState)")
+    arrays, rng = state
+    bad = [k for k, v in arrays.items() if not isinstance(k, str) or not isinstance(v, np.ndarray)]
+    if bad:
+        raise TypeError(f"{type(trainer).__name__}.init_state: every state array must be a NumPy array "
+                        f"under a string name ({', '.join(map(str, bad))})")
+    return TrainState(0, dict(arrays), rng)
+
+
+def total_iterations(trainer, training) -> int:
+    """The trainer's ``total_iterations``, or the training section's length."""
+    total = getattr(trainer, "total_iterations", None)
+    if total is not None:
+        return int(total)
+    if training.iterations is not None:
+        return int(training.iterations)
+    return int(training.epochs or 1) * int(getattr(trainer, "iterations_per_epoch", 1))
 
 
 def epoch_order(state: TrainState, n_samples: int, batch_size: int) -> np.ndarray:

@@ -27,14 +27,19 @@ def distinct(configs: list[TaskConfig]) -> list[TaskConfig]:
     return list(seen.values())
 
 
-def warm(config: dict | TaskConfig) -> float:
-    """Build the trainer for ``config``, run one step and one evaluation; returns the seconds it took."""
-    from .trainer import build_trainer
+def warm(config: dict | TaskConfig, plugins: list[dict] = ()) -> float:
+    """Build the trainer for ``config``, run one step and one evaluation; returns the seconds it took.
 
+    ``plugins``: the run store's plugin record, loaded first (on a worker that has not loaded them).
+    """
+    from . import plugins as plugin_code
+    from .trainer import build_trainer, initial_state
+
+    plugin_code.load_recorded(list(plugins))
     cfg = config if isinstance(config, TaskConfig) else TaskConfig.model_validate(config)
     t0 = time.perf_counter()
     trainer = build_trainer(cfg)
-    state = trainer.init_state()
+    state = initial_state(trainer)
     trainer.step(state)
     trainer.evaluate(state)
     return time.perf_counter() - t0

@@ -25,6 +25,7 @@ import itertools
 import os
 import re
 import typing
+from pathlib import Path
 from typing import Any, Optional, Union
 
 import yaml
@@ -40,27 +41,27 @@ from pydantic import (
     model_validator,
 )
 
+from ..jobs import registry
 from ..jobs.config import (
-    BPTTLearning,
+    UNION_TAGS,
     Checkpoint,
     DatasetSection,
     LearningSection,
-    LIFModel,
     ModelSection,
-    RandmanData,
     Resources,
     TaskConfig,
     Training,
     compatibility_problems,
     fill_union_tags,
+    rebuild_with_registry,
+    section_classes,
 )
-from ..jobs.errors import SpecError
+from ..jobs.errors import PluginError, SpecError
 
 SECTIONS = ("model", "dataset", "learning", "training", "checkpoint", "resources")
 # Validation context of a spec: checks that need this machine (data files exist) run here, once,
 # and not when a stored task config is read back on a compute node or by `snnbatch status`.
 CHECK = {"check_files": True}
-UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
 
 
 class _Strict(BaseModel):
@@ -91,9 +92,10 @@ class Spec(_Strict):
     name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     description: str = ""
     seed: NonNegativeInt = 0
-    model: ModelSection = LIFModel()
-    dataset: DatasetSection = RandmanData()
-    learning: LearningSection = BPTTLearning()
+    plugins: list[str] = []  # plugin files, relative to the spec (made absolute when it is loaded)
+    model: ModelSection
+    dataset: DatasetSection
+    learning: LearningSection
     training: Training = Training()
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()
@@ -134,6 +136,9 @@ class Spec(_Strict):
         if self.sweep.random:
             keys += list(self.sweep.random.params)
         return {k: resolve_key(k, self.base_config()) for k in keys}
+
+
+rebuild_with_registry(Spec)
 
 
 # ------------------------------------------------------------------ loading
@@ -209,6 +214,11 @@ def parse(text: str, path: str = "<spec>") -> Spec:
 
 
 def validate(data: dict, path: str = "<spec>") -> Spec:
+    try:
+        registry.ensure_loaded()
+    except PluginError as exc:
+        raise SpecError(path, [f"(installed plugins): {exc}"]) from None
+    data = {**data, "plugins": load_plugins(data.get("plugins"), path)} if "plugins" in data else data
     problems: list[str] = []
     try:
         spec = Spec.model_validate(data, context=CHECK)
@@ -221,6 +231,38 @@ def validate(data: dict, path: str = "<spec>") -> Spec:
     if problems:
         raise SpecError(path, _unique(problems))
     return spec
+
+
+def load_plugins(files, path: str) -> list[str]:
+    """Import the spec's ``plugins`` files (paths relative to the spec) and return their absolute paths.
+
+    Every problem (not a list, a missing file, a file that does not import or declares
+    nothing snnbatch can use) is a spec error naming ``plugins[i]``.
+    """
+    if files is None:
+        return []
+    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+        raise SpecError(path, [f"plugins: expected a list of Python files, got {files!r}"])
+    base = Path(path).resolve().parent if path != "<spec>" else Path.cwd()
+    resolved, problems = [], []
+    for i, name in enumerate(files):
+        file = (base / Path(name).expanduser()).resolve()
+        if not file.is_file():
+            problems.append(f"plugins[{i}]: file not found: {name} (looked for {file}; "
+                            "paths are relative to the spec)")
+            continue
+        if file.suffix != ".py":
+            problems.append(f"plugins[{i}]: {name}: expected a Python file (.py)")
+            continue
+        try:
+            registry.load_file(file)
+        except PluginError as exc:
+            problems.append(f"plugins[{i}]: {exc}")
+            continue
+        resolved.append(str(file))
+    if problems:
+        raise SpecError(path, problems)
+    return resolved
 
 
 def _unique(items: list[str]) -> list[str]:
@@ -449,9 +491,7 @@ def _default_tag(section, data=None):
 
 
 def _union_members(section: str):
-    adapter = {"model": ModelSection, "dataset": DatasetSection, "learning": LearningSection}[section]
-    inner = typing.get_args(adapter)[0]  # Annotated[Union[...], Field] -> Union[...] (or the one class)
-    return list(typing.get_args(inner)) or [inner]
+    return list(section_classes(section).values())
 
 
 def _model_at(root: type[BaseModel], loc: list, data) -> type[BaseModel] | None:
@@ -549,7 +589,10 @@ def _message(err: dict, root, data, loc) -> str:
         tags = ctx.get("expected_tags", "")
         if isinstance(got, dict):
             got = got.get(str(ctx.get("discriminator", "")).strip("'"))
-        return f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {got!r}; choose from: {tags}" if typ == "union_tag_invalid" else f"missing '{ctx.get('discriminator')}'"
+        if typ != "union_tag_invalid":
+            return f"missing '{ctx.get('discriminator')}'"
+        return (f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {got!r}; choose from: {tags} "
+                "(another one comes from a plugin: list its file under 'plugins:' or install its package)")
     if typ == "missing":
         return "required key is missing"
     if typ == "value_error":

@@ -24,9 +24,8 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.errors import ContainsGroupError
 from zarr.storage import LocalStore
 
-from ..jobs.errors import StoreError, StoreWriteError
-from ..jobs.store import (FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, is_store_full_or_readonly, lease_alive, open_root,
-                          read_lease)
+from ..jobs.errors import StoreError
+from ..jobs.store import FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, lease_alive, open_root, read_lease
 from .planner import Task
 
 STALE_SECONDS = LEASE_STALE_SECONDS  # a lease without a heartbeat for this long is taken as abandoned
@@ -59,9 +58,8 @@ class RunStore:
         try:
             return cls._create_or_update(path, spec, spec_text, tasks)
         except OSError as exc:
-            error = StoreWriteError if is_store_full_or_readonly(exc) else StoreError
-            raise error(f"{path}: cannot write the run store: {exc.strerror or exc}"
-                        f"{f' ({exc.filename})' if exc.filename else ''}") from None
+            raise StoreError(f"{path}: cannot write the run store: {exc.strerror or exc}"
+                             f"{f' ({exc.filename})' if exc.filename else ''}") from None
 
     @classmethod
     def _create_or_update(cls, path: Path, spec, spec_text: str, tasks: list[Task]):
@@ -98,7 +96,7 @@ class RunStore:
             history = list(store.root.attrs.get("spec_history", []))
             history.append({"time": time.time(), "added": len(added), "spec_yaml": spec_text})
             store.root.update_attributes({"spec": spec.model_dump(mode="json"), "spec_yaml": spec_text,
-                                          "spec_history": history})
+                                          "spec_history": history, **code_attrs(store.root.attrs, tasks)})
         return store, added
 
     @staticmethod
@@ -114,6 +112,8 @@ class RunStore:
                 "created": time.time(),
                 "spec": spec.model_dump(mode="json"),
                 "spec_yaml": spec_text,
+                "plugins": [],
+                "metrics": {},
             })
             root.create_group(TASKS)
             try:
@@ -125,7 +125,7 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def check_writable(self) -> None:
-        """Raise :class:`StoreWriteError` naming the store when a file cannot be written into it."""
+        """Raise :class:`StoreError` naming the store when a file cannot be written into it."""
         probe = self.path / f".snnbatch-write-test-{uuid.uuid4().hex[:8]}"
         try:
             with open(probe, "wb") as fh:
@@ -133,8 +133,8 @@ class RunStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise StoreWriteError(f"{self.path}: the run store is not writable: {exc.strerror or exc}; "
-                                  "free space or fix its permissions, then try again") from None
+            raise StoreError(f"{self.path}: the run store is not writable: {exc.strerror or exc}; "
+                             "free space or fix its permissions, then try again") from None
         finally:
             try:
                 os.unlink(probe)
@@ -207,6 +207,27 @@ class RunStore:
             subs = list(g.attrs.get("submissions", []))
             subs.append({"backend": backend, "time": time.time(), **jobs.get(tid, {})})
             g.update_attributes({"backend": backend, "submissions": subs, **jobs.get(tid, {})})
+
+
+def code_attrs(attrs, tasks: list[Task]) -> dict:
+    """The root attrs that record the code behind ``tasks``, merged with what the store records already.
+
+    ``plugins``: where each plugin algorithm and dataset came from (:func:`snnbatch.jobs.plugins.record`);
+    ``metrics``: each metric's label, which way is better and whether status shows it, so that
+    ``status`` and ``report`` read them from the store without importing any plugin.
+    """
+    from ..jobs import plugins, registry
+
+    models = {t.config.model.type for t in tasks}
+    data = {t.config.dataset.type for t in tasks}
+    recorded = {(r["what"], r["name"]): r for r in attrs.get("plugins", [])}
+    for r in plugins.record(models, data):
+        recorded.setdefault((r["what"], r["name"]), r)
+    metrics = dict(attrs.get("metrics", {}))
+    for name in sorted(models):
+        for m in registry.algorithm(name).metrics:
+            metrics.setdefault(m.name, m.as_record())
+    return {"plugins": list(recorded.values()), "metrics": metrics}
 
 
 def _lease_held(task_dir: Path, now: float) -> bool:

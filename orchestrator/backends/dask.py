@@ -55,7 +55,8 @@ class _DaskBase(Backend):
 
         wanted = set(task_ids)
         configs = [TaskConfig.model_validate(t["config"]) for t in store.tasks() if t["id"] in wanted]
-        futures = [client.submit(warm, c.model_dump(mode="json"), pure=False) for c in distinct(configs)]
+        plugins = list(store.root.attrs.get("plugins", []))
+        futures = [client.submit(warm, c.model_dump(mode="json"), plugins, pure=False) for c in distinct(configs)]
         for fut in futures:
             try:
                 fut.result()

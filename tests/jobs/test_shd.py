@@ -8,8 +8,9 @@ import h5py
 import numpy as np
 import pytest
 
-from snnbatch.jobs import datasets
-from snnbatch.jobs.config import SHDData, TaskConfig
+from snnbatch.jobs.trainer import build_dataset
+from snnbatch.jobs.config import TaskConfig
+from snnbatch.jobs.datasets import SHDData
 from snnbatch.jobs.errors import SpecError
 from snnbatch.jobs.runner import run_task
 from snnbatch.jobs.store import TaskStore
@@ -52,7 +53,7 @@ def test_binning_in_the_published_layout(tmp_path):
     units = [[0, 1, 2, 3, 3, 4, 5, 6], [2]]
     path = write_shd(tmp_path / "a.h5", times, units, [1, 0])
     cfg = SHDData(train_path=str(path), test_path=str(path), n_steps=10, dt=1e-3, n_inputs=8, n_classes=2)
-    data = datasets.build(cfg)
+    data = build_dataset(cfg)
     assert (data.n_inputs, data.n_classes, data.n_steps) == (8, 2, 10)
     assert data.train_labels.tolist() == [1, 0] and data.train_labels.dtype == np.int64
     dense = data.train_events.to_dense(8)
@@ -69,19 +70,19 @@ def test_max_samples_and_the_split_are_seeded_and_disjoint(tmp_path):
     path, labels = synthetic_shd(tmp_path / "train.h5", 50)
     cfg = SHDData(train_path=str(path), test_fraction=0.2, max_samples=40, n_steps=20, dt=0.01, n_inputs=40,
                   n_classes=4, seed=3)
-    a, b = datasets.build(cfg), datasets.build(cfg)
+    a, b = build_dataset(cfg), build_dataset(cfg)
     assert len(a.train_labels) == 32 and len(a.test_labels) == 8
     for x, y in ((a.train_events, b.train_events), (a.test_events, b.test_events)):
         assert np.array_equal(x.ptr, y.ptr) and np.array_equal(x.units, y.units)
     # the samples are the file's own, none in both parts: identify them by their binned spikes
-    full = datasets.build(SHDData(train_path=str(path), test_path=str(path), n_steps=20, dt=0.01, n_inputs=40,
+    full = build_dataset(SHDData(train_path=str(path), test_path=str(path), n_steps=20, dt=0.01, n_inputs=40,
                                   n_classes=4))
     rows = {full.train_events.take([i]).to_dense(40).tobytes(): i for i in range(50)}
     train_ids = [rows[a.train_events.take([i]).to_dense(40).tobytes()] for i in range(32)]
     test_ids = [rows[a.test_events.take([i]).to_dense(40).tobytes()] for i in range(8)]
     assert not set(train_ids) & set(test_ids) and len(set(train_ids) | set(test_ids)) == 40
     assert np.array_equal(a.train_labels, labels[train_ids]) and np.array_equal(a.test_labels, labels[test_ids])
-    other = datasets.build(cfg.model_copy(update={"seed": 4}))
+    other = build_dataset(cfg.model_copy(update={"seed": 4}))
     assert not np.array_equal(other.test_labels, a.test_labels) or not np.array_equal(
         other.test_events.ptr, a.test_events.ptr)
 
@@ -111,16 +112,16 @@ def test_bad_files_give_errors_naming_the_file(tmp_path):
     with h5py.File(path, "w") as f:
         f.create_dataset("labels", data=np.zeros(3, np.uint16))
     with pytest.raises(ValueError, match=r"dataset.train_path: .*x.h5: not in the SHD layout: missing spikes/times, spikes/units"):
-        datasets.build(SHDData(train_path=str(path)))
+        build_dataset(SHDData(train_path=str(path)))
     write_shd(path, [[0.0, 0.1]], [[0, 800]], [0])
     with pytest.raises(ValueError, match=r"x.h5: sample 0 has units outside \[0, 700\)"):
-        datasets.build(SHDData(train_path=str(path), test_path=str(path)))
+        build_dataset(SHDData(train_path=str(path), test_path=str(path)))
     write_shd(path, [[0.0]], [[0]], [25])
     with pytest.raises(ValueError, match=r"labels outside \[0, 20\)"):
-        datasets.build(SHDData(train_path=str(path), test_path=str(path)))
+        build_dataset(SHDData(train_path=str(path), test_path=str(path)))
     write_shd(path, [[0.0]], [[0]], [1])
     with pytest.raises(FileNotFoundError, match="dataset.test_path: file not found: /no/such.h5"):
-        datasets.build(SHDData(train_path=str(path), test_path="/no/such.h5"))
+        build_dataset(SHDData(train_path=str(path), test_path="/no/such.h5"))
 
 
 def _shd_task(tmp_path, name, train, test):

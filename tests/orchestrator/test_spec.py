@@ -28,13 +28,13 @@ def problems(text: str) -> list[str]:
 def test_an_empty_file_is_one_task_with_every_default(text):
     spec = spec_mod.parse(text)
     (task,) = planner.plan(spec)
-    assert task.config == TaskConfig()
+    assert task.config == TaskConfig.model_validate({})
     assert spec.name == "sweep" and task.params == {"seed": 0}
 
 
 def test_a_section_left_empty_takes_its_defaults():
     spec = spec_mod.parse("model:\ntraining:\nsweep:\n")
-    assert planner.plan(spec)[0].config == TaskConfig()
+    assert planner.plan(spec)[0].config == TaskConfig.model_validate({})
 
 
 # The examples that need no data files on this machine (SHD needs its HDF5 files).
@@ -126,7 +126,7 @@ sweep:
 """
     assert sorted(problems(text)) == sorted([
         "modle: unknown key 'modle' (did you mean 'model'?); valid keys: checkpoint, dataset, description, "
-        "learning, model, name, resources, seed, sweep, training",
+        "learning, model, name, plugins, resources, seed, sweep, training",
         "training.lr: expected a positive number, got 'fast'",
         "training.epochs: expected a positive integer, got 0",
         "resources.time: expected a time limit [D-]HH:MM:SS or MM:SS, quoted (e.g. \"01:30:00\", \"2-00:00:00\"), "
@@ -147,7 +147,8 @@ sweep:
      "lr, optimizer"),
     ("training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean 'optimizer'?)"),
     ("model: {type: alif, tau_adap: 0.1}", "model.tau_adap: unknown key 'tau_adap' (did you mean 'tau_adapt'?)"),
-    ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'lif', 'alif'"),
+    ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'alif', 'dendritic', 'force', 'lif' "
+     "(another one comes from a plugin: list its file under 'plugins:' or install its package)"),
     ("learning: {rule: hebb}", "learning.rule: unknown rule 'hebb'; choose from: 'bptt', 'eprop'"),
     ("training: {beta1: 1.5}", "training.beta1: expected a number > 0.0 and < 1.0, got 1.5"),
     ("model: {dtype: float16}", "model.dtype: expected one of: 'float32', 'float64', got 'float16'"),
