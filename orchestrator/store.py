@@ -24,8 +24,9 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.errors import ContainsGroupError
 from zarr.storage import LocalStore
 
-from ..jobs.errors import StoreError
-from ..jobs.store import FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, lease_alive, open_root, read_lease
+from ..jobs.errors import StoreError, StoreWriteError
+from ..jobs.store import (FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, is_store_full_or_readonly, lease_alive, open_root,
+                          read_lease)
 from .planner import Task
 
 STALE_SECONDS = LEASE_STALE_SECONDS  # a lease without a heartbeat for this long is taken as abandoned
@@ -58,8 +59,9 @@ class RunStore:
         try:
             return cls._create_or_update(path, spec, spec_text, tasks)
         except OSError as exc:
-            raise StoreError(f"{path}: cannot write the run store: {exc.strerror or exc}"
-                             f"{f' ({exc.filename})' if exc.filename else ''}") from None
+            error = StoreWriteError if is_store_full_or_readonly(exc) else StoreError
+            raise error(f"{path}: cannot write the run store: {exc.strerror or exc}"
+                        f"{f' ({exc.filename})' if exc.filename else ''}") from None
 
     @classmethod
     def _create_or_update(cls, path: Path, spec, spec_text: str, tasks: list[Task]):
@@ -125,7 +127,7 @@ class RunStore:
             shutil.rmtree(tmp, ignore_errors=True)
 
     def check_writable(self) -> None:
-        """Raise :class:`StoreError` naming the store when a file cannot be written into it."""
+        """Raise :class:`StoreWriteError` naming the store when a file cannot be written into it."""
         probe = self.path / f".snnbatch-write-test-{uuid.uuid4().hex[:8]}"
         try:
             with open(probe, "wb") as fh:
@@ -133,8 +135,8 @@ class RunStore:
                 fh.flush()
                 os.fsync(fh.fileno())
         except OSError as exc:
-            raise StoreError(f"{self.path}: the run store is not writable: {exc.strerror or exc}; "
-                             "free space or fix its permissions, then try again") from None
+            raise StoreWriteError(f"{self.path}: the run store is not writable: {exc.strerror or exc}; "
+                                  "free space or fix its permissions, then try again") from None
         finally:
             try:
                 os.unlink(probe)
