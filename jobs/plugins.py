@@ -22,14 +22,19 @@ from .errors import PluginError
 
 
 def record(model_types: set[str], dataset_types: set[str]) -> list[dict]:
-    """The source record of every plugin behind these algorithms and datasets (snnbatch's own omitted)."""
+    """The source record of every plugin behind these algorithms and datasets (snnbatch's own omitted).
+
+    Each record: ``what`` (algorithm or dataset), ``id`` (its name in specs), ``kind`` (``entry point``
+    or ``file``), ``name`` (the distribution, or the file's path), ``version``, ``sha256`` (of the
+    file, or of the module the entry point names) and ``entry_point``.
+    """
     out = []
     for what, names in (("algorithm", model_types), ("dataset", dataset_types)):
         for name in sorted(names):
             src = registry.source(what, name)
             if src is None or (src.kind == "entry point" and src.name == "snnbatch"):
                 continue
-            rec = {"what": what, "name": name, **src.as_record()}
+            rec = {"what": what, "id": name, **src.as_record()}
             if src.kind == "entry point":
                 rec["sha256"] = _module_hash(src.entry_point)
             out.append(rec)
@@ -55,7 +60,7 @@ def changes(records: list[dict]) -> list[str]:
     """How the code that would run now differs from the recorded code (empty: unchanged)."""
     found = []
     for r in records:
-        what = f"{r['what']} {r['name']!r}"
+        what = f"{r['what']} {r['id']!r}"
         if r.get("kind") == "file":
             path = Path(r["name"])
             if not path.is_file():
@@ -87,3 +92,36 @@ def _module_hash(entry_point: str) -> str:
     if spec is None or not spec.origin or not Path(spec.origin).is_file():
         return ""
     return registry.file_hash(spec.origin)
+
+
+def current(records: list[dict]) -> list[dict]:
+    """The records as they would be written now: each file's and module's present hash and version."""
+    out = []
+    for r in records:
+        r = dict(r)
+        if r.get("kind") == "file":
+            if Path(r["name"]).is_file():
+                r["sha256"] = registry.file_hash(r["name"])
+        else:
+            try:
+                r["version"] = importlib.metadata.version(r["name"])
+            except importlib.metadata.PackageNotFoundError:
+                pass
+            if r.get("entry_point"):
+                r["sha256"] = _module_hash(r["entry_point"])
+        out.append(r)
+    return out
+
+
+def describe(records: list[dict]) -> list[str]:
+    """One line per plugin, saying where its code comes from (for the commands that run it)."""
+    lines = []
+    for r in records:
+        if r.get("kind") == "file":
+            where = f"file {r['name']} (sha256 {r.get('sha256', '')[:12]})"
+        else:
+            where = f"package {r['name']} {r.get('version', '')}".rstrip()
+            if r.get("entry_point"):
+                where += f", entry point {r['entry_point'].split(' = ')[-1]}"
+        lines.append(f"{r['what']} {r['id']!r} from {where}")
+    return lines

@@ -161,7 +161,7 @@ class Source:
 
     def describe(self) -> str:
         if self.kind == "file":
-            return f"file {self.name}"
+            return f"plugin file {self.name}"
         return f"{self.name} {self.version}".strip() + (f" (entry point {self.entry_point})" if self.entry_point else "")
 
 
@@ -257,6 +257,7 @@ def _register(items, source: Source | None) -> None:
         if isinstance(item, Algorithm):
             _check_section(item.model, "type", "model", origin)
             name = item.name
+            _check_new("algorithm", name, item, _REGISTRY.algorithms, origin)
             if not item.rules:
                 raise RegistryError(f"{origin}: algorithm {name!r} declares no learning rule")
             if not item.datasets and not item.data_kinds:
@@ -277,7 +278,6 @@ def _register(items, source: Source | None) -> None:
                     raise RegistryError(f"{origin}: algorithm {name!r}: metrics must be snnbatch Metric(...) objects")
                 if m.better not in ("higher", "lower"):
                     raise RegistryError(f"{origin}: metric {m.name!r}: better must be 'higher' or 'lower'")
-            _check_new("algorithm", name, item, _REGISTRY.algorithms, origin)
             staged_alg[name] = item
         elif isinstance(item, Dataset):
             _check_section(item.section, "type", "dataset", origin)

@@ -47,6 +47,10 @@ from .config import AUTO_EVERY_ITERATIONS
 from .store import LEASE_HEARTBEAT_SECONDS, Lease, StoreWriteError, TaskStore, describe_holder
 
 HEARTBEAT_SECONDS = 10.0
+# Fault injection for tests (snnbatch.testing): SIGKILL this process right after this iteration, so
+# a test kills a task at a known state instead of racing a fast kernel with a timer.
+_KILL_AT = int(os.environ.get("SNNBATCH_KILL_AT_ITERATION") or -1)
+_STOP_AT = int(os.environ.get("SNNBATCH_STOP_AT_ITERATION") or -1)  # SIGSTOP itself there
 RETRY_DELAY_SECONDS = 1.0  # before the first retry; doubles each time, at most RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 60.0
 
@@ -278,6 +282,10 @@ class _Run:
                 if reason and state.iteration < total:
                     finish(reason, state="interrupted")
                     return Outcome(task_id, "interrupted", state.iteration, reason)
+                if state.iteration == _KILL_AT:
+                    os.kill(os.getpid(), signal.SIGKILL)  # fault injection for tests: die without a word
+                if state.iteration == _STOP_AT:
+                    os.kill(os.getpid(), signal.SIGSTOP)  # for tests: wait here for a signal (then SIGCONT)
 
             _check_finite_state(state)
             final = trainer.evaluate(state)

@@ -222,14 +222,21 @@ def code_attrs(attrs, tasks: list[Task]) -> dict:
 
     models = {t.config.model.type for t in tasks}
     data = {t.config.dataset.type for t in tasks}
-    recorded = {(r["what"], r["name"]): r for r in attrs.get("plugins", [])}
+    recorded = {(r["what"], r["id"]): r for r in attrs.get("plugins", [])}
     for r in plugins.record(models, data):
-        recorded.setdefault((r["what"], r["name"]), r)
+        recorded.setdefault((r["what"], r["id"]), r)
     metrics = dict(attrs.get("metrics", {}))
     for name in sorted(models):
         for m in registry.algorithm(name).metrics:
             metrics.setdefault(m.name, m.as_record())
     return {"plugins": list(recorded.values()), "metrics": metrics}
+
+
+def record_code_change(store: "RunStore", records: list[dict], changes: list[str]) -> None:
+    """Record that the run goes on with changed plugin code: the new records, and what changed when."""
+    history = list(store.root.attrs.get("plugin_changes", []))
+    history.append({"time": time.time(), "changes": changes, "before": list(store.root.attrs.get("plugins", []))})
+    store.root.update_attributes({"plugins": records, "plugin_changes": history})
 
 
 def _lease_held(task_dir: Path, now: float) -> bool:

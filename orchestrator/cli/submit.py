@@ -102,6 +102,7 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
         _dry_run(backend, options, store_path, spec.name, spec.resources, [t.id for t in tasks])
         return
     store, added = RunStore.create_or_update(store_path, spec, text, tasks)
+    _announce_plugins(store)
     if len(added) != len(tasks):
         console.print(f"{store.path}: {len(added)} new task(s) added to the {len(tasks) - len(added)} it had")
     wanted = {t.id for t in tasks}
@@ -117,8 +118,11 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
 @progress_option
 @dry_run_option
 @click.option("--include-failed", is_flag=True, help="Also run again the tasks that failed.")
+@click.option("--allow-changed-code", is_flag=True,
+              help="Go on although a plugin's code changed since the sweep was planned (recorded in the store).")
 @run_command
-def resume_command(store_path, backend, max_parallel, scheduler_address, progress, dry_run, include_failed):
+def resume_command(store_path, backend, max_parallel, scheduler_address, progress, dry_run, include_failed,
+                   allow_changed_code):
     """Run the unfinished tasks of STORE, each from its newest good checkpoint.
 
     \b
@@ -129,6 +133,7 @@ def resume_command(store_path, backend, max_parallel, scheduler_address, progres
     """
     _check_options(backend, scheduler_address)
     store = RunStore.open(store_path, mode="r" if dry_run else "r+")
+    _check_plugin_code(store, allow_changed_code, dry_run)
     skip = {"done", "running"} | (set() if include_failed else {"failed"})
     ids = [t["id"] for t in store.tasks() if t["state"] not in skip]
     options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress,
@@ -138,6 +143,36 @@ def resume_command(store_path, backend, max_parallel, scheduler_address, progres
         _dry_run(backend, options, store.path, store.name, res, ids)
         return
     _run(store, ids, backend, options)
+
+
+def _announce_plugins(store: RunStore) -> None:
+    """Commands that train say whose code they run (``resume`` in :func:`_check_plugin_code`)."""
+    from ...jobs import plugins
+
+    for line in plugins.describe(list(store.root.attrs.get("plugins", []))):
+        console.print(f"plugin: {line}", highlight=False)
+
+
+def _check_plugin_code(store: RunStore, allow: bool, dry_run: bool) -> None:
+    """Refuse to resume with plugin code other than the recorded one, unless ``allow``; then load it."""
+    from ...jobs import plugins
+    from ..store import record_code_change
+
+    records = list(store.root.attrs.get("plugins", []))
+    changed = plugins.changes(records)
+    if changed and not allow:
+        raise UserError(f"{store.path}: the plugin code changed since this sweep was planned:\n"
+                        + "\n".join(f"  {c}" for c in changed)
+                        + "\nresults trained with the new code would not be one experiment with the old ones; "
+                        "restore the code, or pass --allow-changed-code to go on with it (recorded in the store)")
+    if changed:
+        console.print("[yellow]going on with changed plugin code:[/]\n" + "\n".join(f"  {c}" for c in changed))
+        records = plugins.current(records)
+        if not dry_run:
+            record_code_change(store, records, changed)
+    plugins.load_recorded(records)
+    for line in plugins.describe(records):
+        console.print(f"plugin: {line}", highlight=False)
 
 
 COMMANDS = [submit_command, resume_command]
