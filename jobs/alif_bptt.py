@@ -14,16 +14,27 @@ class ALIFModel(Section):
     """LIF hidden layer whose threshold adapts: ϑ + adapt_jump·A, A ← ρA + S, ρ = exp(−dt/tau_adapt) (seed 001)."""
 
     type: Literal["alif"] = "alif"
+    """the network family"""
     n_hidden: PositiveInt = 128
+    """hidden neurons"""
     recurrent: bool = False
+    """add recurrent hidden→hidden weights"""
     dt: PositiveFloat = 1e-3
+    """time step (s)"""
     tau_syn: PositiveFloat = 5e-3
+    """synaptic time constant (s)"""
     tau_mem: PositiveFloat = 10e-3
+    """membrane time constant (s)"""
     tau_adapt: PositiveFloat = 100e-3
+    """adaptation time constant (s): ρ = exp(−dt/tau_adapt)"""
     adapt_jump: NonNegativeFloat = 0.2
+    """threshold increase per spike: the threshold is ϑ + adapt_jump·A"""
     threshold: PositiveFloat = 1.0
+    """firing threshold ϑ"""
     weight_scale: PositiveFloat = 7.0
+    """initial weight std = weight_scale·(1−β)/√fan-in"""
     dtype: Literal["float32", "float64"] = "float32"
+    """float32 or float64 (the arithmetic of the whole network)"""
 
 
 def alif_config(trainer: LIFBPTTTrainer):

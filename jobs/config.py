@@ -69,12 +69,19 @@ LearningSection = Annotated[Section, Registered("learning")]
 
 class Training(Section):
     iterations: Optional[PositiveInt] = None
+    """training length in iterations (give this or epochs)"""
     epochs: Optional[PositiveInt] = None
+    """training length in epochs (20 when neither is given)"""
     batch_size: PositiveInt = 256
+    """samples per iteration"""
     optimizer: Literal["adam", "sgd"] = "adam"
+    """adam or sgd"""
     lr: PositiveFloat = 2e-3
+    """learning rate"""
     beta1: Probability = 0.9
+    """Adam's first-moment decay rate"""
     beta2: Probability = 0.999
+    """Adam's second-moment decay rate"""
 
     @model_validator(mode="before")
     @classmethod
@@ -106,9 +113,13 @@ class Checkpoint(Section):
     """
 
     every_iterations: Optional[PositiveInt] = None
+    """checkpoint every N iterations (auto: every 200, but never so often that checkpoints take more than max_overhead of the time)"""
     every_minutes: PositiveFloat = 10.0
+    """... or every M minutes of wall time, whichever comes first"""
     max_overhead: Annotated[float, Field(gt=0.0, le=1.0)] = 0.01
+    """with auto: the largest fraction of the time spent on checkpoints"""
     keep: Annotated[int, Field(ge=1, le=100)] = 2
+    """checkpoints kept per task"""
 
     @field_validator("every_iterations", mode="before")
     @classmethod
@@ -125,16 +136,27 @@ DURATION = r"^([0-9]+-)?([0-9]{1,2}:)?[0-9]{1,2}:[0-9]{2}$"  # SLURM's [D-][HH:]
 
 class Resources(Section):
     cpus: PositiveInt = 1
+    """cores per task (sets the task's thread counts)"""
     memory: Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?[KMGT]?B?$")] = "2G"
+    """memory per task"""
     time: Annotated[str, Field(pattern=DURATION)] = "01:00:00"
+    """time limit per job ([D-]HH:MM:SS)"""
     partition: Optional[str] = None
+    """passed to the scheduler"""
     account: Optional[str] = None
+    """passed to the scheduler"""
     qos: Optional[str] = None
+    """passed to the scheduler"""
     constraint: Optional[str] = None
+    """passed to the scheduler"""
     sbatch_extra: dict[str, str] = {}
+    """more #SBATCH options, e.g. {gres: "gpu:0"}"""
     deadline_margin: Optional[Annotated[str, Field(pattern=DURATION)]] = None
+    """on SLURM, how long before time a task checkpoints and requeues itself if no signal came (MM:SS; none: 5 % of time, at least 30 s, at most 10 min)"""
     max_requeues: NonNegativeInt = 20
+    """requeue budget per task on a cluster"""
     retries: NonNegativeInt = 0
+    """times a task that raised is run again"""
 
     @model_validator(mode="after")
     def _margin_within_limit(self):

@@ -23,15 +23,25 @@ class RandmanData(Section):
     """Smooth random manifolds, one spike per input unit per sample (Zenke & Vogels 2021)."""
 
     type: Literal["randman"] = "randman"
+    """the dataset"""
     n_inputs: PositiveInt = 100
+    """input units (one spike each per sample)"""
     n_classes: Annotated[int, Field(ge=2)] = 2
+    """classes (one manifold each)"""
     n_train: PositiveInt = 2000
+    """training samples"""
     n_test: PositiveInt = 500
+    """held-out samples"""
     dim: PositiveInt = 1
+    """manifold dimension"""
     alpha: PositiveFloat = 2.0
+    """smoothness (Fourier amplitudes decay as 1/k^alpha)"""
     n_freqs: PositiveInt = 32
+    """Fourier terms per dimension"""
     n_steps: PositiveInt = 100
+    """time steps per sample"""
     seed: NonNegativeInt = 0
+    """the dataset's own seed (replicates share the dataset)"""
 
 
 class SHDData(Section):
@@ -48,15 +58,25 @@ class SHDData(Section):
     """
 
     type: Literal["shd"] = "shd"
+    """the dataset"""
     train_path: str
+    """HDF5 file in the published SHD layout (required; relative to where you run snnbatch)"""
     test_path: Optional[str] = None
+    """held-out file; none: hold out test_fraction of train_path"""
     test_fraction: Probability = 0.2
+    """share of train_path held out without test_path"""
     n_steps: PositiveInt = 100
+    """time bins per sample"""
     dt: PositiveFloat = 14e-3
+    """bin width (s)"""
     max_samples: Optional[PositiveInt] = None
+    """a seeded random subset of each file"""
     n_inputs: PositiveInt = 700
+    """input channels"""
     n_classes: Annotated[int, Field(ge=2)] = 20
+    """classes"""
     seed: NonNegativeInt = 0
+    """the subset and the split"""
 
     @field_validator("train_path", "test_path")
     @classmethod

@@ -24,27 +24,39 @@ class DendriticModel(Section):
     """
 
     type: Literal["dendritic"] = "dendritic"
+    """the network family"""
     n_neurons: PositiveInt = 20
+    """two-compartment neurons"""
     n_inputs: PositiveInt = 10
+    """input channels (smooth random currents)"""
     dt: PositiveFloat = 0.1
+    """Euler time step (ms)"""
     duration: PositiveFloat = 200.0
+    """simulated time per iteration (ms)"""
     recurrent: bool = True
+    """neuron→neuron weights besides the input weights"""
     train_sigma: bool = False
-    init_noise: NonNegativeFloat = 0.05  # student = teacher weights × (1 + init_noise·N(0,1)); 0: random init
+    """also train the soma–dendrite couplings σ"""
+    init_noise: NonNegativeFloat = 0.05
+    """the student starts from the teacher's weights × (1 + init_noise·N(0,1)); 0: random weights"""
     dtype: Literal["float32", "float64"] = "float64"
+    """float32 or float64"""
 
 
 class AdjointLearning(Section):
     """Gradients by the discrete adjoint of the forward-Euler solve (a reverse-time solve)."""
 
     rule: Literal["adjoint"] = "adjoint"
+    """how gradients are computed"""
 
 
 class TeacherData(Section):
     """Somatic voltage traces of a teacher network with its own random weights, under random smooth inputs."""
 
     type: Literal["teacher"] = "teacher"
+    """the dataset"""
     seed: NonNegativeInt = 0
+    """the teacher's weights and inputs"""
 
 
 class DendriticAdjointTrainer(GradientTrainer):

@@ -23,25 +23,40 @@ class ForceModel(Section):
     """
 
     type: Literal["force"] = "force"
+    """the network family"""
     n_neurons: PositiveInt = 200
+    """LIF neurons"""
     n_static: PositiveInt = 80
+    """static presynaptic partners per neuron (balanced, half excitatory)"""
     n_plastic: PositiveInt = 40
+    """plastic presynaptic partners per neuron, trained by RLS"""
     dt: PositiveFloat = 0.1
+    """time step (ms)"""
     duration: PositiveFloat = 1000.0
+    """the target interval (ms)"""
     warmup: NonNegativeFloat = 100.0
+    """teacher-forced start of each interval (ms)"""
     tau_mem: PositiveFloat = 10.0
+    """membrane time constant (ms)"""
     tau_syn: PositiveFloat = 3.0
+    """static synapses' time constant (ms)"""
     tau_plastic: PositiveFloat = 150.0
+    """plastic synapses' and the RLS traces' time constant (ms)"""
     packed: bool = True
+    """store each neuron's inverse covariance as a packed symmetric matrix (half the memory)"""
     dtype: Literal["float32", "float64"] = "float32"
+    """float32 or float64"""
 
 
 class RLSLearning(Section):
     """Recursive least squares on each neuron's own inverse covariance (FORCE)."""
 
     rule: Literal["rls"] = "rls"
+    """how the plastic weights are trained"""
     lam: PositiveFloat = 0.1
+    """RLS regulariser: P starts as I/lam"""
     learn_every: PositiveInt = 100
+    """steps between RLS updates"""
 
 
 class SinusoidData(Section):
@@ -52,10 +67,15 @@ class SinusoidData(Section):
     """
 
     type: Literal["sinusoids"] = "sinusoids"
+    """the dataset"""
     freq: PositiveFloat = 1.0
+    """target frequency (Hz)"""
     amp: PositiveFloat = 0.5
+    """target amplitude"""
     offset: Optional[float] = None
+    """one offset for every neuron; none: each neuron's mean current in the untrained network"""
     seed: NonNegativeInt = 0
+    """the targets' random phases"""
 
 
 class ForceRLSTrainer(Trainer):

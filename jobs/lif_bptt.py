@@ -19,22 +19,34 @@ class LIFModel(Section):
     """Discrete-time LIF hidden layer with current synapses and a leaky readout (seed 004)."""
 
     type: Literal["lif"] = "lif"
+    """the network family"""
     n_hidden: PositiveInt = 128
+    """hidden neurons"""
     recurrent: bool = False
+    """add recurrent hidden→hidden weights"""
     dt: PositiveFloat = 1e-3
+    """time step (s)"""
     tau_syn: PositiveFloat = 5e-3
+    """synaptic time constant (s)"""
     tau_mem: PositiveFloat = 10e-3
+    """membrane time constant (s)"""
     threshold: PositiveFloat = 1.0
+    """firing threshold ϑ"""
     weight_scale: PositiveFloat = 7.0
+    """initial weight std = weight_scale·(1−β)/√fan-in"""
     dtype: Literal["float32", "float64"] = "float32"
+    """float32 or float64 (the arithmetic of the whole network)"""
 
 
 class BPTTLearning(Section):
     """Surrogate-gradient backpropagation through time."""
 
     rule: Literal["bptt"] = "bptt"
+    """how gradients are computed"""
     surrogate_scale: PositiveFloat = 100.0
+    """steepness of the fast-sigmoid surrogate 1/(scale·|U−ϑ|+1)²"""
     detach_reset: bool = True
+    """no gradient through the reset"""
 
 
 class EpropLearning(Section):
@@ -46,8 +58,11 @@ class EpropLearning(Section):
     """
 
     rule: Literal["eprop"] = "eprop"
+    """how gradients are computed"""
     surrogate_scale: PositiveFloat = 100.0
+    """steepness of the fast-sigmoid surrogate 1/(scale·|U−ϑ|+1)²"""
     detach_reset: bool = True
+    """no gradient through the reset"""
 
 
 # What a spiking classifier reports: the training metrics of each step, the test metrics at the end.

@@ -56,7 +56,7 @@ class Section(BaseModel):
     ``Field(description=...)``) its meaning; kernel configs are built from it.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class RegistryError(PluginError):

@@ -1,26 +1,22 @@
-"""The README's spec reference names every key a spec accepts (so docs and validation do not drift)."""
-import typing
+"""The README's key tables are the sections' own declarations (so docs and validation do not drift)."""
+import re
 from pathlib import Path
 
-from snnbatch.orchestrator import spec
+from snnbatch.orchestrator import keys, spec
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def _classes(annotation):
-    inner = typing.get_args(annotation)
-    members = typing.get_args(inner[0]) if inner else ()
-    return list(members) or [inner[0] if inner else annotation]
+def test_the_key_tables_are_the_sections_declarations():
+    block = re.search(r"<!-- keys: begin -->\n(.*)<!-- keys: end -->", README, re.S)
+    assert block, "the README has no generated key tables"
+    assert block.group(1) == keys.markdown(builtin_only=True), (
+        "README key tables differ from the sections: regenerate them with `snnbatch keys --markdown --builtin`")
 
 
-def test_every_spec_key_is_documented():
-    missing = []
-    for name, field in spec.Spec.model_fields.items():
+def test_every_key_has_a_meaning_and_every_top_level_key_is_documented():
+    for heading, cls in keys.sections(builtin_only=True):
+        undocumented = [k for k, f in cls.model_fields.items() if not f.description]
+        assert not undocumented, f"{heading}: keys without a docstring: {undocumented}"
+    for name in spec.Spec.model_fields:
         assert f"`{name}`" in README, name
-        ann = field.annotation
-        classes = _classes(ann) if typing.get_origin(ann) is typing.Annotated else [ann]
-        for cls in classes:
-            for key in getattr(cls, "model_fields", {}):
-                if f"`{key}`" not in README:
-                    missing.append(f"{name}.{key}")
-    assert not missing, f"undocumented spec keys: {missing}"

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from .app import run_command  # noqa: F401  (re-exported for the commands)
-from . import cancel, plan, report, run_task, status, submit
+from . import cancel, keys, plan, report, run_task, status, submit
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -21,6 +21,6 @@ def main():
     """
 
 
-for module in (plan, submit, status, report, run_task, cancel):
+for module in (plan, submit, status, report, run_task, cancel, keys):
     for command in module.COMMANDS:
         main.add_command(command)
