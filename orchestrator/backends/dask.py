@@ -11,9 +11,10 @@ import logging
 import os
 
 from ...jobs import threads
+from ...jobs.errors import BackendError, UserError
 from ...jobs.runner import run_task
 from ..progress import Monitor
-from .base import Backend, SubmitResult
+from .base import Backend, SubmitOptions, SubmitResult
 
 
 def _run(store_path: str, task_id: str, backend: str) -> str:
@@ -46,7 +47,6 @@ class _DaskBase(Backend):
         finally:
             closer()
         return SubmitResult(waited=True, outcomes=outcomes)
-
 
     def _warm_up(self, client, store, task_ids):
         """Compile each kind of kernel once on one worker, so the others load it from the disk cache."""
@@ -95,12 +95,17 @@ class DaskBackend(_DaskBase):
 
     name = "dask"
 
+    def __init__(self, options: SubmitOptions | None = None):
+        super().__init__(options)
+        if options is not None and not options.scheduler_address:  # submitting needs one; status and cancel not
+            raise UserError("--backend dask needs --scheduler-address (e.g. tcp://host:8786)")
+
     def _client(self, cpus, n_tasks):
         from distributed import Client
 
-        if not self.options.scheduler_address:
-            from ...jobs.errors import UserError
-
-            raise UserError("--backend dask needs --scheduler-address (e.g. tcp://host:8786)")
-        client = Client(self.options.scheduler_address, timeout="30s")
+        address = self.options.scheduler_address
+        try:  # for as long as Dask's distributed.comm.timeouts.connect (30 s unless configured)
+            client = Client(address)
+        except (OSError, TimeoutError) as exc:
+            raise BackendError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         return client, client.close

@@ -15,15 +15,17 @@ task ids, and its text matches a golden file.
 """
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
 from ...jobs.config import Resources
-from ...jobs.errors import BackendError
+from ...jobs.errors import BackendError, ExitCode, StoreError, StoreWriteError, UserError
+from ...jobs.store import is_store_full_or_readonly
 from ...jobs.threads import VARIABLES
 from .base import Backend, SubmitResult
 
-CHECKPOINT_EXIT_CODE = 3  # `snnbatch run-task` exits 3 after a checkpoint on SIGTERM / deadline
+CHECKPOINT_EXIT_CODE = int(ExitCode.INTERRUPTED)  # `snnbatch run-task` exits 3 after a checkpoint on SIGTERM
 
 
 def render(store_path: Path, name: str, res: Resources, task_ids: list[str], python: str | None = None) -> str:
@@ -55,33 +57,63 @@ def render(store_path: Path, name: str, res: Resources, task_ids: list[str], pyt
     return "\n".join(lines) + "\n"
 
 
-def parse(text: str):
-    """The description as HTCondor reads it (raises BackendError if HTCondor rejects it)."""
+def bindings():
+    """HTCondor's Python bindings (the ``htcondor`` package's ``htcondor2``); a UserError when not installed."""
     try:
         import htcondor2
     except ImportError:
-        raise BackendError("--backend htcondor needs HTCondor's Python bindings: pip install htcondor") from None
+        raise UserError("--backend htcondor needs HTCondor's Python bindings: "
+                        "pip install 'snnbatch[htcondor]' (or: pip install htcondor)") from None
+    return htcondor2
+
+
+def parse(text: str):
+    """The description as HTCondor reads it (raises BackendError if HTCondor rejects it)."""
+    htcondor2 = bindings()
     try:
         return htcondor2.Submit(text)
     except Exception as exc:
         raise BackendError(f"HTCondor rejected the submit description: {exc}") from None
 
 
+def check(text: str, task_ids: list[str]):
+    """What HTCondor's bindings can check without a schedd: the description parses, and its item data
+    expands to one job per task, in order. Returns the parsed description."""
+    sub = parse(text)
+    try:
+        items = [item["task_id"] for item in sub.itemdata()]
+    except Exception as exc:
+        raise BackendError(f"HTCondor cannot expand the description's queue statement: {exc}") from None
+    if items != list(task_ids):
+        raise BackendError(f"the submit description queues {len(items)} jobs for {len(task_ids)} tasks")
+    return sub
+
+
 class HTCondorBackend(Backend):
     name = "htcondor"
 
-    def dry_run_text(self, path: Path, name: str, res: Resources, task_ids: list[str]) -> str:
-        text = render(path, name, res, task_ids)
-        parse(text)
-        hours = len(task_ids) * res.cpus * res.time_seconds / 3600
-        return f"one cluster of {len(task_ids)} jobs; {hours:.1f} core-hours at the time limit\n{text}"
+    def dry_run(self, store_path, name, resources, task_ids):
+        """The submit description ``submit`` would hand to the schedd, checked by HTCondor's own parser.
+
+        Every line but the description's own is a comment, so the text is itself a valid description.
+        """
+        text = render(store_path, name, resources, task_ids)
+        check(text, task_ids)
+        hours = len(task_ids) * resources.cpus * resources.time_seconds / 3600
+        version = re.search(r"\d+\.\d+\.\d+", bindings().version())
+        return (f"# one cluster of {len(task_ids)} jobs; {hours:.1f} core-hours at the time limit\n"
+                f"# checked with htcondor2.Submit (HTCondor {version and version.group()}): it parses and queues "
+                "one job per task; not handed to a schedd\n" + text)
 
     def submit(self, store, task_ids):
         res = Resources.model_validate(store.spec_dict().get("resources", {}))
-        (store.path / "htcondor").mkdir(exist_ok=True)
-        sub = parse(render(store.path, store.name, res, task_ids))
-        import htcondor2
-
+        sub = check(render(store.path, store.name, res, task_ids), task_ids)
+        try:
+            (store.path / "htcondor").mkdir(exist_ok=True)
+        except OSError as exc:
+            error = StoreWriteError if is_store_full_or_readonly(exc) else StoreError
+            raise error(f"{store.path}: cannot make the directory for HTCondor's logs: {exc.strerror or exc}") from None
+        htcondor2 = bindings()
         try:
             result = htcondor2.Schedd().submit(sub)
         except Exception as exc:
@@ -91,30 +123,27 @@ class HTCondorBackend(Backend):
         store.record_submission(task_ids, "htcondor", jobs)
         return SubmitResult(waited=False, jobs=jobs, text=f"submitted HTCondor cluster {cluster} with {len(task_ids)} jobs")
 
+    def cancel(self, job_ids):
+        clusters = sorted({j.split(".")[0] for j in job_ids})
+        htcondor2 = bindings()
+        try:
+            htcondor2.Schedd().act(htcondor2.JobAction.Remove, " || ".join(f"ClusterId == {c}" for c in clusters))
+        except Exception as exc:
+            raise BackendError(f"could not remove HTCondor cluster(s) {', '.join(clusters)}: {exc}") from None
+        return f"removed HTCondor cluster(s) {', '.join(clusters)}"
 
-def scheduler_states(job_ids: list[str]) -> dict[str, str]:
-    """Live job states from the schedd; {} when it cannot be reached."""
-    names = {1: "IDLE", 2: "RUNNING", 3: "REMOVED", 4: "COMPLETED", 5: "HELD", 6: "TRANSFERRING", 7: "SUSPENDED"}
-    clusters = sorted({j.split(".")[0] for j in job_ids})
-    try:
-        import htcondor2
+    def status(self, job_ids):
+        """Live job states from the schedd; {} when it cannot be reached."""
+        names = {1: "IDLE", 2: "RUNNING", 3: "REMOVED", 4: "COMPLETED", 5: "HELD", 6: "TRANSFERRING", 7: "SUSPENDED"}
+        clusters = sorted({j.split(".")[0] for j in job_ids})
+        try:
+            import htcondor2
 
-        ads = htcondor2.Schedd().query(
-            constraint=" || ".join(f"ClusterId == {c}" for c in clusters),
-            projection=["ClusterId", "ProcId", "JobStatus"],
-        )
-    except Exception:
-        return {}
-    states = {f"{ad['ClusterId']}.{ad['ProcId']}": names.get(int(ad["JobStatus"]), "UNKNOWN") for ad in ads}
-    return {j: states[j] for j in job_ids if j in states}
-
-
-def cancel(job_ids: list[str]) -> str:
-    clusters = sorted({j.split(".")[0] for j in job_ids})
-    try:
-        import htcondor2
-
-        htcondor2.Schedd().act(htcondor2.JobAction.Remove, " || ".join(f"ClusterId == {c}" for c in clusters))
-    except Exception as exc:
-        raise BackendError(f"could not remove HTCondor cluster(s) {', '.join(clusters)}: {exc}") from None
-    return f"removed HTCondor cluster(s) {', '.join(clusters)}"
+            ads = htcondor2.Schedd().query(
+                constraint=" || ".join(f"ClusterId == {c}" for c in clusters),
+                projection=["ClusterId", "ProcId", "JobStatus"],
+            )
+        except Exception:
+            return {}
+        states = {f"{ad['ClusterId']}.{ad['ProcId']}": names.get(int(ad["JobStatus"]), "UNKNOWN") for ad in ads}
+        return {j: states[j] for j in job_ids if j in states}

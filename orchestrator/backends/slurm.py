@@ -24,6 +24,8 @@ than ``resources.max_requeues`` times is marked failed.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import math
 import os
 import re
@@ -36,9 +38,9 @@ from pathlib import Path
 import submitit
 
 from ...jobs.config import Resources, parse_duration
-from ...jobs.errors import BackendError
+from ...jobs.errors import BackendError, StoreWriteError
 from ...jobs.runner import StopFlag, run_task
-from ...jobs.store import TaskStore
+from ...jobs.store import TaskStore, is_store_full_or_readonly
 from .base import Backend, SubmitResult
 
 SIGNAL_DELAY_S = 120
@@ -49,18 +51,25 @@ THREAD_SETUP = [
 
 
 def run(cmd: list[str], timeout: float = 60.0, check: bool = True) -> subprocess.CompletedProcess:
-    """Every scheduler command goes through here; a failure names command, exit code and output."""
+    """Every scheduler command but sbatch (which submitit runs) goes through here; a failure names the
+    command, its exit code and its output."""
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     except FileNotFoundError:
-        raise BackendError(f"'{cmd[0]}' not found: is this a SLURM login node?") from None
+        raise not_found(cmd[0]) from None
     except subprocess.TimeoutExpired:
         raise BackendError(f"'{shlex.join(cmd)}' did not answer within {timeout:.0f} s") from None
     if check and r.returncode != 0:
-        raise BackendError(
-            f"'{shlex.join(cmd)}' failed with exit code {r.returncode}\n{(r.stdout + r.stderr).strip()[-2000:]}"
-        )
+        raise failed(cmd, r.returncode, r.stdout + r.stderr)
     return r
+
+
+def not_found(command: str) -> BackendError:
+    return BackendError(f"'{command}' not found: is this a SLURM login node?")
+
+
+def failed(cmd: list[str], returncode: int, output: str) -> BackendError:
+    return BackendError(f"'{shlex.join(map(str, cmd))}' failed with exit code {returncode}\n{output.strip()[-2000:]}")
 
 
 def max_array_size() -> int:
@@ -189,31 +198,29 @@ class SlurmBackend(Backend):
         ex.update_parameters(**executor_parameters(res, name, self.options.max_parallel, n))
         return ex
 
-    def dry_run_text(self, path: Path, name: str, res: Resources, task_ids: list[str]) -> str:
-        """What ``submit`` would ask for: arrays, resources, core-hours and the sbatch script. Writes nothing."""
+    def dry_run(self, store_path, name, resources, task_ids):
+        """The arrays, resources, core-hours and the sbatch script of the first array. Writes nothing."""
         try:
             size, source = max_array_size(), "MaxArraySize"
         except BackendError:
             size, source = 1001, "SLURM's default MaxArraySize; scontrol did not answer"
         arrays = chunks(task_ids, size)
-        ex = self._executor(path, name, res, len(arrays[0]) if arrays else 0)
+        ex = self._executor(store_path, name, resources, len(arrays[0]) if arrays else 0)
         params = dict(ex.parameters)
         params["map_count"] = len(arrays[0]) if arrays else 0
         script = submitit.slurm.slurm._make_sbatch_string(command=ex._submitit_command_str, folder=ex.folder,
                                                           **params)
-        hours = len(task_ids) * res.cpus * res.time_seconds / 3600
+        hours = len(task_ids) * resources.cpus * resources.time_seconds / 3600
         return "\n".join([
             f"{len(arrays)} array(s) for {len(task_ids)} tasks ({source} {size}): "
             + ", ".join(f"[0-{len(a) - 1}]" for a in arrays),
-            f"each element: {res.cpus} cpu, {res.memory}, {res.time}; at most "
+            f"each element: {resources.cpus} cpu, {resources.memory}, {resources.time}; at most "
             f"{self.options.max_parallel or 'all'} at once; {hours:.1f} core-hours requested",
             "sbatch script of the first array:",
             script,
         ])
 
     def submit(self, store, task_ids):
-        if self.options.dry_run:
-            return SubmitResult(waited=False, text=self.dry_run_text(store, task_ids))
         res = Resources.model_validate(store.spec_dict().get("resources", {}))
         arrays = chunks(task_ids, max_array_size())
         jobs_by_task: dict[str, dict] = {}
@@ -221,11 +228,11 @@ class SlurmBackend(Backend):
         for chunk in arrays:
             ex = self._executor(store.path, store.name, res, len(chunk))
             try:
-                jobs = ex.map_array(TaskRunner(), [str(store.path.resolve())] * len(chunk), chunk)
-            except Exception as exc:  # sbatch refused: partition, account, limits ...
+                jobs = _submit_array(ex, str(store.path.resolve()), chunk)
+            except Exception as exc:  # sbatch refused (partition, account, limits ...), or is missing
                 if jobs_by_task:
                     store.record_submission(list(jobs_by_task), "slurm", jobs_by_task)
-                raise BackendError(f"sbatch failed after {len(jobs_by_task)} tasks were submitted: {exc}") from None
+                raise _submission_error(exc, store.path, len(jobs_by_task), len(task_ids)) from None
             array_id = jobs[0].job_id.split("_")[0]
             lines.append(f"submitted array {array_id} with {len(chunk)} tasks")
             for tid, job in zip(chunk, jobs):
@@ -235,14 +242,46 @@ class SlurmBackend(Backend):
         lines.append(f"follow with 'snnbatch status {store.path}'; the jobs go on if you log out")
         return SubmitResult(waited=False, jobs=jobs_by_task, text="\n".join(lines))
 
+    def cancel(self, job_ids):
+        arrays = sorted({j.split("_")[0] for j in job_ids})
+        if not arrays:
+            return "no SLURM jobs recorded"
+        run(["scancel", *arrays], timeout=60)
+        return f"cancelled SLURM job(s) {', '.join(arrays)}"
+
+    def status(self, job_ids):
+        return scheduler_states(job_ids)
+
+
+def _submit_array(ex: submitit.SlurmExecutor, store_path: str, chunk: list[str]) -> list:
+    """One array through submitit (which runs sbatch and prints its stderr: the error shows it instead)."""
+    with contextlib.redirect_stderr(io.StringIO()):
+        return ex.map_array(TaskRunner(), [store_path] * len(chunk), chunk)
+
+
+def _submission_error(exc: Exception, store_path: Path, submitted: int, total: int) -> Exception:
+    """The error to show for an exception from ``map_array``: sbatch's command, exit code and stderr."""
+    done = (f"{submitted} of {total} tasks were submitted before it and are recorded in the store"
+            if submitted else "no task was submitted")
+    cause = exc.__cause__
+    if isinstance(exc, FileNotFoundError) and exc.filename == "sbatch":
+        error = not_found("sbatch")
+    elif isinstance(cause, subprocess.CalledProcessError):  # submitit's FailedJobError, from sbatch's exit
+        error = failed(cause.cmd, cause.returncode, (cause.output or "") + "\n" + (cause.stderr or ""))
+    elif is_store_full_or_readonly(exc):
+        return StoreWriteError(f"{store_path}: cannot write the SLURM job files: {exc}; {done}")
+    else:
+        error = BackendError(f"sbatch failed: {type(exc).__name__}: {exc}")
+    return BackendError(f"{error}\n{done}")
+
+
+# ------------------------------------------------------------------ status
+
 
 def _have(cmd: str) -> bool:
     import shutil
 
     return shutil.which(cmd) is not None
-
-
-# ------------------------------------------------------------------ status and cancel
 
 
 def scheduler_states(job_ids: list[str], timeout: float = 15.0) -> dict[str, str]:
@@ -264,17 +303,12 @@ def scheduler_states(job_ids: list[str], timeout: float = 15.0) -> dict[str, str
                     states[parts[0]] = parts[1].split()[0]
     except BackendError:
         pass
-    r = run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(arrays)], timeout=timeout, check=False)
+    try:
+        r = run(["squeue", "-h", "-r", "-o", "%i|%T", "-j", ",".join(arrays)], timeout=timeout, check=False)
+    except BackendError:
+        return {j: states[j] for j in job_ids if j in states}
     if r.returncode == 0:
         for line in r.stdout.splitlines():
             jid, _, state = line.partition("|")
             states[jid.strip()] = state.strip()
     return {j: states[j] for j in job_ids if j in states}
-
-
-def cancel(job_ids: list[str]) -> str:
-    arrays = sorted({j.split("_")[0] for j in job_ids})
-    if not arrays:
-        return "no SLURM jobs recorded"
-    run(["scancel", *arrays], timeout=60)
-    return f"cancelled SLURM job(s) {', '.join(arrays)}"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..backends import get as get_backend
+from .. import backends
 from ..store import RunStore
 from .app import console, run_command
 
@@ -27,9 +27,8 @@ def cancel_command(store_path):
     if not by_backend:
         console.print(f"{store.path}: no cluster jobs to cancel")
         return
-    for backend, job_ids in sorted(by_backend.items()):
-        module = __import__(get_backend(backend).__module__, fromlist=["cancel"])
-        console.print(module.cancel(job_ids))
+    for name, job_ids in sorted(by_backend.items()):
+        console.print(backends.get(name)().cancel(job_ids), highlight=False)
 
 
 COMMANDS = [cancel_command]

@@ -6,16 +6,15 @@ from pathlib import Path
 
 import click
 
-from .. import planner, spec as spec_mod
-from ..backends import BACKENDS, get as get_backend
-from ..backends.base import SubmitOptions
+from .. import backends, planner, spec as spec_mod
+from ..backends.base import Backend, SubmitOptions
 from ..store import RunStore
 from ...jobs.config import Resources
-from ...jobs.errors import UserError
+from ...jobs.errors import ExitCode, UserError
 from .app import console, run_command
 
 backend_option = click.option(
-    "--backend", type=click.Choice(sorted(BACKENDS)), default="local", show_default=True,
+    "--backend", type=click.Choice(sorted(backends.BACKENDS)), default=backends.DEFAULT, show_default=True,
     help="Where tasks run: local (Dask LocalCluster), inline (this process), dask (--scheduler-address), "
     "slurm (job arrays), htcondor (one cluster of jobs).",
 )
@@ -29,25 +28,26 @@ dry_run_option = click.option("--dry-run", is_flag=True,
                               help="Cluster backends: show the jobs, resources and script it would submit; write nothing.")
 
 
-def _check_options(backend, scheduler_address):
-    """Argument problems are reported before anything is written."""
-    if backend == "dask" and not scheduler_address:
-        raise UserError("--backend dask needs --scheduler-address (e.g. tcp://host:8786)")
+def _backend(name: str, max_parallel, scheduler_address, progress) -> Backend:
+    """The backend called ``name`` with these options; options it cannot use are refused here, before
+    anything is written."""
+    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress)
+    return backends.get(name)(options)
 
 
-def _dry_run(backend, options, path, name, resources, ids):
-    cls = get_backend(backend)
-    if not hasattr(cls, "dry_run_text"):
-        raise UserError(f"--dry-run is for the cluster backends (slurm, htcondor), not '{backend}'")
-    console.print(cls(options).dry_run_text(Path(path), name, resources, ids), highlight=False, markup=False)
+def _dry_run(backend: Backend, path, name: str, resources: Resources, ids: list[str]) -> None:
+    """Print what the backend would ask its scheduler for; write nothing."""
+    click.echo(backend.dry_run(Path(path), name, resources, ids).rstrip("\n"))
 
 
-def _run(store: RunStore, ids: list[str], backend: str, options: SubmitOptions) -> None:
+def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
+    """Submit ``ids``; when the backend waits for them, exit 0 if all are done, 1 if any failed, 3 if any
+    was interrupted (tasks another driver runs count as done here)."""
     if not ids:
         console.print(f"{store.path}: nothing to run, every task is done.")
         return
-    console.print(f"{store.path}: running {len(ids)} task{'s' * (len(ids) != 1)} on the {backend} backend")
-    result = get_backend(backend)(options).submit(store, ids)
+    console.print(f"{store.path}: running {len(ids)} task{'s' * (len(ids) != 1)} on the {backend.name} backend")
+    result = backend.submit(store, ids)
     if result.text:
         console.print(result.text, highlight=False)
     if not result.waited:
@@ -66,7 +66,7 @@ def _run(store: RunStore, ids: list[str], backend: str, options: SubmitOptions) 
                       + ", ".join(elsewhere[:10]) + (" ..." if len(elsewhere) > 10 else ""))
     if failed or counts.get("done", 0) + len(elsewhere) != len(ids):
         console.print(f"see 'snnbatch status {store.path}'; unfinished tasks continue with 'snnbatch resume {store.path}'")
-        sys.exit(1)
+        sys.exit(int(ExitCode.TASKS_FAILED if failed else ExitCode.INTERRUPTED))
 
 
 @click.command("submit")
@@ -91,15 +91,13 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
       snnbatch submit sweep.yaml --backend dask --scheduler-address tcp://10.0.0.5:8786
       snnbatch submit sweep.yaml --backend slurm --max-parallel 100 --dry-run
     """
-    _check_options(backend, scheduler_address)
+    runner = _backend(backend, max_parallel, scheduler_address, progress)
     spec = spec_mod.load(spec_path)
     text = Path(spec_path).read_text(encoding="utf-8")
     tasks = planner.plan(spec)
     store_path = store_path or str(Path("runs") / spec.name)
-    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress,
-                            dry_run=dry_run)
     if dry_run:
-        _dry_run(backend, options, store_path, spec.name, spec.resources, [t.id for t in tasks])
+        _dry_run(runner, store_path, spec.name, spec.resources, [t.id for t in tasks])
         return
     store, added = RunStore.create_or_update(store_path, spec, text, tasks)
     _announce_plugins(store)
@@ -107,7 +105,7 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
         console.print(f"{store.path}: {len(added)} new task(s) added to the {len(tasks) - len(added)} it had")
     wanted = {t.id for t in tasks}
     ids = [t["id"] for t in store.tasks() if t["id"] in wanted and t["state"] not in ("done", "running")]
-    _run(store, ids, backend, options)
+    _run(store, ids, runner)
 
 
 @click.command("resume")
@@ -131,18 +129,16 @@ def resume_command(store_path, backend, max_parallel, scheduler_address, progres
       snnbatch resume runs/quickstart --include-failed --backend inline
       snnbatch resume runs/sweep --backend slurm      # only the unfinished tasks, in compact new arrays
     """
-    _check_options(backend, scheduler_address)
+    runner = _backend(backend, max_parallel, scheduler_address, progress)
     store = RunStore.open(store_path, mode="r" if dry_run else "r+")
     _check_plugin_code(store, allow_changed_code, dry_run)
     skip = {"done", "running"} | (set() if include_failed else {"failed"})
     ids = [t["id"] for t in store.tasks() if t["state"] not in skip]
-    options = SubmitOptions(max_parallel=max_parallel, scheduler_address=scheduler_address, progress=progress,
-                            dry_run=dry_run)
-    if dry_run:
+    if dry_run and ids:
         res = Resources.model_validate(store.spec_dict().get("resources", {}))
-        _dry_run(backend, options, store.path, store.name, res, ids)
+        _dry_run(runner, store.path, store.name, res, ids)
         return
-    _run(store, ids, backend, options)
+    _run(store, ids, runner)
 
 
 def _announce_plugins(store: RunStore) -> None:
