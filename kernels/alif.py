@@ -43,6 +43,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ._jit import njit
 from . import lif
 from .events import SpikeEvents
 
@@ -283,8 +284,8 @@ def _trace_py(
         )
 
 
-_jit = numba.njit(cache=True, nogil=True, fastmath=False)
-_jit_par = numba.njit(cache=True, nogil=True, parallel=True, fastmath=False)
+_jit = njit(nogil=True, fastmath=False)
+_jit_par = njit(nogil=True, parallel=True, fastmath=False)
 
 _spike_fn = _jit(_spike_fn)
 _surrogate = _jit(_surrogate)

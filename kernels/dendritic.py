@@ -107,6 +107,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ._jit import njit
+
 
 class DendriticConfig(NamedTuple):
     n_neurons: int = 100
@@ -499,12 +501,12 @@ def _backward_py(X, inputs, targets, w_in, w_soma, w_dend, sigma, K, syn_theta, 
                 p[q, nn] = pn[q, nn]
 
 
-_jit = numba.njit(cache=True, nogil=True, fastmath=False)
+_jit = njit(nogil=True, fastmath=False)
 _sigmoid = _jit(_sigmoid)
 _constants = _jit(_constants_py)
 _euler = _jit(_euler_py)
 _forward = _jit(_forward_py)
-_forward_ff = numba.njit(cache=True, nogil=True, fastmath=False, parallel=True)(_forward_ff_py)
+_forward_ff = njit(nogil=True, fastmath=False, parallel=True)(_forward_ff_py)
 _loss = _jit(_loss_py)
 _backward = _jit(_backward_py)
 

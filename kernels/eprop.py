@@ -62,6 +62,7 @@ import math
 import numba
 import numpy as np
 
+from ._jit import njit
 from . import lif
 from .events import SpikeEvents
 
@@ -359,8 +360,8 @@ def _bptt_batch_py(
     return losses, correct  # summed by the caller in a fixed order, not by a parallel reduction
 
 
-_jit = numba.njit(cache=True, nogil=True, fastmath=False)
-_jit_par = numba.njit(cache=True, nogil=True, parallel=True, fastmath=False)
+_jit = njit(nogil=True, fastmath=False)
+_jit_par = njit(nogil=True, parallel=True, fastmath=False)
 
 _spike_fn = _jit(_spike_fn)
 _surrogate = _jit(_surrogate)

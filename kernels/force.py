@@ -98,6 +98,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ._jit import njit
+
 
 class ForceConfig(NamedTuple):
     n_neurons: int = 200
@@ -410,11 +412,11 @@ def _simulate_py(
                     in_p[p_post[q]] += w_flat[p_index[q]]
 
 
-_jit = numba.njit(cache=True, nogil=True)
+_jit = njit(nogil=True)
 # The packed product's column dot product is a floating-point reduction: allowing its reassociation lets
 # LLVM vectorise it (about 3-4x faster from L = 80 on). The summation order is fixed by the compiled code,
 # so the bits are the same for any thread count; they may differ between CPU types at round-off level.
-_spmv = numba.njit(cache=True, nogil=True, fastmath={"reassoc"})(_spmv_py)
+_spmv = njit(nogil=True, fastmath={"reassoc"})(_spmv_py)
 _spr = _jit(_spr_py)
 _symv = _jit(_symv_py)
 _syr = _jit(_syr_py)
@@ -422,7 +424,7 @@ _rls_step = _jit(_rls_step_py)
 _accumulate = _jit(_accumulate_py)
 _update_block = _jit(_update_block_py)
 _rls_block = _jit(_rls_block_py)
-_jit_par = numba.njit(cache=True, parallel=True)
+_jit_par = njit(parallel=True)
 _update_all = _jit_par(_update_all_py)
 _rls_all = _jit_par(_rls_all_py)
 _simulate = _jit(_simulate_py)

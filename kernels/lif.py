@@ -37,6 +37,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from ._jit import njit
 from .events import SpikeEvents
 
 
@@ -413,8 +414,8 @@ def _trace_py(w_in, w_rec, w_out, ptr, units, index, T, alpha, beta, theta, scal
                 S[i, n, spk_idx[q]] = spk_val[q]
 
 
-_jit = numba.njit(cache=True, nogil=True, fastmath=False, error_model="numpy")
-_jit_par = numba.njit(cache=True, nogil=True, parallel=True, fastmath=False, error_model="numpy")
+_jit = njit(nogil=True, fastmath=False, error_model="numpy")
+_jit_par = njit(nogil=True, parallel=True, fastmath=False, error_model="numpy")
 
 _spike_fn = _jit(_spike_fn)
 _surrogate = _jit(_surrogate)
