@@ -60,7 +60,7 @@ def check_trainer(spec: dict[str, Any] | str | os.PathLike, *, kills: int = 2, s
     if isinstance(spec, dict):
         data, base = dict(spec), Path.cwd()
     else:
-        data, base = yaml.safe_load(Path(spec).read_text()) or {}, Path(spec).resolve().parent
+        data, base = spec_mod.load_yaml(Path(spec).read_text()) or {}, Path(spec).resolve().parent
     data["plugins"] = [str((base / p).resolve()) for p in data.get("plugins", [])]
     data.pop("sweep", None)  # the first task of the sweep: the base config
     text = yaml.safe_dump(data, sort_keys=False)

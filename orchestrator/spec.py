@@ -188,6 +188,22 @@ class _Loader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+# YAML 1.1 (PyYAML) reads a float only with a dot: 2e-3 and 1E5 would be strings. Read every float
+# form as a number, as YAML 1.2 does; integers stay integers (their resolver is tried first).
+_Loader.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(r"""^(?:
+     [-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X), list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """The data of a YAML text as a spec reads it (numbers in every float form); raises yaml.YAMLError."""
+    data, _ = _load_yaml(text)
+    return data
+
+
 def _load_yaml(text: str):
     loader = _Loader(text)
     try:

@@ -147,8 +147,7 @@ sweep:
      "lr, optimizer"),
     ("training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean 'optimizer'?)"),
     ("model: {type: alif, tau_adap: 0.1}", "model.tau_adap: unknown key 'tau_adap' (did you mean 'tau_adapt'?)"),
-    ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'alif', 'dendritic', 'force', 'lif' "
-     "(another one comes from a plugin: list its file under 'plugins:' or install its package)"),
+    ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'alif', 'dendritic', 'force', 'lif'"),
     ("learning: {rule: hebb}", "learning.rule: unknown rule 'hebb'; choose from: 'bptt', 'eprop'"),
     ("training: {beta1: 1.5}", "training.beta1: expected a number > 0.0 and < 1.0, got 1.5"),
     ("model: {dtype: float16}", "model.dtype: expected one of: 'float32', 'float64', got 'float16'"),
