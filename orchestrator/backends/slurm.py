@@ -190,11 +190,22 @@ def executor_parameters(res: Resources, name: str, max_parallel: int | None, n: 
     return params
 
 
+class _OfflineExecutor(submitit.SlurmExecutor):
+    """The same executor on a machine without ``srun``: it renders the sbatch script, never submits."""
+
+    @classmethod
+    def affinity(cls) -> int:
+        return 1
+
+
 class SlurmBackend(Backend):
     name = "slurm"
 
-    def _executor(self, path: Path, name: str, res: Resources, n: int) -> submitit.SlurmExecutor:
-        ex = submitit.SlurmExecutor(folder=str(Path(path).resolve() / "slurm" / "%A"), max_num_timeout=res.max_requeues)
+    def _executor(self, path: Path, name: str, res: Resources, n: int, offline: bool = False):
+        folder = str(Path(path).resolve() / "slurm" / "%A")
+        if not offline and submitit.SlurmExecutor.affinity() < 0:  # submitit looks for srun
+            raise not_found("srun")
+        ex = (_OfflineExecutor if offline else submitit.SlurmExecutor)(folder=folder, max_num_timeout=res.max_requeues)
         ex.update_parameters(**executor_parameters(res, name, self.options.max_parallel, n))
         return ex
 
@@ -205,7 +216,7 @@ class SlurmBackend(Backend):
         except BackendError:
             size, source = 1001, "SLURM's default MaxArraySize; scontrol did not answer"
         arrays = chunks(task_ids, size)
-        ex = self._executor(store_path, name, resources, len(arrays[0]) if arrays else 0)
+        ex = self._executor(store_path, name, resources, len(arrays[0]) if arrays else 0, offline=True)
         params = dict(ex.parameters)
         params["map_count"] = len(arrays[0]) if arrays else 0
         script = submitit.slurm.slurm._make_sbatch_string(command=ex._submitit_command_str, folder=ex.folder,
