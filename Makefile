@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e examples/plugin
 	touch $@
 
 quickstart: $(VENV)/.installed
