@@ -26,7 +26,7 @@ import os
 import re
 import typing
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Optional, Sequence, Union
 
 import yaml
 from pydantic import (
@@ -103,6 +103,7 @@ class Spec(_Strict):
     # Whether the file gave training.iterations or training.epochs; if not, the default length
     # (epochs) yields to a sweep over either.
     _length_given: bool = PrivateAttr(default=True)
+    _overrides: list = PrivateAttr(default_factory=list)  # the command-line overrides applied
 
     @model_validator(mode="before")
     @classmethod
@@ -144,8 +145,8 @@ rebuild_with_registry(Spec)
 # ------------------------------------------------------------------ loading
 
 
-def load(path: str | os.PathLike) -> Spec:
-    """Read and validate ``path``; raises :class:`SpecError` listing every problem."""
+def load(path: str | os.PathLike, overrides: Sequence[str] = ()) -> Spec:
+    """Read and validate ``path`` with command-line ``overrides``; raises :class:`SpecError` listing every problem."""
     path = str(path)
     try:
         with open(path, "rb") as fh:
@@ -161,7 +162,7 @@ def load(path: str | os.PathLike) -> Spec:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise SpecError(path, [f"line {line}: not UTF-8 text (byte {raw[exc.start]:#04x}); save the file as UTF-8"]) from None
-    return parse(text, path)
+    return parse(text, path, overrides)
 
 
 class _Loader(yaml.SafeLoader):
@@ -212,7 +213,8 @@ def _load_yaml(text: str):
         loader.dispose()
 
 
-def parse(text: str, path: str = "<spec>") -> Spec:
+def parse(text: str, path: str = "<spec>", overrides: Sequence[str] = ()) -> Spec:
+    """Validate a spec's text, with command-line ``overrides`` (``KEY=VALUE``, ``+KEY=VALUE``, ``~KEY``) applied."""
     try:
         data, duplicates = _load_yaml(text)
     except yaml.YAMLError as exc:
@@ -223,13 +225,106 @@ def parse(text: str, path: str = "<spec>") -> Spec:
     if duplicates:
         raise SpecError(path, duplicates)
     if data is None:
-        data = {}
+        raise SpecError(path, ["the file is empty (or only comments): write at least one section, e.g. "
+                               "'model: {n_hidden: 64}', or '{}' for a single task with every default"])
     if not isinstance(data, dict):
         raise SpecError(path, [f"(top level): expected a mapping of sections, got {type(data).__name__}"])
-    return validate(data, path)
+    data, origins = apply_overrides(data, overrides, path)
+    spec = validate(data, path, origins)
+    spec._overrides = list(overrides)
+    return spec
 
 
-def validate(data: dict, path: str = "<spec>") -> Spec:
+# ------------------------------------------------------------------ command-line overrides
+
+TOP_LEVEL = ("name", "description", "seed", "plugins", *SECTIONS, "sweep")
+_AXIS_PARENTS = (("sweep", "grid"), ("sweep", "zip"), ("sweep", "random", "params"))
+
+
+def _override_path(key: str) -> list[str]:
+    """``sweep.grid.training.lr`` -> [sweep, grid, training.lr]: an axis key is one key, dots and all."""
+    parts = key.split(".")
+    for parent in _AXIS_PARENTS:
+        n = len(parent)
+        if tuple(parts[:n]) == parent and len(parts) > n:
+            rest = parts[n:]
+            if parent[-1] == "params" and len(rest) > 1 and rest[-1] in ("uniform", "loguniform", "choice", "randint"):
+                return [*parent, ".".join(rest[:-1]), rest[-1]]
+            return [*parent, ".".join(rest)]
+    return parts
+
+
+def apply_overrides(data: dict, overrides: Sequence[str], path: str = "<spec>") -> tuple[dict, dict[str, str]]:
+    """The spec's data with Hydra-style overrides applied, and which override set each key path.
+
+    ``KEY=VALUE`` sets a key (VALUE is read as YAML: ``0.01``, ``[1e-3, 3e-3]``, ``{a: 1}``);
+    ``+KEY=VALUE`` adds one; ``~KEY`` removes one from the file (it takes its default). Keys are
+    dotted paths as in the spec (``training.lr``, ``sweep.grid.lr``). Every malformed override
+    is reported at once, each naming the override; nothing is written.
+    """
+    data = copy.deepcopy(data)
+    origins: dict[str, str] = {}
+    problems = []
+    for text in overrides:
+        where = f"override '{text}'"
+        delete = text.startswith("~")
+        body = text[1:] if text[:1] in "~+" else text
+        key, sep, raw = body.partition("=")
+        if not key or (not sep and not delete) or key.startswith(".") or key.endswith(".") or ".." in key:
+            problems.append(f"{where}: expected KEY=VALUE (e.g. training.lr=0.01), +KEY=VALUE or ~KEY")
+            continue
+        parts = _override_path(key)
+        if parts[0] not in TOP_LEVEL:
+            close = difflib.get_close_matches(parts[0], TOP_LEVEL, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            problems.append(f"{where}: unknown key '{parts[0]}'{hint}; the spec's keys: {', '.join(TOP_LEVEL)}")
+            continue
+        if delete:
+            node = data
+            for part in parts[:-1]:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or parts[-1] not in node:
+                problems.append(f"{where}: {key} is not in the spec, nothing to remove")
+                continue
+            del node[parts[-1]]
+            origins[key] = text
+            continue
+        try:
+            value = load_yaml(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            problems.append(f"{where}: the value is not valid YAML: {getattr(exc, 'problem', None) or exc}")
+            continue
+        node = data
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.get(part)
+            if nxt is None:
+                nxt = node[part] = {}
+            if not isinstance(nxt, dict):
+                problems.append(f"{where}: {'.'.join(parts[:i + 1])} is {nxt!r} in the spec, not a mapping of keys")
+                break
+            node = nxt
+        else:
+            node[parts[-1]] = value
+            origins[key] = text
+    if problems:
+        raise SpecError("command line", problems)
+    return data, origins
+
+
+def _name_overrides(problems: list[str], origins: dict[str, str]) -> list[str]:
+    """Say which override a problem comes from: ``training.lr: ... (from the override 'training.lr=x')``."""
+    if not origins:
+        return problems
+    out = []
+    for p in problems:
+        key = p.split(":", 1)[0]
+        hit = next((o for k, o in sorted(origins.items(), key=lambda kv: -len(kv[0]))
+                    if key == k or key.startswith(k + ".") or key.startswith(k + "[")), None)
+        out.append(f"{p} (from the override '{hit}')" if hit else p)
+    return out
+
+
+def validate(data: dict, path: str = "<spec>", origins: dict[str, str] | None = None) -> Spec:
     try:
         registry.ensure_loaded()
     except PluginError as exc:
@@ -242,10 +337,10 @@ def validate(data: dict, path: str = "<spec>") -> Spec:
         errors = _merge_seed_errors(exc.errors(), data)
         problems = [_format(err, Spec, data) for err in errors]
         problems += _sweep_problems_beside(data, errors)
-        raise SpecError(path, _unique(problems)) from None
+        raise SpecError(path, _name_overrides(_unique(problems), origins or {})) from None
     problems += _check_sweep(spec)
     if problems:
-        raise SpecError(path, _unique(problems))
+        raise SpecError(path, _name_overrides(_unique(problems), origins or {}))
     return spec
 
 
@@ -607,6 +702,11 @@ def _message(err: dict, root, data, loc) -> str:
             got = got.get(str(ctx.get("discriminator", "")).strip("'"))
         if typ != "union_tag_invalid":
             return f"missing '{ctx.get('discriminator')}'"
+        fitting = _fitting_tags(loc[0] if loc else None, data)
+        if fitting is not None:
+            model_type = _default_tag("model", data)
+            return (f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {got!r}; choose from: "
+                    f"{', '.join(map(repr, fitting))} (those that fit model '{model_type}')")
         return (f"unknown {ctx.get('discriminator', 'type').strip(chr(39))} {got!r}; choose from: {tags} "
                 "(another one comes from a plugin: list its file under 'plugins:' or install its package)")
     if typ == "missing":
@@ -626,6 +726,16 @@ def _message(err: dict, root, data, loc) -> str:
         return f"expected a list of values, got {got!r}"
     msg = f"{err['msg'][0].lower()}{err['msg'][1:]}"
     return f"{msg} ({got!r})" if ", got " in msg else f"{msg}, got {got!r}"
+
+
+def _fitting_tags(section, data) -> list[str] | None:
+    """The learning rules or datasets the spec's model takes (None for another section or an unknown model)."""
+    if section not in ("dataset", "learning"):
+        return None
+    alg = registry.algorithms().get(_default_tag("model", data))
+    if alg is None:
+        return None
+    return [r.name for r in alg.rules] if section == "learning" else registry.accepted_datasets(alg)
 
 
 def _format(err: dict, root, data) -> str:

@@ -96,8 +96,10 @@ class RunStore:
             added.append(task.id)
         if added:
             history = list(store.root.attrs.get("spec_history", []))
-            history.append({"time": time.time(), "added": len(added), "spec_yaml": spec_text})
+            overrides = list(getattr(spec, "_overrides", None) or [])
+            history.append({"time": time.time(), "added": len(added), "spec_yaml": spec_text, "overrides": overrides})
             store.root.update_attributes({"spec": spec.model_dump(mode="json"), "spec_yaml": spec_text,
+                                          "overrides": overrides,
                                           "spec_history": history, **code_attrs(store.root.attrs, tasks)})
         return store, added
 

@@ -16,17 +16,26 @@ def _fmt(v):
 
 @click.command("plan")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("overrides", metavar="[KEY=VALUE]...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks and summary as JSON, for scripts.")
+@click.option("--show-spec", is_flag=True, help="Print the resolved spec (overrides and defaults applied).")
 @run_command
-def plan_command(spec_path, as_json):
+def plan_command(spec_path, overrides, as_json, show_spec):
     """Show the tasks SPEC expands to, and what they ask for. Writes nothing.
+
+    Overrides change the spec from the command line: KEY=VALUE sets a key (VALUE is YAML),
+    +KEY=VALUE adds one, ~KEY removes one; keys as in the spec.
 
     \b
     Examples:
       snnbatch plan examples/quickstart.yaml
+      snnbatch plan examples/quickstart.yaml training.lr=0.01 'sweep.grid.n_hidden=[64,256]'
       snnbatch plan examples/quickstart.yaml --json | jq '.tasks[].id'
     """
-    spec = spec_mod.load(spec_path)
+    spec = spec_mod.load(spec_path, overrides)
+    if show_spec:
+        click.echo(spec_mod.dump_resolved(spec), nl=False)
+        return
     tasks = planner.plan(spec)
     summary = planner.summarize(spec, tasks)
     if as_json:

@@ -71,6 +71,7 @@ def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
 
 @click.command("submit")
 @click.argument("spec_path", metavar="SPEC", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("overrides", metavar="[KEY=VALUE]...", nargs=-1)
 @click.option("--store", "store_path", type=click.Path(file_okay=False, path_type=str), default=None,
               help="The run store (a directory). Default: runs/<spec name>.")
 @backend_option
@@ -79,7 +80,7 @@ def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
 @progress_option
 @dry_run_option
 @run_command
-def submit_command(spec_path, store_path, backend, max_parallel, scheduler_address, progress, dry_run):
+def submit_command(spec_path, overrides, store_path, backend, max_parallel, scheduler_address, progress, dry_run):
     """Run the sweep in SPEC. Tasks already done in the store are not run again.
 
     Re-submitting a spec with one more axis value adds only the new tasks.
@@ -88,11 +89,12 @@ def submit_command(spec_path, store_path, backend, max_parallel, scheduler_addre
     Examples:
       snnbatch submit examples/quickstart.yaml
       snnbatch submit examples/quickstart.yaml --store runs/qs --backend inline
+      snnbatch submit examples/quickstart.yaml training.lr=0.01 model.n_hidden=256
       snnbatch submit sweep.yaml --backend dask --scheduler-address tcp://10.0.0.5:8786
       snnbatch submit sweep.yaml --backend slurm --max-parallel 100 --dry-run
     """
     runner = _backend(backend, max_parallel, scheduler_address, progress)
-    spec = spec_mod.load(spec_path)
+    spec = spec_mod.load(spec_path, overrides)
     text = Path(spec_path).read_text(encoding="utf-8")
     tasks = planner.plan(spec)
     store_path = store_path or str(Path("runs") / spec.name)

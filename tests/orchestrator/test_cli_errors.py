@@ -21,15 +21,15 @@ BAD_FILES = [
     ("negative-replicates", "sweep: {seeds: -2}",
      "sweep.seeds: expected a positive number of replicates or a list of seeds, got -2"),
     ("unknown-top-level", "modle: {n_hidden: 3}", "modle: unknown key 'modle' (did you mean 'model'?); valid keys: "
-     "checkpoint, dataset, description, learning, model, name, resources, seed, sweep, training"),
+     "checkpoint, dataset, description, learning, model, name, plugins, resources, seed, sweep, training"),
     ("unknown-top-level-no-match", "xyz: 1", "xyz: unknown key 'xyz'; valid keys: checkpoint, dataset, description"),
     ("unknown-section-key", "training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean "
      "'optimizer'?); valid keys: batch_size, beta1, beta2, epochs, iterations, lr, optimizer"),
     ("unknown-resources-key", "resources: {cpu: 4}", "resources.cpu: unknown key 'cpu' (did you mean 'cpus'?)"),
-    ("unknown-model-type", "model: {type: izhikevich}", "model.type: unknown type 'izhikevich'; choose from: 'lif', "
-     "'alif'"),
+    ("unknown-model-type", "model: {type: hodgkin_huxley}", "model.type: unknown type 'hodgkin_huxley'; choose from: "
+     "'alif', 'dendritic', 'force', 'lif'"),
     ("unknown-dataset-type", "dataset: {type: mnist}", "dataset.type: unknown type 'mnist'; choose from: 'randman', "
-     "'shd'"),
+     "'shd', 'spike_files' (those that fit model 'lif')"),
     ("unknown-axis", "sweep: {grid: {n_hiden: [4, 8]}}", "sweep.grid.n_hiden: unknown parameter 'n_hiden' (did you "
      "mean 'n_hidden'?); sweepable: alpha, batch_size"),
     ("unknown-dotted-axis", "sweep: {zip: {training.lrr: [0.1]}}", "sweep.zip.training.lrr: unknown parameter "

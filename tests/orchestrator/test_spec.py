@@ -24,9 +24,14 @@ def problems(text: str) -> list[str]:
 # ------------------------------------------------------------------ defaults
 
 
-@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "---\n", "{}"])
-def test_an_empty_file_is_one_task_with_every_default(text):
-    spec = spec_mod.parse(text)
+@pytest.mark.parametrize("text", ["", "# nothing but a comment\n", "---\n"])
+def test_an_empty_file_is_an_error(text):
+    with pytest.raises(SpecError, match=r"s.yaml: 1 problem\n  the file is empty \(or only comments\)"):
+        spec_mod.parse(text, "s.yaml")
+
+
+def test_an_empty_mapping_is_one_task_with_every_default():
+    spec = spec_mod.parse("{}")
     (task,) = planner.plan(spec)
     assert task.config == TaskConfig.model_validate({})
     assert spec.name == "sweep" and task.params == {"seed": 0}
@@ -62,7 +67,7 @@ def test_sweeping_iterations_replaces_the_default_length_in_epochs():
     tasks = planner.plan(spec_mod.parse("sweep: {grid: {iterations: [10, 20]}}"))
     assert [(t.config.training.iterations, t.config.training.epochs) for t in tasks] == [(10, None), (20, None)]
     # and leaving the length alone keeps the default one, in epochs
-    assert planner.plan(spec_mod.parse(""))[0].config.training.epochs == 20
+    assert planner.plan(spec_mod.parse("{}"))[0].config.training.epochs == 20
 
 
 @pytest.mark.parametrize("text, where", [
@@ -148,7 +153,10 @@ sweep:
     ("training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean 'optimizer'?)"),
     ("model: {type: alif, tau_adap: 0.1}", "model.tau_adap: unknown key 'tau_adap' (did you mean 'tau_adapt'?)"),
     ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'alif', 'dendritic', 'force', 'lif'"),
-    ("learning: {rule: hebb}", "learning.rule: unknown rule 'hebb'; choose from: 'bptt', 'eprop'"),
+    ("learning: {rule: hebb}", "learning.rule: unknown rule 'hebb'; choose from: 'bptt', 'eprop' (those that fit "
+     "model 'lif')"),
+    ("model: {type: alif}\nlearning: {rule: hebb}", "learning.rule: unknown rule 'hebb'; choose from: 'bptt', "
+     "'eprop' (those that fit model 'alif')"),
     ("training: {beta1: 1.5}", "training.beta1: expected a number > 0.0 and < 1.0, got 1.5"),
     ("model: {dtype: float16}", "model.dtype: expected one of: 'float32', 'float64', got 'float16'"),
     ("model: 3", "model: expected a mapping of keys, got 3"),
