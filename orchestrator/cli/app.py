@@ -31,7 +31,8 @@ def run_command(fn):
         except Error as exc:
             abort(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("\ninterrupted: every task keeps its last checkpoint; continue with 'snnbatch resume STORE'")
+            err_console.print("\ninterrupted: every task keeps its last checkpoint; continue with 'snnbatch resume STORE'",
+                              markup=False, highlight=False, soft_wrap=True)
             sys.exit(int(ExitCode.INTERRUPTED))
 
     return wrapper
