@@ -69,7 +69,15 @@ def replicate_seeds(spec: Spec) -> list[int]:
 
 
 def expand_configs(spec: Spec) -> Iterator[tuple[dict, dict[str, Any]]]:
-    """(config as plain data, swept values) for every combination, in plan order."""
+    """(config as plain data, swept values) for every combination, in plan order.
+
+    A list of sub-sweeps expands each in turn; a sub-sweep's ``set`` values are among its swept values.
+    """
+    if spec._parts:
+        for part in spec._parts:
+            for config, values in expand_configs(part):
+                yield config, {**part._set, **values}
+        return
     base = spec.base_config()
     sweep = spec.sweep
     grid_keys = list(sweep.grid)
@@ -103,7 +111,27 @@ def plan(spec: Spec) -> list[Task]:
         tid = task_id(cfg)
         if tid not in tasks:
             tasks[tid] = Task(tid, len(tasks), cfg, values)
-    return list(tasks.values())
+    out = list(tasks.values())
+    if spec._parts:  # sub-sweeps vary different keys: every task names all of them (None where it has none)
+        keys = list(dict.fromkeys(k for t in out for k in t.params if k != "seed")) + ["seed"]
+        out = [Task(t.id, t.index, t.config, {k: t.params.get(k, _value_at(t.config, k)) for k in keys})
+               for t in out]
+    return out
+
+
+def _value_at(config: TaskConfig, key: str):
+    """The value of a swept key in a task's config, or None when the config has no such key."""
+    data = config.model_dump(mode="json")
+    if "." in key:
+        node = data
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return node
+    try:
+        path = resolve_key(key, data)
+    except KeyError:
+        return None
+    return data[path[0]][path[1]]
 
 
 @dataclass

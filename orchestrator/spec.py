@@ -88,6 +88,12 @@ class Sweep(_Strict):
     seeds: Union[PositiveInt, list[NonNegativeInt]] = 1
 
 
+class SubSweep(Sweep):
+    """One sweep of a list: its own axes, and ``set`` (dotted keys) changing the base config for it."""
+
+    set: dict[str, Any] = {}
+
+
 class Spec(_Strict):
     name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     description: str = ""
@@ -99,11 +105,13 @@ class Spec(_Strict):
     training: Training = Training()
     checkpoint: Checkpoint = Checkpoint()
     resources: Resources = Resources()
-    sweep: Sweep = Sweep()
+    sweep: Union[Sweep, list[SubSweep]] = Sweep()
     # Whether the file gave training.iterations or training.epochs; if not, the default length
     # (epochs) yields to a sweep over either.
     _length_given: bool = PrivateAttr(default=True)
     _overrides: list = PrivateAttr(default_factory=list)  # the command-line overrides applied
+    _parts: list = PrivateAttr(default_factory=list)  # a list sweep: one validated Spec per sub-sweep
+    _set: dict = PrivateAttr(default_factory=dict)  # a sub-sweep's own settings (its ``set``)
 
     @model_validator(mode="before")
     @classmethod
@@ -132,7 +140,9 @@ class Spec(_Strict):
         return data
 
     def axes(self) -> dict[str, tuple[str, ...]]:
-        """Every swept key, resolved to its full path."""
+        """Every swept key, resolved to its full path (of every sub-sweep, for a list)."""
+        if self._parts:
+            return {k: v for part in self._parts for k, v in part.axes().items()}
         keys = list(self.sweep.grid) + list(self.sweep.zip)
         if self.sweep.random:
             keys += list(self.sweep.random.params)
@@ -330,11 +340,13 @@ def validate(data: dict, path: str = "<spec>", origins: dict[str, str] | None = 
     except PluginError as exc:
         raise SpecError(path, [f"(installed plugins): {exc}"]) from None
     data = {**data, "plugins": load_plugins(data.get("plugins"), path)} if "plugins" in data else data
+    if isinstance(data.get("sweep"), list):
+        return _validate_list_sweep(data, path, origins or {})
     problems: list[str] = []
     try:
         spec = Spec.model_validate(data, context=CHECK)
     except ValidationError as exc:
-        errors = _merge_seed_errors(exc.errors(), data)
+        errors = _merge_seed_errors(_one_sweep_form(exc.errors()), data)
         problems = [_format(err, Spec, data) for err in errors]
         problems += _sweep_problems_beside(data, errors)
         raise SpecError(path, _name_overrides(_unique(problems), origins or {})) from None
@@ -342,6 +354,64 @@ def validate(data: dict, path: str = "<spec>", origins: dict[str, str] | None = 
     if problems:
         raise SpecError(path, _name_overrides(_unique(problems), origins or {}))
     return spec
+
+
+def _validate_list_sweep(data: dict, path: str, origins: dict[str, str]) -> Spec:
+    """A ``sweep`` that is a list: each sub-sweep is the spec with its ``set`` applied and its own axes.
+
+    Every sub-sweep is validated whole (problems named ``sweep[i]...``); the spec keeps them as its
+    parts, and the planner unites their tasks (a task in two sub-sweeps appears once).
+    """
+    subs = data["sweep"]
+    problems, parts = [], []
+    if not subs:
+        raise SpecError(path, ["sweep: expected a mapping of axes, or a non-empty list of sub-sweeps"])
+    for i, sub in enumerate(subs):
+        where = f"sweep[{i}]"
+        if not isinstance(sub, dict):
+            problems.append(f"{where}: expected a mapping (grid, zip, random, seeds, set), got {sub!r}")
+            continue
+        sub = dict(sub)
+        settings = sub.pop("set", None) or {}
+        if not isinstance(settings, dict):
+            problems.append(f"{where}.set: expected a mapping of dotted keys to values, got {settings!r}")
+            continue
+        part = {k: v for k, v in data.items() if k != "sweep"}
+        try:
+            part, _ = apply_overrides(part, [f"{k}={_yaml_value(v)}" for k, v in settings.items()], path)
+        except SpecError as exc:
+            problems += [p.replace("override '", f"{where}.set: '", 1) for p in exc.problems]
+            continue
+        part["sweep"] = sub
+        try:
+            spec = validate(part, path, origins)
+        except SpecError as exc:
+            problems += [_in_sub_sweep(p, i, settings) for p in exc.problems]
+            continue
+        spec._set = dict(settings)
+        parts.append(spec)
+    if problems:
+        raise SpecError(path, _unique(problems))
+    first = parts[0]
+    spec = Spec.model_validate({**{k: v for k, v in data.items() if k != "sweep"},
+                                "sweep": [dict(s) for s in subs]}, context=CHECK)
+    spec._length_given = first._length_given
+    spec._parts = parts
+    return spec
+
+
+def _yaml_value(value) -> str:
+    return yaml.safe_dump(value, default_flow_style=True, width=10**9).strip().removesuffix("...").strip()
+
+
+def _in_sub_sweep(problem: str, i: int, settings: dict) -> str:
+    """A sub-sweep's problem, named by its place: ``sweep.grid.x`` -> ``sweep[1].grid.x``."""
+    if problem.startswith("sweep"):
+        return f"sweep[{i}]" + problem[len("sweep"):]
+    key = problem.split(":", 1)[0]
+    if any(key == k or key.startswith(k + ".") for k in settings):
+        return f"sweep[{i}].set: {problem}"
+    return problem
 
 
 def load_plugins(files, path: str) -> list[str]:
@@ -378,6 +448,19 @@ def load_plugins(files, path: str) -> list[str]:
 
 def _unique(items: list[str]) -> list[str]:
     return list(dict.fromkeys(items))
+
+
+def _one_sweep_form(errors: list) -> list:
+    """``sweep`` is one sweep or a list (validated apart): drop the list form's errors and the form's name."""
+    out = []
+    for err in errors:
+        loc = tuple(err["loc"])
+        if loc[:1] == ("sweep",) and len(loc) > 1 and loc[1] in ("Sweep", "list[SubSweep]"):
+            if loc[1] != "Sweep":
+                continue
+            err = {**err, "loc": ("sweep", *loc[2:])}
+        out.append(err)
+    return out
 
 
 def _merge_seed_errors(errors: list, data: dict) -> list:
