@@ -86,7 +86,11 @@ class SHDData(Section):
             return value
         path = Path(value).expanduser()
         if not path.is_file():
-            raise ValueError(f"file not found: {value}")
+            raise ValueError(
+                f"file not found: {value} (looked for {path.resolve()}). snnbatch downloads nothing: get "
+                "shd_train.h5.gz and shd_test.h5.gz from the Heidelberg spiking data sets (Cramer et al. 2020; "
+                "zenkelab.org/datasets), gunzip them, and set dataset.train_path / dataset.test_path to where "
+                "they are, relative to the directory you run snnbatch in")
         return str(path.resolve())
 
 

@@ -91,11 +91,16 @@ def test_missing_file_is_a_spec_error_naming_it(tmp_path):
     missing = tmp_path / "nowhere" / "shd_train.h5"
     with pytest.raises(SpecError) as err:
         spec_mod.parse(f"dataset: {{type: shd, train_path: {missing}}}\n")
-    assert err.value.problems == [f"dataset.train_path: file not found: {missing}"]
+    (problem,) = err.value.problems
+    assert problem.startswith(f"dataset.train_path: file not found: {missing} (looked for {missing}). ")
+    # where the data comes from, and how to point at it
+    assert "snnbatch downloads nothing" in problem and "shd_train.h5.gz" in problem
+    assert "set dataset.train_path / dataset.test_path" in problem
     present = write_shd(tmp_path / "t.h5", [[0.0]], [[0]], [0])
     with pytest.raises(SpecError) as err:
         spec_mod.parse(f"dataset: {{type: shd, train_path: {present}, test_path: {missing}}}\n")
-    assert err.value.problems == [f"dataset.test_path: file not found: {missing}"]
+    (problem,) = err.value.problems
+    assert problem.startswith(f"dataset.test_path: file not found: {missing} ")
 
 
 def test_relative_path_is_checked_in_the_working_directory_and_stored_absolute(tmp_path, monkeypatch):
