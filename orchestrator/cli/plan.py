@@ -19,8 +19,11 @@ def _fmt(v):
 @click.argument("overrides", metavar="[KEY=VALUE]...", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="Print the tasks and summary as JSON, for scripts.")
 @click.option("--show-spec", is_flag=True, help="Print the resolved spec (overrides and defaults applied).")
+@click.option("--estimate", is_flag=True,
+              help="Time a few iterations of one task per network shape on this machine and extrapolate each "
+              "task's run time and the sweep's core-hours (trains briefly; writes nothing).")
 @run_command
-def plan_command(spec_path, overrides, as_json, show_spec):
+def plan_command(spec_path, overrides, as_json, show_spec, estimate):
     """Show the tasks SPEC expands to, and what they ask for. Writes nothing.
 
     Overrides change the spec from the command line: KEY=VALUE sets a key (VALUE is YAML),
@@ -31,6 +34,7 @@ def plan_command(spec_path, overrides, as_json, show_spec):
       snnbatch plan examples/quickstart.yaml
       snnbatch plan examples/quickstart.yaml training.lr=0.01 'sweep.grid.n_hidden=[64,256]'
       snnbatch plan examples/quickstart.yaml --json | jq '.tasks[].id'
+      snnbatch plan examples/quickstart.yaml --estimate
     """
     spec = spec_mod.load(spec_path, overrides)
     if show_spec:
@@ -57,6 +61,40 @@ def plan_command(spec_path, overrides, as_json, show_spec):
         f"{summary.n_tasks} tasks × {summary.cpus_per_task} cpu × {spec.resources.time} "
         f"= {summary.core_hours:.1f} core-hours requested"
     )
+    if estimate:
+        _print_estimate(spec, tasks)
+
+
+def _print_estimate(spec, tasks) -> None:
+    from ...jobs.config import parse_duration
+    from ..estimate import estimate
+    from ..results import format_duration
+
+    console.print(f"timing each network shape on this machine ({spec.resources.cpus} cpu per task) ...")
+    shapes = estimate(tasks, spec.resources.cpus)
+    table = Table(title="estimated run time", title_justify="left")
+    for col in ("shape", "tasks", "s / iteration", "iterations", "per task"):
+        table.add_column(col, justify="right")
+    total_s, longest = 0.0, 0.0
+    for i, shape in enumerate(shapes):
+        seconds = [shape.task_seconds(t) for t in shape.tasks]
+        total_s += sum(seconds)
+        longest = max(longest, max(seconds))
+        its = sorted({shape._total(t) for t in shape.tasks})
+        label = ", ".join(f"{k}={_fmt(v)}" for k, v in shape.tasks[0].params.items()
+                          if k.rsplit(".", 1)[-1] not in ("lr", "beta1", "beta2", "seed", "iterations", "epochs"))
+        table.add_row(label or "every task", str(len(shape.tasks)), f"{shape.iteration_s:.3g}",
+                      "-".join(map(str, (its[0], its[-1]))) if len(its) > 1 else str(its[0]),
+                      format_duration(max(seconds)))
+    console.print(table)
+    core_hours = total_s * spec.resources.cpus / 3600
+    limit = parse_duration(spec.resources.time)
+    console.print(f"estimated: {core_hours:.2f} core-hours in all; the longest task {format_duration(longest)} "
+                  f"(resources.time is {spec.resources.time})")
+    if longest > limit:
+        console.print(f"[yellow]the longest task needs more than resources.time: it will checkpoint and continue "
+                      f"in a requeued job; set resources.time to about {format_duration(1.2 * longest)} to avoid "
+                      "that[/]")
 
 
 COMMANDS = [plan_command]

@@ -1,0 +1,71 @@
+"""How long a sweep will take: time a few iterations of one task per network shape, extrapolate.
+
+Tasks that differ only in what does not change the cost of an iteration (learning rate, seeds,
+optimizer constants) share a shape; each shape is timed once on this machine, with the thread
+count the tasks will get, after one untimed iteration that compiles (or loads) its kernels.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from ..jobs import threads
+from .planner import Task
+
+COST_FREE = {"training": ("lr", "beta1", "beta2", "iterations", "epochs")}  # no effect on one iteration's cost
+
+
+@dataclass
+class ShapeEstimate:
+    tasks: list[Task]
+    build_s: float  # building the trainer: data, kernels (a resumed task pays it again)
+    iteration_s: float  # one training iteration
+    evaluate_s: float
+
+    def task_seconds(self, task: Task) -> float:
+        return self.build_s + self.evaluate_s + self.iteration_s * self._total(task)
+
+    def _total(self, task: Task) -> int:
+        from ..jobs.trainer import total_iterations
+
+        return total_iterations(self._trainer, task.config.training)
+
+
+def shape_key(task: Task) -> str:
+    data = task.config.model_dump(mode="json", include={"model", "dataset", "learning", "training"})
+    for section, keys in COST_FREE.items():
+        for k in keys:
+            data[section].pop(k, None)
+    data["learning"] = {"rule": data["learning"].get("rule")}
+    return json.dumps(data, sort_keys=True)
+
+
+def estimate(tasks: list[Task], cpus: int, min_seconds: float = 1.0, max_iterations: int = 20) -> list[ShapeEstimate]:
+    """Time each distinct shape (at least ``min_seconds`` or ``max_iterations`` iterations)."""
+    from ..jobs.trainer import build_trainer, initial_state
+
+    threads.apply(cpus)
+    groups: dict[str, list[Task]] = {}
+    for t in tasks:
+        groups.setdefault(shape_key(t), []).append(t)
+    out = []
+    for members in groups.values():
+        t0 = time.perf_counter()
+        trainer = build_trainer(members[0].config)
+        state = initial_state(trainer)
+        build_s = time.perf_counter() - t0
+        trainer.step(state)  # compiles or loads the kernels: not a cost of the iterations
+        state.iteration += 1
+        n, t1 = 0, time.perf_counter()
+        while n < max_iterations and (n < 2 or time.perf_counter() - t1 < min_seconds):
+            trainer.step(state)
+            state.iteration += 1
+            n += 1
+        iteration_s = (time.perf_counter() - t1) / n
+        t2 = time.perf_counter()
+        trainer.evaluate(state)
+        est = ShapeEstimate(members, build_s, iteration_s, time.perf_counter() - t2)
+        est._trainer = trainer
+        out.append(est)
+    return out
