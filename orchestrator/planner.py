@@ -1,25 +1,17 @@
-"""Expand a validated spec into tasks: pure, no I/O.
+"""Turn a validated spec into tasks: pure, no I/O.
 
-Order of expansion: grid (cartesian, in the spec's key order) × zip (index by
-index) × random samples × replicate seeds. Random samples are drawn from
-``sweep.random.seed`` alone, so the same spec always gives the same tasks:
-each parameter from its own stream, keyed by the seed and the parameter's
-full path, so that the order of the parameters in the file does not matter,
-adding a parameter leaves the draws of the others as they were, and more
-``samples`` only add draws after the existing ones. A task's id is the hash
-of its resolved config (``snnbatch.jobs.config.task_id``).
+The sweep is expanded into configs by :mod:`snnbatch.orchestrator.expand`
+(order of expansion, random draws); each config is validated into a
+:class:`~snnbatch.jobs.config.TaskConfig`, and a task's id is the hash of its
+resolved config (``snnbatch.jobs.config.task_id``).
 """
 from __future__ import annotations
 
-import hashlib
-import itertools
-import math
 from dataclasses import dataclass, field
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Any
 
 from ..jobs.config import TaskConfig, task_id
+from .expand import expand_configs
 from .spec import Spec, resolve_key
 
 
@@ -32,75 +24,6 @@ class Task:
 
     def config_dict(self) -> dict:
         return self.config.model_dump(mode="json")
-
-
-def _stream(seed: int, path: tuple[str, ...]) -> np.random.Generator:
-    """The random stream of one swept parameter: the sweep's seed and the parameter's full path."""
-    key = int.from_bytes(hashlib.sha256(".".join(path).encode()).digest()[:8], "little")
-    return np.random.default_rng(np.random.SeedSequence([seed, key]))
-
-
-def _draw(dist, rng: np.random.Generator):
-    if dist.uniform is not None:
-        return float(rng.uniform(*dist.uniform))
-    if dist.loguniform is not None:
-        lo, hi = dist.loguniform
-        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-    if dist.randint is not None:
-        return int(rng.integers(dist.randint[0], dist.randint[1] + 1))  # both bounds included
-    return dist.choice[int(rng.integers(len(dist.choice)))]
-
-
-def _random_draws(spec: Spec) -> list[dict[str, Any]]:
-    rs = spec.sweep.random
-    if rs is None:
-        return [{}]
-    base = spec.base_config()
-    columns = {}
-    for key, dist in rs.params.items():
-        rng = _stream(rs.seed, resolve_key(key, base))
-        columns[key] = [_draw(dist, rng) for _ in range(rs.samples)]
-    return [{key: columns[key][i] for key in rs.params} for i in range(rs.samples)]
-
-
-def replicate_seeds(spec: Spec) -> list[int]:
-    seeds = spec.sweep.seeds
-    return list(seeds) if isinstance(seeds, list) else [spec.seed + i for i in range(seeds)]
-
-
-def expand_configs(spec: Spec) -> Iterator[tuple[dict, dict[str, Any]]]:
-    """(config as plain data, swept values) for every combination, in plan order.
-
-    A list of sub-sweeps expands each in turn; a sub-sweep's ``set`` values are among its swept values.
-    """
-    if spec._parts:
-        for part in spec._parts:
-            for config, values in expand_configs(part):
-                yield config, {**part._set, **values}
-        return
-    base = spec.base_config()
-    sweep = spec.sweep
-    grid_keys = list(sweep.grid)
-    zip_keys = list(sweep.zip)
-    n_zip = len(next(iter(sweep.zip.values()))) if zip_keys else 1
-    paths = {k: resolve_key(k, base) for k in grid_keys + zip_keys}
-    if sweep.random:
-        paths.update({k: resolve_key(k, base) for k in sweep.random.params})
-    draws = _random_draws(spec)
-    for combo in itertools.product(*(sweep.grid[k] for k in grid_keys)):
-        for z in range(n_zip):
-            for draw in draws:
-                for seed in replicate_seeds(spec):
-                    values = dict(zip(grid_keys, combo))
-                    values.update({k: sweep.zip[k][z] for k in zip_keys})
-                    values.update(draw)
-                    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-                    for key, value in values.items():
-                        section, name = paths[key]
-                        config[section][name] = value
-                    config["seed"] = seed
-                    values["seed"] = seed
-                    yield config, values
 
 
 def plan(spec: Spec) -> list[Task]:

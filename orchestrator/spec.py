@@ -643,7 +643,7 @@ def _check_length_axes(base: dict, swept: dict[tuple[str, ...], str]) -> list[st
 
 
 def _sample_configs(spec):
-    from .planner import expand_configs
+    from .expand import expand_configs
 
     return [c for c, _ in itertools.islice(expand_configs(spec), 1000)]
 
