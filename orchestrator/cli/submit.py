@@ -60,7 +60,9 @@ def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
     failed = [tid for tid in ids if tasks[tid]["state"] == "failed"]
     for tid in failed:
         console.print(f"  [red]failed[/] {tid}: {tasks[tid]['status'].get('error_line', '')}", highlight=False)
-    elsewhere = [tid for tid in ids if result.outcomes.get(tid) == "leased" or tasks[tid]["state"] == "running"]
+    # held by another driver when we came to them, and not done by it yet
+    elsewhere = [tid for tid in ids if tasks[tid]["state"] not in ("done", "failed")
+                 and (result.outcomes.get(tid) == "leased" or tasks[tid]["state"] == "running")]
     if elsewhere:
         console.print(f"{len(elsewhere)} task(s) running elsewhere (another driver holds them): "
                       + ", ".join(elsewhere[:10]) + (" ..." if len(elsewhere) > 10 else ""))

@@ -164,3 +164,35 @@ def test_5_a_dask_scheduler_that_cannot_be_reached(write_spec, tmp_path):
     assert r.returncode == ExitCode.SYSTEM, r.stdout + r.stderr
     assert "error: cannot reach the Dask scheduler at tcp://127.0.0.1:9: " in r.stderr and "Traceback" not in r.stderr
     assert json.loads(snnbatch("status", tmp_path / "store", "--json").stdout)["summary"]["pending"] == 1
+
+
+def test_submit_counts_a_task_another_driver_finished_as_done_and_an_interrupted_one_as_3(write_spec, tmp_path):
+    """How ``submit`` and ``resume`` choose their status once the backend has waited for the tasks."""
+    from snnbatch.jobs.runner import StopFlag, run_task
+    from snnbatch.orchestrator.backends.base import Backend, SubmitResult
+    from snnbatch.orchestrator.cli.submit import _run
+
+    text = TINY + "sweep: {seeds: 3}\n"
+    store = tmp_path / "store"
+    first, second, third = _planned(write_spec(text), text, store)
+    assert run_task(store, first).state == "done"  # by another driver, which held it when this one came to it
+
+    class Racing(Backend):
+        name = "racing"
+
+        def submit(self, store, task_ids):
+            return SubmitResult(waited=True, outcomes={first: "leased", second: run_task(store.path, second).state})
+
+    _run(RunStore.open(store, mode="r+"), [first, second], Racing())  # returns: every task is done (status 0)
+
+    class Stopped(Backend):
+        name = "stopped"
+
+        def submit(self, store, task_ids):
+            stop = StopFlag()
+            stop.request("interrupt")
+            return SubmitResult(waited=True, outcomes={third: run_task(store.path, third, stop=stop).state})
+
+    with pytest.raises(SystemExit) as info:
+        _run(RunStore.open(store, mode="r+"), [third], Stopped())
+    assert info.value.code == ExitCode.INTERRUPTED
