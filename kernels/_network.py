@@ -1,0 +1,536 @@
+"""The spiking network of lif.py and alif.py: one implementation, forward and backward.
+
+The network is that of :mod:`snnbatch.kernels.alif`; without adaptation
+(``adaptive=False``: no trace ``A``, the threshold is ϑ) it is the LIF network
+of :mod:`snnbatch.kernels.lif`. :func:`_forward_py` runs it over a range of
+time steps from a given state, keeping the history of those steps;
+:func:`_sample_backward_py` is BPTT over that history, given the loss's
+gradient with respect to the readout at each step. Also here: the constants,
+the readout's softmax cross-entropy, the cutting of a batch into blocks and
+the wrappers (:func:`run`, :func:`forward_arrays`) of lif.py and alif.py.
+
+Precision: all state arithmetic is in the weights' dtype (α, β, ρ, ϑ, β_a,
+the surrogate's scale and 1 are passed in that dtype, see :func:`constants`),
+as in a float32 PyTorch model; float32 vectors are twice as wide as float64
+ones. No fast-math: every operation is rounded as written (no fused
+multiply-adds, no reassociation), so the bits do not depend on the CPU's
+vector width and are the same on every node of a cluster. Every state
+variable sees the operations of the model's equations written out loop by
+loop, in that order, the dL/dS sums in the order (readouts, then presynaptic
+k = 0 .. H-1, then the reset and the adaptation terms). What changes is only
+how the work is laid out:
+
+* few dense passes over the neurons per step, all vectorised: the forward
+  pass fuses U[n+1] = βU[n] + I[n+1] − ϑS[n] (and A[n+1] = ρA[n] + S[n]) with
+  the spikes of step n+1 and the decay of I; the backward pass makes two,
+  plus one axpy per readout;
+* hidden spikes are kept as index lists per step (values alongside, for
+  ``smooth``), so readout, recurrent input and the w_out / w_rec gradients
+  touch spiking neurons only;
+* dL/dS = W_out·g_io + W_rec·g_i is computed as axpys over the postsynaptic
+  axis with transposed weights: the sums of all neurons advance together
+  (SIMD) while each still adds its terms in the original order;
+* with S = 0/1 (not ``smooth``) spikes are found eight neurons at a time
+  from a byte mask and recurrent rows are added four at a time (I[k] is
+  still summed in spike order; S·w = w exactly, so no product);
+* ``error_model="numpy"``: no Python zero-division check, so the surrogate's
+  division vectorises (its divisor is >= 1; nothing else changes);
+* the backward pass runs only over steps [first input event or hidden
+  spike, last step the loss sees] (for the max-over-time loss, the last
+  readout maximum): after that every adjoint is exactly zero, before the
+  first event or spike nothing is accumulated (exact for finite weights).
+
+A batch is cut into a fixed number of blocks (``n_blocks``) that run in
+parallel, block b taking samples b, b + n_blocks, ..., each summing its own
+loss and gradient; the block sums are added in a fixed order, so results do
+not depend on the number of threads.
+"""
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from ._jit import njit
+from .events import SpikeEvents
+
+jit = njit(nogil=True, fastmath=False, error_model="numpy")
+jit_parallel = njit(nogil=True, parallel=True, fastmath=False, error_model="numpy")
+
+
+# --------------------------------------------------------------------------- the neuron
+
+
+def _spike_fn(x, scale, one, smooth):
+    if smooth:
+        return x / (scale * abs(x) + one)
+    return one if x > 0 else one - one
+
+
+def _surrogate(x, scale, one):
+    d = scale * abs(x) + one
+    return one / (d * d)
+
+
+def padded(n_hidden: int) -> int:
+    """The length of the spike mask (and of the spike values it is read with): H rounded up to eight."""
+    return 8 * ((n_hidden + 7) // 8)
+
+
+# --------------------------------------------------------------------------- forward
+#
+# ``consts`` is the tuple (α, β, ρ, ϑ, β_a, scale, 1) of :func:`constants`, in the weights' dtype.
+# ``s_row`` and ``flags`` have the padded length (zero past H): spikes are scanned eight at a time.
+
+
+def _start_py(consts, adaptive, smooth, U, A, s_row, flags, i_syn, io, uo):
+    """The state at n = 0: U[0] = I[0] = A[0] = 0 in row 0 of ``U`` (and ``A``), S[0], Io = Uo = 0."""
+    alpha, beta, rho, theta, jump, scale, one = consts
+    H = U.shape[1]
+    for k in range(H):
+        U[0, k] = 0.0
+        i_syn[k] = 0.0
+        if adaptive:
+            A[0, k] = 0.0
+            s_row[k] = _spike_fn(U[0, k] - theta - jump * A[0, k], scale, one, smooth)
+        else:
+            s_row[k] = _spike_fn(U[0, k] - theta, scale, one, smooth)
+        flags[k] = s_row[k] != 0.0
+    for o in range(io.shape[0]):
+        io[o] = 0.0
+        uo[o] = 0.0
+
+
+def _forward_py(
+    w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, n0, n1,
+    U, A, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo,
+):
+    """Steps n0 .. n1-1 of sample ``s``, from the state at step n0.
+
+    On entry row 0 of ``U`` (and of ``A``, with adaptation) holds U[n0] (A[n0]),
+    ``s_row``/``flags`` S[n0], ``i_syn`` αI[n0] and ``io``, ``uo`` Io[n0], Uo[n0]
+    (:func:`_start_py` makes the state at n = 0). Writes U[n], A[n] to row n − n0
+    (up to row n1 − n0 if n1 < T; ``A`` is a one-row placeholder without
+    adaptation), S[n]'s non-zeros to ``spk_idx``/``spk_val`` from
+    ``spk_ptr[n − n0]`` to ``spk_ptr[n − n0 + 1]`` (room for (n1 − n0 + 1)·H)
+    and Uo[n+1] to row n − n0 of ``Uo``; leaves the state at step n1 as it found
+    the state at n0. ``i_syn`` (H,), ``io``, ``uo`` (O,) dtype.
+    """
+    alpha, beta, rho, theta, jump, scale, one = consts
+    T = ptr.shape[1] - 1
+    H = U.shape[1]
+    O = Uo.shape[1]
+    words = flags.view(np.uint64)
+    c = 0
+    spk_ptr[0] = 0
+    for n in range(n0, n1):
+        r = n - n0
+        ra = r if adaptive else 0
+        ra_next = r + 1 if adaptive else 0
+        # S[n] as a list, skipping eight silent neurons at a time
+        for w in range(words.shape[0]):
+            if words[w] != 0:
+                for k in range(8 * w, 8 * w + 8):
+                    spk_idx[c] = k
+                    spk_val[c] = s_row[k]
+                    c += flags[k]
+        spk_ptr[r + 1] = c
+        # I[n+1] = αI[n] + W_in·x[n] (+ W_rec·S[n]); I was decayed at the end of the previous step
+        for e in range(ptr[s, n], ptr[s, n + 1]):
+            row = w_in[units[e]]
+            for k in range(H):
+                i_syn[k] += row[k]
+        if recurrent:
+            q = spk_ptr[r]
+            if not smooth:
+                # S = 1: add the rows four at a time, each I[k] still summed in spike order
+                while q + 4 <= c:
+                    r0 = w_rec[spk_idx[q]]
+                    r1 = w_rec[spk_idx[q + 1]]
+                    r2 = w_rec[spk_idx[q + 2]]
+                    r3 = w_rec[spk_idx[q + 3]]
+                    for k in range(H):
+                        i_syn[k] = i_syn[k] + r0[k] + r1[k] + r2[k] + r3[k]
+                    q += 4
+            while q < c:
+                sj = spk_val[q]
+                row = w_rec[spk_idx[q]]
+                for k in range(H):
+                    i_syn[k] += sj * row[k]
+                q += 1
+        for o in range(O):
+            io[o] *= alpha
+        for q in range(spk_ptr[r], c):
+            j = spk_idx[q]
+            sj = spk_val[q]
+            for o in range(O):
+                io[o] += sj * w_out[j, o]
+        for o in range(O):
+            uo[o] = beta * uo[o] + io[o]
+            Uo[r, o] = uo[o]
+        if n + 1 < T:
+            if adaptive:
+                # one pass: U[n+1], A[n+1], the spikes of step n+1 at the threshold ϑ + β_a A[n+1], the decay of I
+                for k in range(H):
+                    U[r + 1, k] = beta * U[r, k] + i_syn[k] - theta * s_row[k]
+                    A[ra_next, k] = rho * A[ra, k] + s_row[k]
+                    s_row[k] = _spike_fn(U[r + 1, k] - theta - jump * A[ra_next, k], scale, one, smooth)
+                    flags[k] = s_row[k] != 0.0
+                    i_syn[k] *= alpha
+            elif smooth:
+                for k in range(H):
+                    U[r + 1, k] = beta * U[r, k] + i_syn[k] - theta * s_row[k]
+                    i_syn[k] *= alpha
+                for k in range(H):
+                    s_row[k] = _spike_fn(U[r + 1, k] - theta, scale, one, smooth)
+                    flags[k] = s_row[k] != 0.0
+            else:
+                # one pass: U[n+1], the spikes of step n+1 and the decay of I for step n+1
+                for k in range(H):
+                    U[r + 1, k] = beta * U[r, k] + i_syn[k] - theta * s_row[k]
+                    spike = U[r + 1, k] - theta > 0
+                    s_row[k] = one if spike else one - one
+                    flags[k] = spike
+                    i_syn[k] *= alpha
+
+
+# --------------------------------------------------------------------------- backward, one step
+
+
+def _first_active_py(ptr, s, spk_ptr):
+    """The first step with an input event or a hidden spike (T if none)."""
+    T = spk_ptr.shape[0] - 1
+    for n in range(T):
+        if ptr[s, n + 1] > ptr[s, n] or spk_ptr[n + 1] > spk_ptr[n]:
+            return n
+    return T
+
+
+def _sample_backward_py(
+    w_recT, w_outT, ptr, units, s, consts, recurrent, adaptive, detach_reset,
+    U, A, spk_idx, spk_val, spk_ptr, g_step, last, gw_in, gw_rec, gw_out,
+    g_u, g_a, g_i, g_s, acc, g_uo, g_io,
+):
+    """Accumulate this sample's weight gradients given ``g_step[n]`` = the loss's own dL/dUo[n+1], n <= ``last``
+    (zero after ``last``).
+
+    ``U``, ``A`` and the spike lists are those of :func:`_forward_py` from n0 = 0; ``w_recT[k, j] = w_rec[j, k]``,
+    ``w_outT[o, j] = w_out[j, o]``; ``g_u, g_a, g_i, g_s, acc`` (H,) and ``g_uo, g_io`` (O,) dtype are scratch.
+    """
+    alpha, beta, rho, theta, jump, scale, one = consts
+    H = g_u.shape[0]
+    O = g_uo.shape[0]
+    first = _first_active(ptr, s, spk_ptr)
+    for k in range(H):
+        g_u[k] = 0.0  # dL/dU[n+1]
+        g_a[k] = 0.0  # dL/dA[n+1]
+        g_i[k] = 0.0  # dL/dI[n+2], then dL/dI[n+1]
+    for o in range(O):
+        g_uo[o] = 0.0
+        g_io[o] = 0.0
+    for n in range(last, first - 1, -1):
+        ra = n if adaptive else 0
+        for o in range(O):
+            g_uo[o] = g_step[n, o] + beta * g_uo[o]
+            g_io[o] = g_uo[o] + alpha * g_io[o]
+        for k in range(H):
+            g_i[k] = g_u[k] + alpha * g_i[k]
+            acc[k] = 0.0
+        # weight gradients at step n: input events and presynaptic hidden spikes
+        for e in range(ptr[s, n], ptr[s, n + 1]):
+            row = gw_in[units[e]]
+            for k in range(H):
+                row[k] += g_i[k]
+        for q in range(spk_ptr[n], spk_ptr[n + 1]):
+            j = spk_idx[q]
+            sj = spk_val[q]
+            for o in range(O):
+                gw_out[j, o] += sj * g_io[o]
+            if recurrent:
+                row = gw_rec[j]
+                for k in range(H):
+                    row[k] += sj * g_i[k]
+        # dL/dS[n]: readouts first, then presynaptic k = 0 .. H-1
+        for o in range(O):
+            col = w_outT[o]
+            go = g_io[o]
+            for j in range(H):
+                acc[j] += col[j] * go
+        if recurrent:
+            # four presynaptic terms per pass over acc (fewer loads and stores, same order of addition)
+            k = 0
+            while k + 4 <= H:
+                c0 = w_recT[k]
+                c1 = w_recT[k + 1]
+                c2 = w_recT[k + 2]
+                c3 = w_recT[k + 3]
+                g0 = g_i[k]
+                g1 = g_i[k + 1]
+                g2 = g_i[k + 2]
+                g3 = g_i[k + 3]
+                for j in range(H):
+                    a = acc[j]
+                    a += c0[j] * g0
+                    a += c1[j] * g1
+                    a += c2[j] * g2
+                    a += c3[j] * g3
+                    acc[j] = a
+                k += 4
+            while k < H:
+                col = w_recT[k]
+                gk = g_i[k]
+                for j in range(H):
+                    acc[j] += col[j] * gk
+                k += 1
+        if adaptive:
+            # then the reset and the adaptation trace; the threshold ϑ + β_a A[n] passes gradient back to A
+            for k in range(H):
+                a = acc[k]
+                if not detach_reset:
+                    a -= theta * g_u[k]
+                g_s[k] = a + g_a[k]
+                g_z = g_s[k] * _surrogate(U[n, k] - theta - jump * A[ra, k], scale, one)
+                g_u[k] = beta * g_u[k] + g_z
+                g_a[k] = rho * g_a[k] - jump * g_z
+        elif detach_reset:
+            for k in range(H):
+                g_s[k] = acc[k]
+                g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale, one)
+        else:
+            for k in range(H):
+                g_s[k] = acc[k] - theta * g_u[k]
+                g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale, one)
+
+
+# --------------------------------------------------------------------------- readout loss, batches
+
+
+def _softmax_xent(m, label, g_out):
+    """Cross-entropy of softmax(m) at ``label``; writes dL/dm to ``g_out``; returns (loss, correct)."""
+    O = m.shape[0]
+    mx = m[0]
+    arg = 0
+    for o in range(1, O):
+        if m[o] > mx:
+            mx = m[o]
+            arg = o
+    z = 0.0
+    for o in range(O):
+        z += math.exp(m[o] - mx)
+    for o in range(O):
+        g_out[o] = math.exp(m[o] - mx) / z
+    g_out[label] -= 1.0
+    loss = -(m[label] - mx - math.log(z))
+    return loss, 1 if arg == label else 0
+
+
+def _batch_py(
+    w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, consts, recurrent, adaptive,
+    detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct,
+):
+    """Per-block losses and correct counts and (optionally) per-block gradient sums for a batch.
+
+    ``gw_*`` have a leading block axis; block b handles samples b, b+n_blocks, ...
+    """
+    B = index.shape[0]
+    H = w_in.shape[1]
+    O = w_out.shape[1]
+    dtype = w_in.dtype
+    zero = consts[6] - consts[6]
+    for b in numba.prange(n_blocks):
+        U = np.empty((T + 1, H), dtype)
+        A = np.empty((T + 1 if adaptive else 1, H), dtype)
+        Uo = np.empty((T, O), dtype)
+        s_row = np.zeros(_padded(H), dtype)
+        flags = np.zeros(_padded(H), np.uint8)
+        i_syn = np.empty(H, dtype)
+        io = np.empty(O, dtype)
+        uo = np.empty(O, dtype)
+        spk_idx = np.empty(T * H + H, np.int32)
+        spk_val = np.empty(T * H + H, dtype)
+        spk_ptr = np.empty(T + 1, np.int64)
+        g_u = np.empty(H, dtype)
+        g_a = np.empty(H, dtype)
+        g_i = np.empty(H, dtype)
+        g_s = np.empty(H, dtype)
+        acc = np.empty(H, dtype)
+        g_uo = np.empty(O, dtype)
+        g_io = np.empty(O, dtype)
+        m = np.empty(O, dtype)
+        g_max = np.empty(O, dtype)
+        t_max = np.empty(O, np.int64)
+        g_step = np.empty((T, O), dtype)
+        loss_b = 0.0
+        correct_b = 0
+        for i in range(b, B, n_blocks):
+            s = index[i]
+            _start(consts, adaptive, smooth, U, A, s_row, flags, i_syn, io, uo)
+            _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, 0, T,
+                     U, A, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
+            for o in range(O):
+                best = Uo[0, o]
+                tb = 0
+                for n in range(1, T):
+                    if Uo[n, o] > best:
+                        best = Uo[n, o]
+                        tb = n
+                m[o] = best
+                t_max[o] = tb
+            loss, ok = _softmax_xent(m, labels[i], g_max)
+            loss_b += loss
+            correct_b += ok
+            if with_grad:
+                # the loss sees Uo_o only at its maximum, step t_max[o]
+                last = 0
+                for o in range(O):
+                    g_max[o] /= B
+                    last = max(last, t_max[o])
+                for n in range(last + 1):
+                    for o in range(O):
+                        g_step[n, o] = g_max[o] if t_max[o] == n else zero
+                _sample_backward(
+                    w_recT, w_outT, ptr, units, s, consts, recurrent, adaptive, detach_reset,
+                    U, A, spk_idx, spk_val, spk_ptr, g_step, last, gw_in[b], gw_rec[b], gw_out[b],
+                    g_u, g_a, g_i, g_s, acc, g_uo, g_io,
+                )
+        losses[b] = loss_b
+        correct[b] = correct_b
+
+
+def _trace_py(w_in, w_rec, w_out, ptr, units, index, T, consts, recurrent, adaptive, smooth, S, U, A, Uo):
+    """S[n], U[n] (and A[n] with adaptation) (B, T, H) and Uo[n+1] (B, T, O) of the samples ``index``."""
+    H = w_in.shape[1]
+    dtype = w_in.dtype
+    O = w_out.shape[1]
+    for i in numba.prange(index.shape[0]):
+        Ui = np.empty((T + 1, H), dtype)
+        Ai = np.empty((T + 1 if adaptive else 1, H), dtype)
+        s_row = np.zeros(_padded(H), dtype)
+        flags = np.zeros(_padded(H), np.uint8)
+        i_syn = np.empty(H, dtype)
+        io = np.empty(O, dtype)
+        uo = np.empty(O, dtype)
+        spk_idx = np.empty(T * H + H, np.int32)
+        spk_val = np.empty(T * H + H, dtype)
+        spk_ptr = np.empty(T + 1, np.int64)
+        _start(consts, adaptive, smooth, Ui, Ai, s_row, flags, i_syn, io, uo)
+        _forward(w_in, w_rec, w_out, ptr, units, index[i], consts, recurrent, adaptive, smooth, 0, T,
+                 Ui, Ai, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo[i])
+        for n in range(T):
+            for k in range(H):
+                U[i, n, k] = Ui[n, k]
+                S[i, n, k] = 0.0
+                if adaptive:
+                    A[i, n, k] = Ai[n, k]
+            for q in range(spk_ptr[n], spk_ptr[n + 1]):
+                S[i, n, spk_idx[q]] = spk_val[q]
+
+
+_padded = jit(padded)
+_spike_fn = jit(_spike_fn)
+_surrogate = jit(_surrogate)
+_start = jit(_start_py)
+_forward = jit(_forward_py)
+_first_active = jit(_first_active_py)
+_sample_backward = jit(_sample_backward_py)
+_softmax_xent = jit(_softmax_xent)
+_batch = jit_parallel(_batch_py)
+_trace = jit_parallel(_trace_py)
+
+
+# --------------------------------------------------------------------------- Python side
+
+
+def is_adaptive(cfg) -> bool:
+    """Whether ``cfg`` describes an ALIF network (an ALIFConfig, with its adaptation trace)."""
+    return hasattr(cfg, "adapt_jump")
+
+
+def constants(cfg, dtype) -> tuple:
+    """(α, β, ρ, ϑ, β_a, the surrogate's scale, 1) in ``dtype``: all state arithmetic is in that dtype.
+
+    ρ = β_a = 0 for a network without adaptation.
+    """
+    t = np.dtype(dtype).type
+    rho, jump = (cfg.rho, cfg.adapt_jump) if is_adaptive(cfg) else (0.0, 0.0)
+    return tuple(t(v) for v in (cfg.alpha, cfg.beta, rho, cfg.threshold, jump, cfg.surrogate_scale, 1.0))
+
+
+def weights(params, cfg):
+    """(w_in, w_rec, w_out); w_rec a 1×1 zero placeholder for a feed-forward network."""
+    w_in = params["w_in"]
+    w_rec = params["w_rec"] if cfg.recurrent else np.zeros((1, 1), w_in.dtype)
+    return w_in, w_rec, params["w_out"]
+
+
+def select(inputs: SpikeEvents, labels, index):
+    """``index`` (default: all samples) as int64 and the labels of those samples (given for all or for them)."""
+    index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
+    labels = np.asarray(labels, np.int64)
+    if labels.shape[0] != index.shape[0]:
+        labels = labels[index]
+    return index, labels
+
+
+def n_blocks(cfg, batch: int) -> int:
+    """The number of blocks a batch is cut into: ``cfg.n_blocks``, at most one per sample."""
+    return max(1, min(cfg.n_blocks, batch))
+
+
+def ordered_sum(blocks: np.ndarray) -> np.ndarray:
+    """``blocks[0] + blocks[1] + ...`` in that order (not a pairwise sum): the same bits for any thread count."""
+    out = blocks[0].copy()
+    for b in range(1, blocks.shape[0]):
+        out += blocks[b]
+    return out
+
+
+def gradients(gw_in, gw_rec, gw_out, cfg) -> dict[str, np.ndarray]:
+    """The per-block gradient sums added in block order, keyed like the params."""
+    grads = {"w_in": ordered_sum(gw_in), "w_out": ordered_sum(gw_out)}
+    if cfg.recurrent:
+        grads["w_rec"] = ordered_sum(gw_rec)
+    return grads
+
+
+def forward_arrays(params, inputs: SpikeEvents, cfg, index=None):
+    """(S, U, A, Uo) of the samples ``index`` (default: all); A is None without adaptation."""
+    index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
+    adaptive = is_adaptive(cfg)
+    w_in, w_rec, w_out = weights(params, cfg)
+    B, T, H, O = len(index), inputs.n_steps, cfg.n_hidden, cfg.n_outputs
+    S = np.empty((B, T, H), w_in.dtype)
+    U = np.empty((B, T, H), w_in.dtype)
+    A = np.empty((B, T, H) if adaptive else (1, 1, 1), w_in.dtype)
+    Uo = np.empty((B, T, O), w_in.dtype)
+    _trace(w_in, w_rec, w_out, inputs.ptr, inputs.units, index, T, constants(cfg, w_in.dtype), cfg.recurrent,
+           adaptive, cfg.smooth, S, U, A, Uo)
+    return S, U, A if adaptive else None, Uo
+
+
+def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
+    """(loss, accuracy, grads or None) of the max-over-time readout loss, by BPTT (lif.py, alif.py)."""
+    index, labels = select(inputs, labels, index)
+    w_in, w_rec, w_out = weights(params, cfg)
+    nb = n_blocks(cfg, len(index))
+    shape = (nb,) if with_grad else (1,)
+    gw_in = np.zeros(shape + w_in.shape, w_in.dtype)
+    gw_rec = np.zeros(shape + w_rec.shape, w_in.dtype)
+    gw_out = np.zeros(shape + w_out.shape, w_in.dtype)
+    losses = np.zeros(nb)
+    correct = np.zeros(nb, np.int64)
+    # blocks handed out one at a time (dynamic scheduling): their costs differ, and a thread that
+    # shares its core with another process does not hold up the others; the sums stay per block
+    with numba.parallel_chunksize(1):
+        _batch(
+            w_in, w_rec, w_out, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(w_out.T), inputs.ptr,
+            inputs.units, index, labels, inputs.n_steps, constants(cfg, w_in.dtype), cfg.recurrent,
+            is_adaptive(cfg), cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
+        )
+    # block sums added in a fixed order: the same bits for any thread count
+    loss = 0.0
+    for b in range(nb):
+        loss += float(losses[b])
+    grads = gradients(gw_in, gw_rec, gw_out, cfg) if with_grad else None
+    return loss / len(index), int(correct.sum()) / len(index), grads
