@@ -9,9 +9,10 @@ continues from its checkpoint.
 
 Not run against a live HTCondor pool: none can run on the machines this
 project is tested on (HTCondor is not packaged for Debian there, and PyPI has
-only the bindings). The tests check what can be checked offline: the rendered
-description is parsed by ``htcondor2.Submit``, its item data expands to the
-task ids, and its text matches a golden file.
+only the bindings). What can be checked offline is checked by :func:`check`,
+before every submission and by ``--dry-run``: the rendered description is
+parsed by ``htcondor2.Submit`` and its item data expands to the task ids; the
+tests also compare its text with a golden file.
 """
 from __future__ import annotations
 
