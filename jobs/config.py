@@ -35,6 +35,7 @@ from .registry import Section
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 DEFAULT_MODEL = "lif"  # what a spec without ``model.type`` trains
 UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
+ID_WHEN_SET = {"in_task_id": "when set"}  # json_schema_extra of a key added later: see task_id
 
 
 def section_classes(section: str) -> dict[str, type[Section]]:
@@ -67,6 +68,19 @@ DatasetSection = Annotated[Section, Registered("dataset")]
 LearningSection = Annotated[Section, Registered("learning")]
 
 
+class EarlyStopping(Section):
+    """Stop a task whose metric has not improved for ``patience`` evaluations; it keeps its best state."""
+
+    metric: str
+    """a metric the algorithm reports at each iteration (its declared direction says which way is better)"""
+    patience: PositiveInt
+    """evaluations without an improvement before the task stops"""
+    min_delta: NonNegativeFloat = 0.0
+    """the least change that counts as an improvement"""
+    every: PositiveInt = 1
+    """iterations per evaluation: the metric's mean over them is compared"""
+
+
 class Training(Section):
     iterations: Optional[PositiveInt] = None
     """training length in iterations (give this or epochs)"""
@@ -82,6 +96,8 @@ class Training(Section):
     """Adam's first-moment decay rate"""
     beta2: Probability = 0.999
     """Adam's second-moment decay rate"""
+    early_stopping: Optional[EarlyStopping] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """stop when a metric stops improving: {metric, patience, min_delta, every}; none: train to the end"""
 
     @model_validator(mode="before")
     @classmethod
@@ -256,6 +272,13 @@ def compatibility_problems(config) -> list[tuple[str, str]]:
     if config.learning.rule not in rules:
         problems.append(("learning.rule", f"'{config.learning.rule}' does not train model '{config.model.type}' "
                                           f"(choose from: {', '.join(rules)})"))
+    stop = config.training.early_stopping
+    if stop is not None:
+        during = [m.name for m in alg.metrics if not m.final]
+        if stop.metric not in during:
+            problems.append(("training.early_stopping.metric",
+                             f"unknown metric {stop.metric!r} for model '{config.model.type}' "
+                             f"(choose from the metrics of each iteration: {', '.join(during)})"))
     if config.dataset.type not in data:
         problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
                                          f"(choose from: {', '.join(data)})"))
@@ -266,10 +289,29 @@ def algorithm_of(config) -> "registry.Algorithm":
     return registry.algorithm(config.model.type)
 
 def task_id(config: TaskConfig) -> str:
-    """A stable content hash of the sections that decide the task's result."""
+    """A stable content hash of the sections that decide the task's result.
+
+    A key added to a section after sweeps were run with it is declared with
+    ``json_schema_extra=ID_WHEN_SET``: at its default it is left out of the hash, so every
+    existing task keeps its id, and it renames a task only when a spec sets it.
+    """
     payload = config.model_dump(mode="json", include=set(RESULT_SECTIONS))
+    for name in RESULT_SECTIONS:
+        section = getattr(config, name)
+        if isinstance(section, Section):
+            _drop_new_defaults(section, payload[name])
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def _drop_new_defaults(section: Section, dumped: dict) -> None:
+    for fname, field in type(section).model_fields.items():
+        extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+        value = getattr(section, fname)
+        if extra.get("in_task_id") == "when set" and value == field.get_default(call_default_factory=True):
+            dumped.pop(fname, None)
+        elif isinstance(value, Section) and isinstance(dumped.get(fname), dict):
+            _drop_new_defaults(value, dumped[fname])
 
 
 def parse_duration(text: str) -> int:

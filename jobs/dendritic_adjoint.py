@@ -102,9 +102,9 @@ ALGORITHM = Algorithm(
     datasets=("teacher",),
     metrics=(
         Metric("loss", "training loss (mV²)", "lower", status=True),
-        Metric("test_loss", "test loss (mV²)", "lower"),
-        Metric("correlation", "test correlation", "higher", status=True),
-        Metric("rate_hz", "firing rate (Hz)", "higher"),
+        Metric("test_loss", "test loss (mV²)", "lower", final=True),
+        Metric("correlation", "test correlation", "higher", status=True, final=True),
+        Metric("rate_hz", "firing rate (Hz)", "higher", final=True),
     ),
     description="two-compartment dendritic neurons (seed 000), gradients by the adjoint",
 )

@@ -123,9 +123,9 @@ ALGORITHM = Algorithm(
         Metric("loss", "training loss (MSE)", "lower", status=True),
         Metric("train_correlation", "training correlation", "higher"),
         Metric("rate_hz_train", "training firing rate (Hz)", "higher"),
-        Metric("test_loss", "test loss (MSE)", "lower"),
-        Metric("correlation", "test correlation", "higher", status=True),
-        Metric("rate_hz", "firing rate (Hz)", "higher"),
+        Metric("test_loss", "test loss (MSE)", "lower", final=True),
+        Metric("correlation", "test correlation", "higher", status=True, final=True),
+        Metric("rate_hz", "firing rate (Hz)", "higher", final=True),
     ),
     description="recurrent LIF network trained by recursive least squares (FORCE, seed 002)",
 )

@@ -69,8 +69,8 @@ class EpropLearning(Section):
 CLASSIFIER_METRICS = (
     Metric("loss", "training loss (cross-entropy)", "lower", status=True),
     Metric("accuracy", "training accuracy", "higher", status=True),
-    Metric("test_loss", "test loss (cross-entropy)", "lower"),
-    Metric("test_accuracy", "test accuracy", "higher", status=True),
+    Metric("test_loss", "test loss (cross-entropy)", "lower", final=True),
+    Metric("test_accuracy", "test accuracy", "higher", status=True, final=True),
 )
 
 

@@ -69,16 +69,18 @@ class Metric:
 
     ``label`` is what axes and tables call it, with its unit (``"firing rate (Hz)"``);
     ``better`` says which way is better (``"higher"`` or ``"lower"``), for choosing the
-    best task; ``status`` puts it in the ``snnbatch status`` table.
+    best task and for early stopping; ``status`` puts it in the ``snnbatch status`` table;
+    ``final``: reported by ``evaluate`` once at the end (held-out metrics), not by ``step``.
     """
 
     name: str
     label: str
     better: Literal["higher", "lower"] = "lower"
     status: bool = False
+    final: bool = False
 
     def as_record(self) -> dict[str, Any]:
-        return {"label": self.label, "better": self.better, "status": self.status}
+        return {"label": self.label, "better": self.better, "status": self.status, "final": self.final}
 
 
 @dataclass(frozen=True)

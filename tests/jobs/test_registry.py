@@ -90,7 +90,7 @@ def test_a_plugin_file_beside_the_spec_trains_and_records_its_code(tmp_path):
     assert rec["kind"] == "file" and rec["id"] == "decay" and rec["name"] == str((tmp_path / "decay.py").resolve())
     assert rec["sha256"] == registry.file_hash(tmp_path / "decay.py")
     assert attrs["metrics"]["noise"] == {"label": "a draw from the task's generator", "better": "higher",
-                                         "status": True}
+                                         "status": True, "final": False}
     for t in tasks:
         assert run_task(store.path, t.id).state == "done"
     w = {t.params["rate"]: RunStore.open(store.path).tasks()[i]["status"]["loss"] for i, t in enumerate(tasks)}
@@ -119,7 +119,7 @@ def test_changed_plugin_code_is_seen_and_refused_on_the_node(tmp_path):
     ("plugins: [broken.py]\n", r"plugins\[0\]: plugin file .*broken.py: cannot be imported: SyntaxError"),
     ("plugins: [empty.py]\n", r"plugins\[0\]: plugin file .*empty.py: declares nothing"),
     ("plugins: [untagged.py]\n", r"plugins\[0\]: plugin file .*untagged.py: Model: a model section needs `type"),
-    ("model: {type: izhikevich}\n", r"model.type: unknown type 'izhikevich'; choose from: .*plugin"),
+    ("model: {type: hodgkin_huxley}\n", r"model.type: unknown type 'hodgkin_huxley'; choose from: .*plugin"),
 ])
 def test_bad_plugins_are_spec_errors_naming_the_key(tmp_path, text, message):
     (tmp_path / "broken.py").write_text("def f(:\n")
