@@ -24,7 +24,7 @@ BAD_FILES = [
      "checkpoint, dataset, description, learning, model, name, plugins, resources, seed, sweep, training"),
     ("unknown-top-level-no-match", "xyz: 1", "xyz: unknown key 'xyz'; valid keys: checkpoint, dataset, description"),
     ("unknown-section-key", "training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean "
-     "'optimizer'?); valid keys: batch_size, beta1, beta2, epochs, iterations, lr, optimizer"),
+     "'optimizer'?); valid keys: batch_size, beta1, beta2, early_stopping, epochs, iterations, lr, optimizer"),
     ("unknown-resources-key", "resources: {cpu: 4}", "resources.cpu: unknown key 'cpu' (did you mean 'cpus'?)"),
     ("unknown-model-type", "model: {type: hodgkin_huxley}", "model.type: unknown type 'hodgkin_huxley'; choose from: "
      "'alif', 'dendritic', 'force', 'lif'"),

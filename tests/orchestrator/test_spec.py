@@ -139,7 +139,7 @@ sweep:
         "checkpoint.keep: expected an integer >= 1 and <= 100, got 0",
         "sweep.grid.lr[0]: expected a positive number, got 'x'",
         "sweep.grid.n_hiden: unknown parameter 'n_hiden' (did you mean 'n_hidden'?); sweepable: " +
-        ", ".join(sorted({"alpha", "batch_size", "beta1", "beta2", "detach_reset", "dim", "dt", "dtype", "epochs",
+        ", ".join(sorted({"alpha", "batch_size", "beta1", "beta2", "detach_reset", "dim", "dt", "dtype", "early_stopping", "epochs",
                           "iterations", "lr", "n_classes", "n_freqs", "n_hidden", "n_inputs", "n_steps", "n_test",
                           "n_train", "optimizer", "recurrent", "seed", "surrogate_scale", "tau_mem", "tau_syn",
                           "threshold", "weight_scale"})),
@@ -148,8 +148,8 @@ sweep:
 
 @pytest.mark.parametrize("text, expected", [
     ("training: {learning_rate: 0.1}",
-     "training.learning_rate: unknown key 'learning_rate'; valid keys: batch_size, beta1, beta2, epochs, iterations, "
-     "lr, optimizer"),
+     "training.learning_rate: unknown key 'learning_rate'; valid keys: batch_size, beta1, beta2, early_stopping, "
+     "epochs, iterations, lr, optimizer"),
     ("training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean 'optimizer'?)"),
     ("model: {type: alif, tau_adap: 0.1}", "model.tau_adap: unknown key 'tau_adap' (did you mean 'tau_adapt'?)"),
     ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'alif', 'dendritic', 'force', 'lif'"),
