@@ -3,7 +3,7 @@
 A run store records, for every algorithm and dataset its tasks use that does
 not ship with snnbatch, where it came from (:func:`record`): an installed
 distribution's name and version and the SHA-256 of the module that declares
-it, or a plugin file's path and SHA-256. A compute node loads the recorded
+it (of every ``.py`` file of its package), or a plugin file's path and SHA-256. A compute node loads the recorded
 files before it reads a task's config (:func:`load_recorded`) and refuses a
 file whose content changed; ``snnbatch resume`` compares the record with the
 code it would run now (:func:`changes`) and stops unless told to go on.
@@ -13,6 +13,7 @@ Reading a store never runs its code: only the commands that train call
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import importlib.util
 from pathlib import Path
@@ -83,15 +84,25 @@ def changes(records: list[dict]) -> list[str]:
 
 
 def _module_hash(entry_point: str) -> str:
-    """SHA-256 of the file of the module an entry point names (``group:name = module:attr``)."""
+    """SHA-256 of the code of the package an entry point names (``group:name = module:attr``): every
+    ``.py`` file of its top-level package (or the one module), so an edit anywhere in it is seen."""
     module = entry_point.split(" = ", 1)[-1].split(":", 1)[0].strip()
     try:
-        spec = importlib.util.find_spec(module)
+        spec = importlib.util.find_spec(module.split(".")[0])
     except (ImportError, ValueError):
         return ""
-    if spec is None or not spec.origin or not Path(spec.origin).is_file():
+    if spec is None:
         return ""
-    return registry.file_hash(spec.origin)
+    if spec.submodule_search_locations:
+        files = sorted(f for d in spec.submodule_search_locations for f in Path(d).rglob("*.py"))
+    elif spec.origin and Path(spec.origin).is_file():
+        files = [Path(spec.origin)]
+    else:
+        return ""
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def current(records: list[dict]) -> list[dict]:

@@ -191,3 +191,16 @@ def test_init_state_must_return_arrays_and_one_generator(tmp_path):
 
     state = initial_state(Good())
     assert state.iteration == 0 and set(state.arrays) == {"w"}
+
+
+def test_an_installed_plugin_s_code_hash_covers_its_whole_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "mynet"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from .model import ALGORITHM\n")
+    (pkg / "model.py").write_text("ALGORITHM = None\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ep = "snnbatch.algorithms:mynet = mynet:ALGORITHM"
+    before = plugins._module_hash(ep)
+    assert before and before == plugins._module_hash(ep)
+    (pkg / "model.py").write_text("ALGORITHM = None  # edited\n")
+    assert plugins._module_hash(ep) != before  # an edit beside the entry point's module is seen too
