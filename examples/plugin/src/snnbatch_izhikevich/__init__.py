@@ -45,9 +45,9 @@ METRICS = (
     Metric("loss", "training loss (cross-entropy)", "lower", status=True),
     Metric("accuracy", "training accuracy", "higher"),
     Metric("rate_hz", "hidden firing rate (Hz)", "lower", status=True),
-    Metric("test_loss", "test loss (cross-entropy)", "lower"),
-    Metric("test_accuracy", "test accuracy", "higher", status=True),
-    Metric("test_rate_hz", "hidden firing rate on the test set (Hz)", "lower"),
+    Metric("test_loss", "test loss (cross-entropy)", "lower", final=True),
+    Metric("test_accuracy", "test accuracy", "higher", status=True, final=True),
+    Metric("test_rate_hz", "hidden firing rate on the test set (Hz)", "lower", final=True),
 )
 
 ALGORITHM = Algorithm(
