@@ -20,6 +20,17 @@ def abort(message: str, code: int = ExitCode.BAD_INPUT) -> None:
     sys.exit(int(code))
 
 
+_CURRENT_STORE: list[str] = []  # the store the running command works on, for the Ctrl-C message
+
+
+def using_store(path) -> None:
+    """Name the store this command works on (Ctrl-C then says how to resume it)."""
+    import shlex
+    from pathlib import Path
+
+    _CURRENT_STORE[:] = [shlex.quote(str(Path(path).resolve()))]
+
+
 def run_command(fn):
     """Turn an :class:`~snnbatch.jobs.errors.Error` into its message and its exit status, and Ctrl-C into
     status 3 (:attr:`ExitCode.INTERRUPTED`), never a traceback."""
@@ -31,7 +42,8 @@ def run_command(fn):
         except Error as exc:
             abort(str(exc), exc.exit_code)
         except KeyboardInterrupt:
-            err_console.print("\ninterrupted: every task keeps its last checkpoint; continue with 'snnbatch resume STORE'",
+            store = f"'snnbatch resume {_CURRENT_STORE[0]}'" if _CURRENT_STORE else "'snnbatch resume STORE'"
+            err_console.print(f"\ninterrupted: every task keeps its last checkpoint; continue with {store}",
                               markup=False, highlight=False, soft_wrap=True)
             sys.exit(int(ExitCode.INTERRUPTED))
 

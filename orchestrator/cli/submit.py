@@ -11,7 +11,7 @@ from ..backends.base import Backend, SubmitOptions
 from ..store import RunStore
 from ...jobs.config import Resources
 from ...jobs.errors import ExitCode, UserError
-from .app import console, run_command
+from .app import console, run_command, using_store
 
 backend_option = click.option(
     "--backend", type=click.Choice(sorted(backends.BACKENDS)), default=backends.DEFAULT, show_default=True,
@@ -104,6 +104,7 @@ def submit_command(spec_path, overrides, store_path, backend, max_parallel, sche
         _dry_run(runner, store_path, spec.name, spec.resources, [t.id for t in tasks])
         return
     store, added = RunStore.create_or_update(store_path, spec, text, tasks)
+    using_store(store.path)
     _announce_plugins(store)
     if len(added) != len(tasks):
         console.print(f"{store.path}: {len(added)} new task(s) added to the {len(tasks) - len(added)} it had")
@@ -135,6 +136,7 @@ def resume_command(store_path, backend, max_parallel, scheduler_address, progres
     """
     runner = _backend(backend, max_parallel, scheduler_address, progress)
     store = RunStore.open(store_path, mode="r" if dry_run else "r+")
+    using_store(store.path)
     _check_plugin_code(store, allow_changed_code, dry_run)
     skip = {"done", "running"} | (set() if include_failed else {"failed"})
     ids = [t["id"] for t in store.tasks() if t["state"] not in skip]

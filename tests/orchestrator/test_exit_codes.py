@@ -125,7 +125,8 @@ def test_3_ctrl_c_checkpoints_and_exits_3(write_spec, tmp_path, command):
     status = TaskStore(store, tid, mode="r").status()
     assert status["state"] == "interrupted" and status["attempts"][-1]["reason"] == "interrupt"
     if command[0] == "submit":
-        assert "interrupted: every task keeps its last checkpoint; continue with 'snnbatch resume STORE'" in err
+        # the store's real path, to paste
+        assert f"interrupted: every task keeps its last checkpoint; continue with 'snnbatch resume {store.resolve()}'" in err
 
 
 def test_4_leased_elsewhere(write_spec, tmp_path):
