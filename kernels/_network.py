@@ -1,11 +1,14 @@
-"""The spiking network of lif.py and alif.py: one implementation, forward and backward.
+"""The spiking network of lif.py, alif.py and eprop.py: one implementation, forward and backward.
 
 The network is that of :mod:`snnbatch.kernels.alif`; without adaptation
 (``adaptive=False``: no trace ``A``, the threshold is ϑ) it is the LIF network
 of :mod:`snnbatch.kernels.lif`. :func:`_forward_py` runs it over a range of
-time steps from a given state, keeping the history of those steps;
+time steps from a given state, keeping the history of those steps (all of
+them for BPTT, a few at a time for e-prop's online pass, so every learning
+rule trains the same network, bit for bit in either dtype);
 :func:`_sample_backward_py` is BPTT over that history, given the loss's
-gradient with respect to the readout at each step. Also here: the constants,
+gradient with respect to the readout at each step (lif.py, alif.py and
+e-prop's BPTT reference). Also here: the constants,
 the readout's softmax cross-entropy, the cutting of a batch into blocks and
 the wrappers (:func:`run`, :func:`forward_arrays`) of lif.py and alif.py.
 
