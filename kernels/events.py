@@ -36,12 +36,13 @@ class SpikeEvents(NamedTuple):
 
     def to_dense(self, n_units: int) -> np.ndarray:
         """A (n_samples, n_steps, n_units) float array of spike counts."""
-        out = np.zeros((self.n_samples, self.n_steps, n_units))
-        for s in range(self.n_samples):
-            for n in range(self.n_steps):
-                for e in range(self.ptr[s, n], self.ptr[s, n + 1]):
-                    out[s, n, self.units[e]] += 1.0
-        return out
+        out = np.zeros((self.n_samples * self.n_steps, n_units))
+        starts = self.ptr[:, :-1].ravel()
+        counts = (self.ptr[:, 1:] - self.ptr[:, :-1]).ravel()
+        rows = np.repeat(np.arange(starts.size), counts)
+        within = np.arange(rows.size) - np.repeat(np.cumsum(counts) - counts, counts)
+        np.add.at(out, (rows, self.units[np.repeat(starts, counts) + within]), 1.0)
+        return out.reshape(self.n_samples, self.n_steps, n_units)
 
 
 def from_times(times: np.ndarray, units: np.ndarray, sample: np.ndarray, n_samples: int, n_steps: int) -> SpikeEvents:

@@ -203,3 +203,16 @@ def test_short_training_on_randman_reaches_90_percent():
     res = lif.evaluate(params, data.test_events, data.test_labels, cfg)
     assert res["accuracy"] >= 0.9, res
 
+
+
+def test_spike_events_to_dense_counts_every_event():
+    from snnbatch.kernels.events import from_times
+
+    rng = np.random.default_rng(0)
+    t, u, s = rng.integers(0, 20, 500), rng.integers(0, 7, 500), rng.integers(0, 9, 500)
+    events = from_times(t, u, s, 9, 20)
+    expected = np.zeros((9, 20, 7))
+    np.add.at(expected, (s, t, u), 1.0)
+    assert np.array_equal(events.to_dense(7), expected)
+    picked = np.array([5, 2, 2, 8])
+    assert np.array_equal(events.take(picked).to_dense(7), expected[picked])
