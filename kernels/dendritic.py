@@ -111,10 +111,10 @@ from ._jit import njit
 
 
 class DendriticConfig(NamedTuple):
-    n_neurons: int = 100
+    n_neurons: int = 20
     n_inputs: int = 10
     dt: float = 0.1  # ms
-    duration: float = 1000.0  # ms
+    duration: float = 200.0  # ms
     recurrent: bool = True
     train_sigma: bool = False
     dtype: str = "float64"  # of init_params / make_task arrays
