@@ -44,7 +44,9 @@ import numpy as np
 
 from . import threads
 from .config import AUTO_EVERY_ITERATIONS
-from .store import LEASE_HEARTBEAT_SECONDS, Lease, StoreWriteError, TaskStore, describe_holder
+from .errors import StoreWriteError
+from .lease import LEASE_HEARTBEAT_SECONDS, Lease, describe_holder
+from .store import TaskStore
 
 HEARTBEAT_SECONDS = 10.0
 # Fault injection for tests (snnbatch.testing): SIGKILL this process right after this iteration, so
@@ -122,7 +124,7 @@ def run_task(
     ts = TaskStore(store_path, task_id)
     lease, holder = ts.acquire_lease(wait=lease_wait)
     if lease is None:
-        return Outcome(task_id, "leased", int(ts.status().get("iteration") or 0),
+        return Outcome(task_id, "leased", ts.read_status().iteration,
                        f"running elsewhere: {describe_holder(holder)}")
     stop = stop if stop is not None else StopFlag()  # a fresh StopFlag is falsy: "or" would replace it
     beat = _Heartbeat(lease)
@@ -158,9 +160,9 @@ class _Heartbeat(threading.Thread):
 
 def _run_leased(ts: TaskStore, lease: Lease, stop: StopFlag, deadline, backend, job_id, cpus) -> Outcome:
     task_id = ts.task_id
-    status = ts.status()
-    if status.get("state") == "done":
-        return Outcome(task_id, "done", int(status.get("iteration", 0)), "already done")
+    status = ts.read_status()
+    if status.state == "done":
+        return Outcome(task_id, "done", status.iteration, "already done")
     cfg = ts.config()
     threads.apply(cpus or threads.from_allocation(cfg.resources.cpus))
     ts.clean_leftovers()
@@ -185,7 +187,7 @@ def _run_leased(ts: TaskStore, lease: Lease, stop: StopFlag, deadline, backend, 
     except StoreWriteError as exc:
         note = str(exc)
         try:
-            run.write(state="interrupted", error=note, error_line=note.splitlines()[0][:300])
+            run.write(state="interrupted", error=note, error_line=note.splitlines()[0][:300], store_error=True)
         except (StoreWriteError, _LeaseLost):
             pass  # the status cannot be written either; the released lease shows the task is not running
         return Outcome(task_id, "interrupted", run.iteration, note, note, store_error=True)
@@ -196,13 +198,13 @@ class _Run:
 
     def __init__(self, ts, lease, stop, deadline, cfg, status, backend, job_id):
         self.ts, self.lease, self.stop, self.deadline, self.cfg = ts, lease, stop, deadline, cfg
-        self.attempts = list(status.get("attempts", []))
+        self.attempts = list(status.attempts)
         if self.attempts and "ended" not in self.attempts[-1]:  # we hold the lease: its process is gone
             lost = self.attempts[-1]
-            lost["ended"] = max(float(lost.get("started") or 0), float(status.get("heartbeat") or 0))
+            lost["ended"] = max(float(lost.get("started") or 0), status.heartbeat or 0.0)
             lost["reason"] = "lost (killed, or its node failed)"
-        self.warnings = list(status.get("warnings", []))
-        self.recorded_checkpoint = status.get("checkpoint")
+        self.warnings = list(status.warnings)
+        self.recorded_checkpoint = status.checkpoint
         self.backend, self.job_id = backend, job_id
         self.iteration = 0
 
@@ -223,7 +225,8 @@ class _Run:
             "job_id": self.job_id,
         }
         self.attempts.append(attempt)
-        self.write(state="running", attempts=self.attempts, heartbeat=time.time(), error=None, error_line=None)
+        self.write(state="running", attempts=self.attempts, heartbeat=time.time(), error=None, error_line=None,
+                   store_error=False)
 
         def finish(reason: str, **values) -> None:
             attempt["ended"] = time.time()
@@ -273,11 +276,11 @@ class _Run:
                     attempt["checkpointed"] = state.iteration
                     self.recorded_checkpoint = name
                     self.write(iteration=state.iteration, checkpoint=name, heartbeat=time.time(),
-                               attempts=self.attempts, **_last(metrics))
+                               attempts=self.attempts, metrics=_last(metrics))
                     last_beat = t
                     last_ck_cost = time.monotonic() - t
                 elif t - last_beat >= HEARTBEAT_SECONDS:
-                    self.write(progress=state.iteration, heartbeat=time.time(), **_last(metrics))
+                    self.write(progress=state.iteration, heartbeat=time.time(), metrics=_last(metrics))
                     last_beat = t
                 if reason and state.iteration < total:
                     finish(reason, state="interrupted")
@@ -296,7 +299,7 @@ class _Run:
             attempt["checkpointed"] = state.iteration
             last = {k: v[-1] for k, v in state.metrics.items() if v}
             finish("done", state="done", iteration=state.iteration, checkpoint=name,
-                   finished=time.time(), **{**last, **final})  # a final metric wins over the last iteration's
+                   finished=time.time(), metrics={**last, **final})  # a final metric wins over the last iteration's
             return Outcome(task_id, "done", state.iteration)
         except (_LeaseLost, StoreWriteError):
             raise

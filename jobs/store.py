@@ -30,16 +30,12 @@ removed by the next holder of the task's lease (:meth:`TaskStore.clean_leftovers
 A write the file system refuses (no space, quota, file size limit,
 read-only, permission) raises :class:`StoreWriteError` naming the store.
 
-Leases. Only the holder of ``tasks/<id>/lease`` runs the task. The lease is
-created with an exclusive hard link (atomic, also on NFS) and holds the
-holder's host, pid and a heartbeat time its owner refreshes every
-``LEASE_HEARTBEAT_SECONDS`` by rewriting its own file in place. A lease is
-*stale*, and may be taken over, when its holder is on this host (same pid
-namespace) and its process is gone, or when its heartbeat is older than
-``LEASE_STALE_SECONDS``. Taking over moves the stale file aside and checks
-that the file moved is the one judged stale, so two takers never both win;
-a holder whose file was taken over sees it at its next heartbeat
-(:meth:`Lease.held` is false) and stops without writing.
+Reading. This module is the one that knows the layout: the checkpoint reader
+(:func:`read_checkpoint`, :func:`read_metric_history`) serves both the runner
+and the results API, and the status record is read and written as a
+:class:`~snnbatch.jobs.status.TaskStatus`. Leases (``tasks/<id>/lease``) are
+:mod:`snnbatch.jobs.lease`. Nothing here imports a task's code: only
+:meth:`TaskStore.config` does, when a task is about to train.
 """
 from __future__ import annotations
 
@@ -60,8 +56,14 @@ from typing import Any
 import numpy as np
 import zarr
 
+from . import lease as _lease
 from .errors import StoreError, StoreWriteError
+from .lease import (  # noqa: F401  (importable from here as before)
+    LEASE, LEASE_HEARTBEAT_SECONDS, LEASE_STALE_SECONDS, Lease, _lease_info, describe_holder, lease_alive, read_lease,
+)
 from .state import TrainState
+from .status import TaskStatus, flat_metrics
+from .version import snnbatch_version
 
 
 # Zarr writes each file under a temporary ``<name>.<random>.partial`` name and renames it into
@@ -70,12 +72,12 @@ warnings.filterwarnings("ignore", message=r"Object at .*\.partial is not recogni
 
 FORMAT = 1
 TASKS = "tasks"
-LEASE = "lease"
-LEASE_HEARTBEAT_SECONDS = 10.0
-LEASE_STALE_SECONDS = 120.0
+STATUS = "status"
+CHECKPOINTS = "checkpoints"
+METRICS = "metrics"  # a checkpoint's metric histories are its arrays metrics/<name>
 
 TASK_ID = re.compile(r"[0-9a-f]{12}")
-_CHECKPOINT = re.compile(r"[0-9]{8}")
+CHECKPOINT_NAME = re.compile(r"[0-9]{8}")  # a committed checkpoint; others are being written or deleted
 # What a full, over-quota, size-limited, read-only or forbidden store raises.
 STORE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO}
 # Test hook, read by save_checkpoint: seconds to sleep before each array write and before the
@@ -140,14 +142,12 @@ def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
     if not isinstance(meta, dict) or "format" not in meta:
         raise StoreError(f"{path}: a Zarr store, but not one written by snnbatch (no 'snnbatch' attribute)")
     if meta["format"] != FORMAT:
-        from .. import __version__
-
         newer = isinstance(meta["format"], int) and meta["format"] > FORMAT
         advice = ("upgrade snnbatch to read it" if newer else
                   "read it with the snnbatch version that wrote it, or start a new store")
         raise StoreError(
             f"{path}: store format {meta['format']!r} (written by snnbatch {meta.get('version', '?')}); "
-            f"this snnbatch {__version__} reads format {FORMAT}: {advice}. Nothing was changed."
+            f"this snnbatch {snnbatch_version()} reads format {FORMAT}: {advice}. Nothing was changed."
         )
     return root
 
@@ -191,16 +191,23 @@ class TaskStore:
                              f"{exc}") from None
 
     def status(self) -> dict[str, Any]:
+        """The status record as stored (plain data); :meth:`read_status` reads it typed."""
         try:
-            return dict(self.group["status"].attrs)
+            return dict(self.group[STATUS].attrs)
         except KeyError:
             return {"state": "pending"}
 
-    def update_status(self, **values) -> None:
+    def read_status(self) -> TaskStatus:
+        return TaskStatus.from_attrs(self.status())
+
+    def update_status(self, metrics: dict[str, float] | None = None, **values) -> None:
+        """Merge ``values`` (fields of :class:`~snnbatch.jobs.status.TaskStatus`) and the latest
+        ``metrics`` into the status record, in one write."""
+        values.update(flat_metrics(metrics))
         values["updated"] = now()
         try:
             if self._status is None:
-                self._status = self.group.require_group("status")
+                self._status = self.group.require_group(STATUS)
             self._status.update_attributes(values)
         except OSError as exc:
             if is_store_full_or_readonly(exc):
@@ -209,71 +216,20 @@ class TaskStore:
 
     # -------------------------------------------------------------- lease
 
-    def acquire_lease(self, wait: float | None = None) -> tuple["Lease | None", dict | None]:
+    def acquire_lease(self, wait: float | None = None) -> tuple[Lease | None, dict | None]:
         """Take this task's lease: ``(lease, None)``, or ``(None, holder)`` when a live holder has it.
 
-        ``wait``: seconds to wait for a holder on another host that missed heartbeats to
-        become stale; ``None`` waits up to ``LEASE_STALE_SECONDS`` for such a holder and not
-        at all for one whose heartbeat is recent. Raises :class:`StoreWriteError` when the
-        store cannot be written.
+        ``wait``: see :func:`snnbatch.jobs.lease.acquire`. Raises :class:`StoreWriteError`
+        when the store cannot be written.
         """
-        path = self.dir / LEASE
-        token = uuid.uuid4().hex
-        info = _lease_info(token)
-        tmp = self.dir / f"{LEASE}.{token}.new"
         try:
-            fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o644)
+            return _lease.acquire(self.dir / LEASE, wait)
         except OSError as exc:
             raise _write_error(self.path, exc, f"take the lease of task {self.task_id}") from None
-        lease = Lease(path, fd, info)
-        holder = None
-        try:
-            lease._write()
-            limit = time.monotonic() + (LEASE_STALE_SECONDS if wait is None else wait)
-            for _ in range(10_000):
-                try:
-                    os.link(tmp, path)
-                    os.unlink(tmp)
-                    self._remove_old_lease_files(token)
-                    return lease, None
-                except FileExistsError:
-                    pass
-                holder, ino = read_lease(path)
-                if holder is None:
-                    continue  # released meanwhile: try again
-                if lease_alive(holder):
-                    age = now() - float(holder.get("heartbeat", 0))
-                    missing = holder.get("where") != info["where"] and age > 3 * LEASE_HEARTBEAT_SECONDS
-                    if missing and time.monotonic() < limit:
-                        time.sleep(min(1.0, max(0.05, limit - time.monotonic())))
-                        continue
-                    break
-                _take_aside(path, holder, ino, token)
-        except OSError as exc:
-            lease.close()
-            _unlink(tmp)
-            raise _write_error(self.path, exc, f"take the lease of task {self.task_id}") from None
-        except BaseException:
-            lease.close()
-            _unlink(tmp)
-            raise
-        lease.close()
-        _unlink(tmp)
-        return None, holder
 
     def lease_holder(self) -> dict | None:
         """The live holder of this task's lease, or None."""
-        holder, _ = read_lease(self.dir / LEASE)
-        return holder if holder is not None and lease_alive(holder) else None
-
-    def _remove_old_lease_files(self, token: str) -> None:
-        """Temporary lease files of crashed acquirers (older than a heartbeat period)."""
-        for p in self.dir.glob(f"{LEASE}.*"):
-            try:
-                if token not in p.name and now() - p.stat().st_mtime > LEASE_HEARTBEAT_SECONDS:
-                    p.unlink()
-            except OSError:
-                pass
+        return _lease.live_holder(self.dir / LEASE)
 
     def clean_leftovers(self) -> list[str]:
         """Remove what a crashed holder left: partial or half-deleted checkpoints, temporary files.
@@ -281,8 +237,8 @@ class TaskStore:
         Call only while holding the lease. Returns the names removed.
         """
         removed = []
-        ckdir = self.dir / "checkpoints"
-        for sub in (ckdir, self.dir / "status"):
+        ckdir = self.dir / CHECKPOINTS
+        for sub in (ckdir, self.dir / STATUS):
             try:
                 entries = list(os.scandir(sub))
             except OSError:
@@ -299,15 +255,11 @@ class TaskStore:
     # -------------------------------------------------------------- checkpoints
 
     def _checkpoints(self) -> zarr.Group:
-        return self.group.require_group("checkpoints")
+        return self.group.require_group(CHECKPOINTS)
 
     def checkpoint_names(self) -> list[str]:
         """The committed checkpoints' names, oldest first."""
-        try:
-            entries = os.listdir(self.dir / "checkpoints")
-        except OSError:
-            return []
-        return sorted(n for n in entries if _CHECKPOINT.fullmatch(n))
+        return checkpoint_names(self.dir)
 
     def save_checkpoint(self, state: TrainState, keep: int, extra: dict | None = None) -> str:
         """Commit ``state`` as a new checkpoint; returns its name. Old ones beyond ``keep`` are removed after."""
@@ -320,7 +272,7 @@ class TaskStore:
 
     def _save_checkpoint(self, state, keep, extra):
         self._checkpoints()  # the checkpoints group exists
-        ckdir = self.dir / "checkpoints"
+        ckdir = self.dir / CHECKPOINTS
         names = self.checkpoint_names()
         seq = int(names[-1]) + 1 if names else 0
         name = f"{seq:08d}"
@@ -333,7 +285,7 @@ class TaskStore:
             ck = zarr.open_group(str(ckdir / partial), mode="w-")
             arrays = dict(state.arrays)
             for k, v in state.metrics.items():
-                arrays[f"metrics/{k}"] = np.asarray(v, dtype=np.float64)
+                arrays[f"{METRICS}/{k}"] = np.asarray(v, dtype=np.float64)
             checksums = {}
             for key, value in arrays.items():
                 value = np.asarray(value)
@@ -374,7 +326,7 @@ class TaskStore:
         file systems); :meth:`finish_removals` waits for it. What a crash leaves is a ``.deleted-``
         directory, removed by the next holder of the lease (:meth:`clean_leftovers`).
         """
-        ckdir = self.dir / "checkpoints"
+        ckdir = self.dir / CHECKPOINTS
         aside = ckdir / f"{name}.deleted-{uuid.uuid4().hex[:8]}"
         try:
             os.rename(ckdir / name, aside)
@@ -401,25 +353,14 @@ class TaskStore:
 
     def load_checkpoint(self, name: str) -> TrainState:
         """Load and verify one checkpoint; raises ``CorruptCheckpoint`` when it is incomplete or altered."""
+        attrs, arrays = read_checkpoint(self.dir / CHECKPOINTS / name)
         try:
-            ck = self.group[f"checkpoints/{name}"]
-            attrs = dict(ck.attrs)
-            if not attrs.get("complete"):
-                raise CorruptCheckpoint(f"checkpoint {name} was never committed")
-            arrays = {}
-            for key, expected in attrs["checksums"].items():
-                value = np.asarray(ck[_encode_name(key)][...])
-                if digest(value) != expected:
-                    raise CorruptCheckpoint(f"checkpoint {name}: array {key!r} does not match its checksum")
-                arrays[key] = value
             rng_state = json.loads(attrs["rng"])
             bitgen = getattr(np.random, rng_state["bit_generator"])()
             bitgen.state = rng_state
-            metrics = {k: arrays.pop(f"metrics/{k}").tolist() for k in attrs["metrics"]}
+            metrics = {k: arrays.pop(f"{METRICS}/{k}").tolist() for k in attrs["metrics"]}
             iteration = int(attrs["iteration"])
-        except CorruptCheckpoint:
-            raise
-        except Exception as exc:  # truncated, deleted or unreadable files
+        except Exception as exc:  # a damaged record
             raise CorruptCheckpoint(f"checkpoint {name} is unreadable: {type(exc).__name__}: {exc}") from None
         return TrainState(iteration, arrays, np.random.Generator(bitgen), metrics)
 
@@ -443,103 +384,57 @@ class CorruptCheckpoint(Exception):
     """A checkpoint that was not committed, or whose arrays changed on disk."""
 
 
-# ------------------------------------------------------------------ leases
+# ------------------------------------------------------------------ reading checkpoints
 
 
-def _pid_namespace() -> str:
+def checkpoint_names(task_dir: str | os.PathLike) -> list[str]:
+    """The names of a task's committed checkpoints, oldest first."""
     try:
-        return os.readlink("/proc/self/ns/pid")
+        entries = os.listdir(Path(task_dir) / CHECKPOINTS)
     except OSError:
-        return ""
+        return []
+    return sorted(n for n in entries if CHECKPOINT_NAME.fullmatch(n))
 
 
-def _process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (clock ticks since boot), to tell a reused pid apart;
-    ``"zombie"`` for a process that exited but was not reaped yet."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            fields = fh.read().rsplit(b")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    if fields[0] in (b"Z", b"X"):
-        return "zombie"
-    return fields[19].decode() if len(fields) > 19 else None
+def read_checkpoint(path: str | os.PathLike, prefix: str = "") -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A committed checkpoint's attrs and its arrays whose names start with ``prefix`` (all by
+    default), each verified against its checksum; the other arrays are not read.
 
-
-def _lease_info(token: str) -> dict:
-    host = socket.gethostname()
-    t = now()
-    return {"host": host, "where": f"{host} {_pid_namespace()}", "pid": os.getpid(),
-            "start": _process_start(os.getpid()), "token": token, "acquired": t, "heartbeat": t}
-
-
-def read_lease(path) -> tuple[dict | None, int | None]:
-    """A lease file's content and inode; ``(None, None)`` if there is none.
-
-    An unreadable file (torn by a concurrent rewrite, or damaged) is read again a few
-    times, then described by its modification time alone.
+    Raises :class:`CorruptCheckpoint` for a checkpoint never committed, an array that does
+    not match its checksum, or files that are missing, truncated or unreadable.
     """
-    for attempt in range(5):
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            return None, None
-        try:
-            st = os.fstat(fd)
-            data = os.read(fd, 65536)
-        finally:
-            os.close(fd)
-        try:
-            info = json.loads(data)
-            if isinstance(info, dict) and "token" in info:
-                return info, st.st_ino
-        except ValueError:
-            pass
-        time.sleep(0.01 * (attempt + 1))
-    return {"token": None, "where": None, "heartbeat": st.st_mtime, "unreadable": True}, st.st_ino
-
-
-def lease_alive(info: dict, at: float | None = None) -> bool:
-    """Whether the holder described by ``info`` may still be running (see the module docstring)."""
-    at = now() if at is None else at
-    if info.get("where") == f"{socket.gethostname()} {_pid_namespace()}" and info.get("pid"):
-        pid = int(info["pid"])
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            pass
-        started, found = info.get("start"), _process_start(pid)
-        return found != "zombie" and (started is None or found in (None, started))
-    return at - float(info.get("heartbeat") or 0) <= LEASE_STALE_SECONDS
-
-
-def describe_holder(info: dict | None) -> str:
-    if not info:
-        return "unknown holder"
-    if info.get("unreadable"):
-        return "a holder whose lease file is unreadable"
-    age = now() - float(info.get("heartbeat") or 0)
-    return f"host {info.get('host')} pid {info.get('pid')}, heartbeat {age:.0f}s ago"
-
-
-def _take_aside(path: Path, judged: dict, ino: int | None, token: str) -> None:
-    """Remove the stale lease ``judged``; if what was moved is a newer lease, put it back."""
-    aside = path.with_name(f"{LEASE}.{token}.stale")
+    name = Path(path).name
     try:
-        os.rename(path, aside)
-    except FileNotFoundError:
-        return
-    moved, moved_ino = read_lease(aside)
-    same = moved is not None and (moved.get("token") == judged.get("token") if judged.get("token")
-                                  else moved_ino == ino)
-    if not same:
+        # each checkpoint is written as a Zarr root of its own (see TaskStore.save_checkpoint)
+        ck = zarr.open_group(str(path), mode="r")
+        attrs = dict(ck.attrs)
+        if not attrs.get("complete"):
+            raise CorruptCheckpoint(f"checkpoint {name} was never committed")
+        arrays = {}
+        for key, expected in attrs["checksums"].items():
+            if not key.startswith(prefix):
+                continue
+            value = np.asarray(ck[_encode_name(key)][...])
+            if digest(value) != expected:
+                raise CorruptCheckpoint(f"checkpoint {name}: array {key!r} does not match its checksum")
+            arrays[key] = value
+    except CorruptCheckpoint:
+        raise
+    except Exception as exc:  # truncated, deleted or unreadable files
+        raise CorruptCheckpoint(f"checkpoint {name} is unreadable: {type(exc).__name__}: {exc}") from None
+    return attrs, arrays
+
+
+def read_metric_history(task_dir: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The metric histories of a task's newest committed checkpoint whose metric arrays match their
+    checksums (element ``i`` belongs to training iteration ``i + 1``); empty when there is none."""
+    for name in reversed(checkpoint_names(task_dir)):
         try:
-            os.link(aside, path)
-        except FileExistsError:
-            pass  # a third process leased it meanwhile; the moved holder sees its loss at its heartbeat
-    _unlink(aside)
+            attrs, arrays = read_checkpoint(Path(task_dir) / CHECKPOINTS / name, prefix=f"{METRICS}/")
+            return {k: arrays[f"{METRICS}/{k}"] for k in attrs["metrics"]}
+        except (CorruptCheckpoint, KeyError):  # deleted meanwhile, truncated or altered: the previous one
+            continue
+    return {}
 
 
 def _unlink(path) -> None:
@@ -554,46 +449,3 @@ def _env_seconds(name: str) -> float:
         return max(0.0, float(os.environ.get(name) or 0))
     except ValueError:
         return 0.0
-
-
-class Lease:
-    """This process's hold on one task. Refresh it at least every ``LEASE_HEARTBEAT_SECONDS``."""
-
-    SIZE = 1024  # the file is rewritten in place at this fixed size, padded with spaces
-
-    def __init__(self, path: Path, fd: int, info: dict):
-        self.path = path
-        self.fd = fd
-        self.info = info
-        self._ino = os.fstat(fd).st_ino
-
-    def _write(self) -> None:
-        data = json.dumps(self.info).encode()
-        os.pwrite(self.fd, data.ljust(self.SIZE), 0)
-        if len(data) > self.SIZE:
-            os.ftruncate(self.fd, len(data))
-
-    def held(self) -> bool:
-        """Whether the lease file is still this one (it may have been taken over as stale)."""
-        try:
-            return os.stat(self.path).st_ino == self._ino
-        except OSError:
-            return False
-
-    def refresh(self) -> bool:
-        """Write a new heartbeat into this lease's own file; False when the lease was lost."""
-        if self.fd < 0 or not self.held():
-            return False
-        self.info["heartbeat"] = now()
-        self._write()
-        return True
-
-    def release(self) -> None:
-        if self.fd >= 0 and self.held():
-            _unlink(self.path)
-        self.close()
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1

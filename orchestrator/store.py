@@ -17,7 +17,7 @@ import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zarr
 from zarr.core.buffer import default_buffer_prototype
@@ -25,17 +25,14 @@ from zarr.errors import ContainsGroupError
 from zarr.storage import LocalStore
 
 from ..jobs.errors import StoreError, StoreWriteError
-from ..jobs.store import (FORMAT, LEASE, LEASE_STALE_SECONDS, TASKS, is_store_full_or_readonly, lease_alive, open_root,
-                          read_lease)
-from .planner import Task
+from ..jobs.lease import LEASE, LEASE_STALE_SECONDS, lease_alive, read_lease
+from ..jobs.store import FORMAT, STATUS, TASKS, is_store_full_or_readonly, open_root
+from ..jobs.version import snnbatch_version
+
+if TYPE_CHECKING:
+    from .planner import Task
 
 STALE_SECONDS = LEASE_STALE_SECONDS  # a lease without a heartbeat for this long is taken as abandoned
-
-
-def _version() -> str:
-    from .. import __version__
-
-    return __version__
 
 
 class RunStore:
@@ -111,7 +108,7 @@ class RunStore:
         try:
             root = zarr.open_group(str(tmp), mode="w-")
             root.attrs.put({
-                "snnbatch": {"format": FORMAT, "version": _version()},
+                "snnbatch": {"format": FORMAT, "version": snnbatch_version()},
                 "name": spec.name,
                 "created": time.time(),
                 "spec": spec.model_dump(mode="json"),
@@ -162,6 +159,15 @@ class RunStore:
     def name(self) -> str:
         return str(self.root.attrs.get("name", self.path.name))
 
+    def metrics(self) -> dict[str, dict[str, Any]]:
+        """What the run's algorithms declare of each metric, as recorded when it was planned
+        (:func:`code_attrs`): ``{name: {"label": ..., "better": "higher" | "lower", "status": bool,
+        "final": bool}}``, in declaration order. Empty for a store planned before snnbatch recorded it."""
+        record = self.root.attrs.get("metrics")
+        if not isinstance(record, dict):
+            return {}
+        return {str(k): dict(v) for k, v in record.items() if isinstance(v, dict)}
+
     def task_ids(self) -> list[str]:
         try:
             return sorted(self.root[TASKS].group_keys())
@@ -177,7 +183,7 @@ class RunStore:
         ids = self.task_ids()
         keys = []
         for tid in ids:
-            keys += [f"{TASKS}/{tid}", f"{TASKS}/{tid}/status", f"{TASKS}/{tid}/scheduler"]
+            keys += [f"{TASKS}/{tid}", f"{TASKS}/{tid}/{STATUS}", f"{TASKS}/{tid}/scheduler"]
         attrs = self.read_many(keys)
         out = []
         now = time.time()
