@@ -13,6 +13,8 @@
 * ``report.html``: all of the above on one page, images embedded, nothing to fetch.
 
 Choices are checked against the run (:func:`choose`) before anything is written.
+Each metric is labelled, and its best value chosen, as its algorithm declares it: from
+the record the run store keeps (:attr:`Run.labels`), so no plugin code is imported.
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, so
 no global backend is set and nothing needs a display.
 """
@@ -33,47 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from ..jobs.errors import UserError
+from ..jobs.version import snnbatch_version
+from .labels import LABELS, Labels  # noqa: F401  (LABELS: importable here)
 from .results import Run, format_duration
 
-# How each parameter, metric and dimension is called on an axis; keys are the last part of the
-# parameter's path (training.lr -> lr).
-LABELS = {
-    "lr": "learning rate",
-    "n_hidden": "hidden neurons",
-    "iteration": "training iteration",
-    "iterations": "training iterations",
-    "epochs": "epochs",
-    "seed": "seed",
-    "batch_size": "batch size",
-    "optimizer": "optimizer",
-    "beta1": "Adam β₁",
-    "beta2": "Adam β₂",
-    "recurrent": "recurrent connections",
-    "dt": "time step (s)",
-    "tau_mem": "membrane time constant (s)",
-    "tau_syn": "synaptic time constant (s)",
-    "tau_adapt": "adaptation time constant (s)",
-    "adapt_jump": "threshold adaptation jump",
-    "threshold": "firing threshold",
-    "weight_scale": "initial weight scale",
-    "surrogate_scale": "surrogate gradient slope",
-    "n_train": "training samples",
-    "n_test": "test samples",
-    "n_steps": "time steps per sample",
-    "n_inputs": "input channels",
-    "n_classes": "classes",
-    "dim": "manifold dimension",
-    "alpha": "manifold smoothness α",
-    "loss": "training loss",
-    "accuracy": "training accuracy",
-    "test_accuracy": "test accuracy",
-    "test_loss": "test loss",
-    "final_loss": "final training loss",
-    "final_accuracy": "final training accuracy",
-    "correlation": "test correlation",
-    "rate_hz": "firing rate (Hz)",
-    "elapsed_s": "wall time (s)",
-}
 FILES = ("report.html", "results.csv", "results.parquet", "curves.png", "final.png", "heatmap.png")
 STYLE = {
     "font.size": 13,
@@ -99,13 +64,15 @@ MAX_COLOURS = 8  # an axis with more values than this is not used for colours
 MAX_HEATMAP = 20  # nor for a heatmap's rows or columns
 
 
-def label(name: str) -> str:
-    """The axis label of a parameter, metric or dimension: ``lr`` -> ``learning rate``."""
-    return LABELS.get(name) or LABELS.get(name.rsplit(".", 1)[-1]) or name
+def label(name: str, metrics: dict | None = None) -> str:
+    """The axis label of a parameter, metric or dimension: ``lr`` -> ``learning rate``; a metric's
+    from ``metrics``, a store's record of them (:meth:`Run.labels` reads it), else its name."""
+    return Labels(metrics)(name)
 
 
-def higher_is_better(metric: str) -> bool:
-    return "loss" not in metric
+def higher_is_better(metric: str, metrics: dict | None = None) -> bool:
+    """Which way ``metric`` is better, from ``metrics``, a store's record (see :func:`label`)."""
+    return Labels(metrics).higher_is_better(metric)
 
 
 def fmt_value(v) -> str:
@@ -143,6 +110,7 @@ class Choice:
     group: str | None  # colours the training curves
     heatmap: tuple[str, str] | None  # (columns, rows)
     notes: list[str] = field(default_factory=list)
+    labels: Labels = field(default_factory=Labels)  # the run's metric labels and better directions
 
     def discrete(self, run: Run, axis: str, most: int = 8) -> bool:
         """Whether ``axis`` takes a few chosen values (colours, panels, heatmap cells), not drawn ones."""
@@ -174,6 +142,7 @@ def choose(run: Run, metric: str | None = None, x: str | None = None, group: str
     group: the first varying axis (other than ``x``). x: every varying axis gets a panel.
     The heatmap spans ``x`` (columns, default the first axis) and ``group`` (rows).
     """
+    labels = run.labels
     df_metrics = run.metric_names()
     present = [m for m in df_metrics if any(m in t.final for t in run.tasks)]
     if metric is None:
@@ -195,10 +164,10 @@ def choose(run: Run, metric: str | None = None, x: str | None = None, group: str
         raise UserError(f"--x and --group both name {x!r}: choose two different swept parameters")
     notes = []
     if not any(m == metric for t in run.tasks for m in t.final):
-        notes.append(f"No task has reported {label(metric)} yet.")
+        notes.append(f"No task has reported {labels(metric)} yet.")
     drawn = drawn_axes(run)
     choice = Choice(metric=metric, axes=axes, drawn=drawn, x_axes=[x] if x else axes, group=None, heatmap=None,
-                    notes=notes)
+                    notes=notes, labels=labels)
     choice.group = group or next((a for a in axes if a != x and choice.discrete(run, a)), None)
     grid_axes = [a for a in axes if choice.discrete(run, a, MAX_HEATMAP)]
     if len(grid_axes) >= 2:
@@ -279,6 +248,7 @@ def _value_ticks(ax, values: list, log: bool) -> None:
 
 
 def curves_figure(run: Run, choice: Choice) -> bytes | None:
+    labels = choice.labels
     histories = run.histories()
     tasks = [t for t in run.tasks if histories[t.id].get("loss") is not None and len(histories[t.id]["loss"])]
     if not tasks:
@@ -322,19 +292,19 @@ def curves_figure(run: Run, choice: Choice) -> bytes | None:
                 ax.plot(iteration, mean, color=colour, lw=2.6, label=name)
                 all_y.append(curves[np.isfinite(curves)])
             if r == 0 and panel:
-                ax.set_title(f"{label(panel)} = {fmt_value(pv)}")
+                ax.set_title(f"{labels(panel)} = {fmt_value(pv)}")
             if r == nrows - 1:
-                ax.set_xlabel(label("iteration"))
+                ax.set_xlabel(labels("iteration"))
             if c == 0:
-                ax.set_ylabel(label(metric))
+                ax.set_ylabel(labels(metric))
         ys = np.concatenate(all_y) if all_y else np.array([])
         if metric == "loss" and len(ys) and ys.min() > 0 and ys.max() / ys.min() > 20:
             axs[r][0].set_yscale("log")
-    handles, labels = axs[0][0].get_legend_handles_labels()
+    handles, names = axs[0][0].get_legend_handles_labels()
     if group and handles:
-        fig.legend(handles, labels, title=label(group), loc="outside right center")
+        fig.legend(handles, names, title=labels(group), loc="outside right center")
     smooth = f" (moving average over {window} iterations)" if window > 1 else ""
-    mean = f"mean per {label(group)}" if group else "mean"
+    mean = f"mean per {labels(group)}" if group else "mean"
     fig.suptitle("Training curves")
     _caption(fig, f"thin: single runs{smooth}  ·  thick: {mean}")
     return _png(fig)
@@ -349,12 +319,13 @@ def _finished(df, metric: str):
 
 
 def final_figure(run: Run, choice: Choice, df) -> bytes | None:
+    labels = choice.labels
     metric = choice.metric
     data = _finished(df, metric)
     if data.empty:
         return None
     if not choice.x_axes:
-        return _seeds_figure(data, metric)
+        return _seeds_figure(data, metric, labels)
     n = len(choice.x_axes)
     ncols = min(n, 3)
     nrows = math.ceil(n / ncols)
@@ -409,11 +380,11 @@ def final_figure(run: Run, choice: Choice, df) -> bytes | None:
         else:
             ax.set_xticks(range(len(x_values)), [fmt_value(v) for v in x_values])
             ax.set_xlim(-0.5, len(x_values) - 0.5)
-        ax.set_xlabel(label(xa))
+        ax.set_xlabel(labels(xa))
         if k % ncols == 0:
-            ax.set_ylabel(label(metric))
+            ax.set_ylabel(labels(metric))
         if colour_axis or len(data) > 1:
-            ax.legend(title=label(colour_axis) if colour_axis else None, loc="best")
+            ax.legend(title=labels(colour_axis) if colour_axis else None, loc="best")
     for k in range(n, nrows * ncols):
         axs[k // ncols][k % ncols].set_visible(False)
     reps = _replicates(data, choice.axes)
@@ -421,12 +392,12 @@ def final_figure(run: Run, choice: Choice, df) -> bytes | None:
         spread = "  ·  line and bars: mean ± s.d. of the runs at each value"
     else:
         spread = f"  ·  line and bars: mean ± s.d. over {reps}" if reps else ""
-    fig.suptitle(f"Final {label(metric)}")
+    fig.suptitle(f"Final {labels(metric)}")
     _caption(fig, f"points: single runs{spread}")
     return _png(fig)
 
 
-def _seeds_figure(data, metric: str) -> bytes:
+def _seeds_figure(data, metric: str, labels: Labels) -> bytes:
     """A run of replicates only: the metric of each seed, the mean and ± one s.d."""
     seeds, vals = data["seed"].to_numpy(), data[metric].to_numpy(float)
     fig = _figure(9.0, 4.6)
@@ -441,10 +412,10 @@ def _seeds_figure(data, metric: str) -> bytes:
     if len(seeds) <= 20:
         ax.set_xticks(seeds, [str(s) for s in seeds])
     ax.margins(x=0.12)
-    ax.set_xlabel(label("seed"))
-    ax.set_ylabel(label(metric))
+    ax.set_xlabel(labels("seed"))
+    ax.set_ylabel(labels(metric))
     fig.legend(loc="outside right center")
-    fig.suptitle(f"Final {label(metric)}")
+    fig.suptitle(f"Final {labels(metric)}")
     return _png(fig)
 
 
@@ -469,6 +440,7 @@ def _position(xv, values: list, numeric: bool, log: bool, dodge: float) -> float
 
 
 def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
+    labels = choice.labels
     if choice.heatmap is None:
         return None
     cols, rows = choice.heatmap
@@ -490,15 +462,15 @@ def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
         return None
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis" if higher_is_better(metric) else "viridis_r"].with_extremes(bad="#eeeeee")
+    cmap = matplotlib.colormaps["viridis" if labels.higher_is_better(metric) else "viridis_r"].with_extremes(bad="#eeeeee")
     fig = _figure(min(13.0, 3.3 + 1.3 * len(cv)), min(11.0, 1.9 + 0.95 * len(rv)))
     ax = fig.subplots()
     ax.grid(False)
     im = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, origin="lower", aspect="auto")
     ax.set_xticks(range(len(cv)), [fmt_value(v) for v in cv])
     ax.set_yticks(range(len(rv)), [fmt_value(v) for v in rv])
-    ax.set_xlabel(label(cols))
-    ax.set_ylabel(label(rows))
+    ax.set_xlabel(labels(cols))
+    ax.set_ylabel(labels(rows))
     for s in ax.spines.values():
         s.set_visible(False)
     lo, hi = np.nanmin(mean), np.nanmax(mean)
@@ -508,7 +480,7 @@ def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
             if not np.isfinite(mean[i, j]):
                 continue
             frac = 0.5 if hi == lo else (mean[i, j] - lo) / (hi - lo)
-            if not higher_is_better(metric):
+            if not labels.higher_is_better(metric):
                 frac = 1 - frac
             text = f"{mean[i, j]:.{places}f}"
             if np.isfinite(std[i, j]) and len(cv) <= 8:
@@ -516,11 +488,11 @@ def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
             ax.text(j, i, text, ha="center", va="center", fontsize=13 if len(cv) <= 6 else 10,
                     color="black" if frac > 0.55 else "white")
     bar = fig.colorbar(im, ax=ax, shrink=0.9)
-    bar.set_label(label(metric))
+    bar.set_label(labels(metric))
     others = [a for a in choice.axes if a not in (cols, rows)]
     reps = _replicates(data, [cols, rows, *others])
-    over = " and ".join([*([reps] if reps else []), *(label(a) for a in others)])
-    ax.set_title(f"{label(metric).capitalize()}" + (f", mean ± s.d. over {over}" if over else ""))
+    over = " and ".join([*([reps] if reps else []), *(labels(a) for a in others)])
+    ax.set_title(f"{labels(metric).capitalize()}" + (f", mean ± s.d. over {over}" if over else ""))
     return _png(fig)
 
 
@@ -530,6 +502,7 @@ def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
 def by_configuration(df, choice: Choice):
     """The chosen metric's mean, s.d. and number of finished seeds per combination of the swept
     values, best first; None when no task has the metric."""
+    labels = choice.labels
     data = _finished(df, choice.metric)
     if data.empty:
         return None
@@ -543,40 +516,43 @@ def by_configuration(df, choice: Choice):
     for a in choice.axes:
         stats[a] = firsts[a]
     stats = stats.reset_index(drop=True)
-    return stats.sort_values("mean", ascending=not higher_is_better(choice.metric), kind="stable")
+    return stats.sort_values("mean", ascending=not labels.higher_is_better(choice.metric), kind="stable")
 
 
 def _best(choice: Choice, stats) -> str | None:
+    labels = choice.labels
     if stats is None:
         return None
     row = stats.iloc[0]
     places = decimals(stats["mean"])
-    name = label(choice.metric)
+    name = labels(choice.metric)
     spread = f" ± {row['std']:.{places}f}" if row["count"] > 1 else ""
     seeds = f" ({int(row['count'])} seeds)" if row["count"] > 1 else ""
     if not choice.axes:
         return f"{name.capitalize()}: <b>{row['mean']:.{places}f}{spread}</b>{seeds}"
-    where = ", ".join(f"{label(a)} {fmt_value(row[a])}" for a in choice.axes)
+    where = ", ".join(f"{labels(a)} {fmt_value(row[a])}" for a in choice.axes)
     return f"Best {name}: <b>{row['mean']:.{places}f}{spread}</b>{seeds} at {html.escape(where)}"
 
 
 def _configurations_html(choice: Choice, stats, limit: int = 12) -> str:
+    labels = choice.labels
     if stats is None or not choice.axes:
         return ""
     places = decimals(stats["mean"])
-    head = "".join(f"<th>{html.escape(label(a))}</th>" for a in choice.axes)
+    head = "".join(f"<th>{html.escape(labels(a))}</th>" for a in choice.axes)
     rows = []
     for _, r in stats.head(limit).iterrows():
         spread = f" ± {r['std']:.{places}f}" if r["count"] > 1 else ""
         rows.append("<tr>" + "".join(f"<td>{html.escape(fmt_value(r[a]))}</td>" for a in choice.axes)
                     + f"<td>{r['mean']:.{places}f}{spread}</td><td>{int(r['count'])}</td></tr>")
     more = (f'<p class="meta">the best {limit} of {len(stats)} configurations</p>' if len(stats) > limit else "")
-    return (f'<table class="conf"><thead><tr>{head}<th>{html.escape(label(choice.metric))}</th><th>runs</th>'
+    return (f'<table class="conf"><thead><tr>{head}<th>{html.escape(labels(choice.metric))}</th><th>runs</th>'
             f"</tr></thead><tbody>{''.join(rows)}</tbody></table>{more}")
 
 
 def _sweep_words(run: Run) -> str:
-    parts = [f"{label(a)} ({len(run.axis_values(a))} values)" for a in run.varying_axes]
+    labels = run.labels
+    parts = [f"{labels(a)} ({len(run.axis_values(a))} values)" for a in run.varying_axes]
     seeds = len(run.axis_values("seed"))
     if seeds > 1:
         parts.append(f"{seeds} seeds")
@@ -617,6 +593,7 @@ footer { margin-top: 30px; font-size: 12px; color: #7a838d; }
 
 
 def _table_html(df, choice: Choice) -> str:
+    labels = choice.labels
     dims = [*choice.axes, "seed"]
     metrics = [m for m in df.columns if m in set(_metric_columns(df)) and df[m].notna().any()]
     show_err = df["error"].notna().any()
@@ -624,7 +601,7 @@ def _table_html(df, choice: Choice) -> str:
     left = {"task", "state", "error"}
     places = {m: decimals(df[m]) for m in metrics}
     out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(
-        f'<th class="{"l" if h in left else ""}">{html.escape(label(h) if h in dims or h in metrics else h)}</th>'
+        f'<th class="{"l" if h in left else ""}">{html.escape(labels(h) if h in dims or h in metrics else h)}</th>'
         for h in head) + "</tr></thead><tbody>"]
     for _, r in df.iterrows():
         cells = [f'<td class="l id" title="{r["id"]}">{r["id"][:8]}</td>',
@@ -666,8 +643,7 @@ def _img(png: bytes, alt: str) -> str:
 
 
 def report_html(run: Run, choice: Choice, df, images: dict[str, bytes | None]) -> str:
-    from .. import __version__
-
+    labels = choice.labels
     counts: dict[str, int] = {}
     for s in df["state"]:
         counts[s] = counts.get(s, 0) + 1
@@ -697,7 +673,7 @@ def report_html(run: Run, choice: Choice, df, images: dict[str, bytes | None]) -
                      f"<ul>{items}</ul></div>")
     if images.get("final.png"):
         parts.append("<h2>Across the sweep</h2>")
-        parts.append(_img(images["final.png"], f"final {label(choice.metric)} against each swept parameter"))
+        parts.append(_img(images["final.png"], f"final {labels(choice.metric)} against each swept parameter"))
     configurations = _configurations_html(choice, stats)
     if images.get("heatmap.png") or configurations:
         parts.append("<h2>By configuration</h2><div class=\"row\">")
@@ -711,7 +687,7 @@ def report_html(run: Run, choice: Choice, df, images: dict[str, bytes | None]) -
     if run.store.root.attrs.get("spec_yaml"):
         parts.append(f"<details><summary>Sweep spec</summary><pre>"
                      f"{html.escape(str(run.store.root.attrs['spec_yaml']))}</pre></details>")
-    parts.append(f"<footer>snnbatch {__version__} · {time.strftime('%Y-%m-%d %H:%M')} · the table is also in "
+    parts.append(f"<footer>snnbatch {snnbatch_version()} · {time.strftime('%Y-%m-%d %H:%M')} · the table is also in "
                  "results.csv and results.parquet beside this page</footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts)

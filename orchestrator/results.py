@@ -15,87 +15,34 @@ newest good checkpoint, read concurrently and without its other arrays.
 from __future__ import annotations
 
 import math
-import os
-import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from numbers import Number
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..jobs.store import TASKS, TaskStore, _encode_name, digest
+from ..jobs.status import TaskStatus
+from ..jobs.store import TASKS, TaskStore, read_metric_history  # noqa: F401  (read_metric_history: importable here)
+from .labels import FINAL, Labels
 from .store import RunStore
 
-# Status keys that are numbers but not metrics.
-_BOOKKEEPING = {"iteration", "progress", "total", "finished", "updated", "heartbeat", "started", "store_error"}
 # The training metrics every trainer records each iteration: their last values become final_<name>.
 TRAINING_METRICS = ("loss", "accuracy")
 # Metric columns the table always has, in this order, even when no task reported them yet.
 STANDARD_METRICS = ("test_accuracy", "test_loss", "final_loss", "final_accuracy")
-_CHECKPOINT = re.compile(r"[0-9]{8}")  # a committed checkpoint's name (see snnbatch.jobs.store)
 
 
 def metric_column(key: str) -> str:
     """The table's name for a metric of the status record: ``loss`` -> ``final_loss``, others as they are."""
-    return f"final_{key}" if key in TRAINING_METRICS else key
+    return f"{FINAL}{key}" if key in TRAINING_METRICS else key
 
 
-def final_metrics(status: dict) -> dict[str, float]:
-    """The numeric metrics of a status record, named as in the results table (:func:`metric_column`)."""
-    return {metric_column(k): float(v) for k, v in status.items()
-            if k not in _BOOKKEEPING and isinstance(v, Number) and not isinstance(v, bool)}
-
-
-def elapsed_seconds(status: dict, state: str, now: float | None = None) -> float:
-    """Wall time summed over the task's attempts; a running attempt counts up to ``now``."""
-    now = time.time() if now is None else now
-    total = 0.0
-    for a in status.get("attempts") or []:
-        if "started" not in a:
-            continue
-        end = a.get("ended") or (now if state == "running" else a["started"])
-        total += max(0.0, end - a["started"])
-    return total
-
-
-def error_line(status: dict) -> str | None:
-    """The one line that says why a task failed: ``error_line``, or the traceback's last line."""
-    if status.get("error_line"):
-        return str(status["error_line"])
-    lines = [ln for ln in str(status.get("error") or "").splitlines() if ln.strip()]
-    return lines[-1].strip() if lines else None
-
-
-def read_metric_history(task_dir) -> dict[str, np.ndarray]:
-    """The metric history of the newest committed checkpoint of a task whose metric arrays match
-    their checksums; the other arrays are not read. Empty when there is none."""
-    import zarr
-
-    ckdir = Path(task_dir) / "checkpoints"
-    try:
-        names = sorted(n for n in os.listdir(ckdir) if _CHECKPOINT.fullmatch(n))
-    except OSError:
-        return {}
-    for name in reversed(names):
-        try:
-            ck = zarr.open_group(str(ckdir / name), mode="r")
-            attrs = dict(ck.attrs)
-            if not attrs.get("complete"):
-                continue
-            out = {}
-            for k in attrs["metrics"]:
-                value = np.asarray(ck[_encode_name(f"metrics/{k}")][...])
-                if digest(value) != attrs["checksums"][f"metrics/{k}"]:
-                    raise ValueError(f"metrics/{k} does not match its checksum")
-                out[k] = value
-            return out
-        except Exception:  # deleted meanwhile, truncated or altered: try the previous one
-            continue
-    return {}
+def final_metrics(status: TaskStatus | dict) -> dict[str, float]:
+    """The metrics of a status record, named as in the results table (:func:`metric_column`)."""
+    record = status if isinstance(status, TaskStatus) else TaskStatus.from_attrs(status)
+    return {metric_column(k): v for k, v in record.metrics.items()}
 
 
 def format_duration(seconds: float) -> str:
@@ -107,6 +54,7 @@ def format_duration(seconds: float) -> str:
         return f"{s // 60}m{s % 60:02d}s"
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
+
 @dataclass
 class TaskResult:
     """One task: its config, swept parameters, state, status record and metric history."""
@@ -117,8 +65,12 @@ class TaskResult:
     params: dict[str, Any]
     config: dict[str, Any]
     state: str
-    status: dict[str, Any]
+    status: dict[str, Any]  # the status record as stored; :attr:`record` is the same, typed
     scheduler: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def record(self) -> TaskStatus:
+        return TaskStatus.from_attrs(self.status)
 
     def _store(self) -> TaskStore:
         return TaskStore(self.run.path, self.id, mode="r")
@@ -139,21 +91,21 @@ class TaskResult:
     def final(self) -> dict[str, float]:
         """The metrics of the status record: ``test_*`` after the task is done, and the last
         training values as ``final_loss``, ``final_accuracy``."""
-        return final_metrics(self.status)
+        return final_metrics(self.record)
 
     @property
     def iterations(self) -> int:
         """Training iterations done (the newest checkpoint or progress report)."""
-        return max(int(self.status.get("iteration") or 0), int(self.status.get("progress") or 0))
+        return self.record.iterations_done
 
     @property
     def elapsed(self) -> float:
         """Seconds of wall time over all attempts."""
-        return elapsed_seconds(self.status, self.state)
+        return self.record.elapsed(self.state)
 
     @property
     def error_line(self) -> str | None:
-        return error_line(self.status)
+        return self.record.error_summary
 
     def __getitem__(self, key):
         return self.status.get(key)
@@ -173,6 +125,11 @@ class Run:
     @property
     def spec(self) -> dict:
         return self.store.spec_dict()
+
+    @cached_property
+    def labels(self) -> Labels:
+        """Each metric's label and better direction, as the run's algorithms declare them (recorded in the store)."""
+        return Labels(self.store.metrics())
 
     @cached_property
     def tasks(self) -> list[TaskResult]:
@@ -269,11 +226,10 @@ class Run:
             row = {"id": t.id, "state": t.state}
             row.update({k: t.params.get(k) for k in dims})
             row.update({m: final.get(m, math.nan) for m in metrics})
-            total = t.status.get("total")
             row.update({
                 "iterations": t.iterations,
-                "total": int(total) if total is not None else None,
-                "attempts": len(t.status.get("attempts") or []),
+                "total": t.record.total,
+                "attempts": len(t.record.attempts),
                 "elapsed_s": round(t.elapsed, 3),
                 "error": t.error_line if t.state == "failed" else None,
             })
@@ -344,10 +300,8 @@ class Run:
             coords["state"] = ("task", df["state"].to_numpy(str))
         coords["iteration"] = ("iteration", iteration)
         ds = xr.Dataset(data, coords=coords, attrs={"name": self.name, "store": str(self.path)})
-        from .report import label
-
         for k in [*dims, "iteration", *data]:
-            ds[k].attrs["long_name"] = label(k)
+            ds[k].attrs["long_name"] = self.labels(k)
         return ds
 
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import json
+import math
+import statistics
 import time
 from collections import defaultdict
+from typing import Mapping
 
 import click
 from rich import box
@@ -11,7 +14,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from ..results import elapsed_seconds, error_line, format_duration
+from ...jobs.status import TaskStatus
+from ..results import format_duration
 from ..store import RunStore
 from .app import console, run_command
 
@@ -23,33 +27,64 @@ ID_CHARS = 8  # task ids in the table; --json has them whole
 MAX_ERROR_LINES = 20  # more failed tasks than this: their errors are grouped by message
 
 
+# The fields of a task's --json record besides its metrics (which follow "total").
+FIELDS = ("id", "index", "state", "params", "iteration", "total", "attempts", "elapsed_s", "job_id",
+          "scheduler_state", "error")
+
+
 def task_rows(store: RunStore) -> list[dict]:
-    """One plain record per task: the stable form behind ``--json``."""
+    """One plain record per task: the stable form behind ``--json``.
+
+    Besides :data:`FIELDS`, a record has one field per metric the run's algorithms declare
+    (:func:`metric_names`): its latest value, or None.
+    """
     from ..scheduler import merge
 
+    tasks = merge(store.tasks())
+    records = [TaskStatus.from_attrs(t["status"]) for t in tasks]
+    metrics = [m for m in metric_names(store, records) if m not in FIELDS]
     rows = []
     now = time.time()
-    for t in merge(store.tasks()):
-        st = t["status"]
+    for t, st in zip(tasks, records):
         sched = t["scheduler"]
-        rows.append({
+        row = {
             "id": t["id"],
             "index": t["index"],
             "state": t["state"],
             "params": t["params"],
-            "iteration": max(int(st.get("iteration") or 0), int(st.get("progress") or 0)),
-            "total": st.get("total"),
-            "loss": st.get("loss"),
-            "accuracy": st.get("accuracy"),
-            "test_accuracy": st.get("test_accuracy"),
-            "test_loss": st.get("test_loss"),
-            "attempts": len(st.get("attempts") or []),
-            "elapsed_s": round(elapsed_seconds(st, t["state"], now), 1),
+            "iteration": st.iterations_done,
+            "total": st.total,
+        }
+        row.update({m: st.metrics.get(m) for m in metrics})
+        row.update({
+            "attempts": len(st.attempts),
+            "elapsed_s": round(st.elapsed(t["state"], now), 1),
             "job_id": sched.get("job_id"),
             "scheduler_state": t.get("scheduler_state") or sched.get("scheduler_state"),
-            "error": error_line(st) if t["state"] == "failed" else None,
+            "error": st.error_summary if t["state"] == "failed" else None,
         })
+        rows.append(row)
     return rows
+
+
+def metric_names(store: RunStore, records: list[TaskStatus]) -> list[str]:
+    """Every metric the run's algorithms declare, in declaration order, as the store records them;
+    for a store planned before snnbatch recorded them, every metric its tasks reported."""
+    declared = store.metrics()
+    if declared:
+        return list(declared)
+    return list(dict.fromkeys(k for r in records for k in r.metrics))
+
+
+def table_metrics(store: RunStore, rows: list[dict]) -> dict[str, bool]:
+    """The metrics of the table, each with whether it is held out (reported once, at the end):
+    those the run's algorithms declare for status (``Metric(status=True)``); for a store without
+    that record, every metric of the rows."""
+    declared = store.metrics()
+    if declared:
+        return {m: bool(record.get("final")) for m, record in declared.items()
+                if record.get("status") and m not in FIELDS}
+    return dict.fromkeys((k for r in rows for k in r if k not in FIELDS), False)
 
 
 def summary(rows: list[dict]) -> dict[str, int]:
@@ -59,32 +94,38 @@ def summary(rows: list[dict]) -> dict[str, int]:
     return counts
 
 
-def _num(v, fmt="{:.4g}") -> str:
-    return "" if v is None else fmt.format(v)
-
-
-def _loss(v) -> str:
-    return "" if v is None else f"{v:.4f}" if abs(v) < 100 else f"{v:.4g}"
+def _metric_cells(values: list) -> list[str]:
+    """A metric column: as many decimals as show 3 significant digits of its typical value (0.910,
+    2.31, 41.7), the same in every row; very large values in exponent form."""
+    sizes = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
+    places = 3 if not sizes else min(6, max(0, 2 - math.floor(math.log10(statistics.median(sizes)))))
+    return ["" if v is None else f"{v:.4g}" if abs(v) >= 1e5 else f"{v:.{places}f}" for v in values]
 
 
 def _param(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _columns(rows: list[dict]) -> list[tuple[str, int, list[str]]]:
-    """(header, priority, cells) of every column worth showing; a higher priority number is dropped first."""
+def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None) -> list[tuple[str, int, list[str]]]:
+    """(header, priority, cells) of every column worth showing; a higher priority number is dropped first.
+
+    ``metrics``: the metric columns (:func:`table_metrics`), headed by their names, each shown when a
+    task has a value. When the table is too wide, the held-out metrics stay longest (when none is
+    marked, the last declared: by convention the held-out one), the first other one (the training
+    objective) next; the others go first.
+    """
     varying = [k for k in (rows[0]["params"] if rows else {}) if len({repr(r["params"].get(k)) for r in rows}) > 1]
     cols = [("task", 0, [r["id"][:ID_CHARS] for r in rows])]
     cols += [(k.rsplit(".", 1)[-1], 1, [_param(r["params"].get(k)) for r in rows]) for k in varying]
     cols.append(("state", 0, [r["state"] for r in rows]))
     cols.append(("iter", 0, [f"{r['iteration']}/{r['total']}" if r["total"] else "" for r in rows]))
-    cols.append(("loss", 3, [_loss(r["loss"]) for r in rows]))
-    if any(r["accuracy"] is not None for r in rows):
-        cols.append(("acc", 6, [_num(r["accuracy"], "{:.3f}") for r in rows]))
-    if any(r["test_accuracy"] is not None for r in rows):
-        cols.append(("test acc", 2, [_num(r["test_accuracy"], "{:.3f}") for r in rows]))
-    elif any(r["test_loss"] is not None for r in rows):
-        cols.append(("test loss", 2, [_loss(r["test_loss"]) for r in rows]))
+    metrics = metrics or {}
+    shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
+    held_out = {m for m in shown if metrics[m]} or set(shown[-1:])
+    training = [m for m in shown if m not in held_out]
+    for m in shown:
+        priority = 2 if m in held_out else 3 if m == training[0] else 6
+        cols.append((m.replace("_", " "), priority, _metric_cells([r.get(m) for r in rows])))
     if any(r["attempts"] > 1 for r in rows):
         cols.append(("tries", 7, [str(r["attempts"]) for r in rows]))
     cols.append(("time", 5, [format_duration(r["elapsed_s"]) if r["attempts"] else "" for r in rows]))
@@ -150,7 +191,7 @@ def render(store: RunStore, rows: list[dict], width: int | None = None) -> Group
         head.append_text(Text(p[0], style=p[1]))
         if i < len(parts) - 1:
             head.append(", ")
-    cols = _fit(_columns(rows), width)
+    cols = _fit(_columns(rows, table_metrics(store, rows)), width)
     table = table_text(cols, rows) if _need(cols) <= width else _rich_table(cols, rows)
     return Group(_wrapping(head), table, *_errors(rows))
 
@@ -210,9 +251,10 @@ def status_command(store_path, as_json, watch, interval):
     """Show each task's state, progress and metrics, read from STORE.
 
     The table shows the first 8 characters of each task id, the swept parameters that
-    vary, the state, iterations done/total, the last training loss and accuracy, the test
-    accuracy, attempts (when a task was retried), wall time and the scheduler's job id and
-    state; failed tasks' errors follow it. Columns that do not fit the terminal are left out.
+    vary, the state, iterations done/total, the metrics the run's algorithms show in status
+    (lif: loss, accuracy, test_accuracy; force: loss, correlation), attempts (when a task was
+    retried), wall time and the scheduler's job id and state; failed tasks' errors follow it.
+    Columns that do not fit the terminal are left out.
 
     \b
     --json prints {"store", "name", "summary", "tasks"}:
@@ -223,8 +265,9 @@ def status_command(store_path, as_json, watch, interval):
         state            pending | queued | running | interrupted | done | failed
         params           the swept values, by axis name, and "seed"
         iteration        iterations done; total: iterations planned (null before the start)
-        loss, accuracy   the last training iteration's values (null before the first report)
-        test_accuracy, test_loss   held-out metrics, once done
+        <metric>         one field per metric the run's algorithms declare (lif: loss, accuracy,
+                         test_loss, test_accuracy): the latest value, null before the first
+                         report; held-out ones once done
         attempts         how many times it started; elapsed_s: wall time over all attempts
         job_id, scheduler_state    the cluster job and what the scheduler says (null locally)
         error            a failed task's last error line (else null)

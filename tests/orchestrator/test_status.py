@@ -133,9 +133,9 @@ def shown(store, width: int) -> str:
 
 
 def test_narrow_terminal_drops_columns_not_content(store):
-    table = shown(store, 60).split("2 failed:")[0]
-    assert max(len(line) for line in table.splitlines()) <= 60 and "…" not in table
-    assert "test acc" in table and "100/100" in table and "loss" not in table
+    table = shown(store, 64).split("2 failed:")[0]
+    assert max(len(line) for line in table.splitlines()) <= 64 and "…" not in table
+    assert "test accuracy" in table and "100/100" in table and "loss" not in table
     wide = shown(store, 160)
     assert "job" in wide and "4242_0" in wide and "time" in wide and "1m30s" in wide and "loss" in wide
 

@@ -53,18 +53,22 @@ def rows(planned_store):
     return store, st.task_rows(store)
 
 
+def _cols(store, rows):
+    return st._columns(rows, st.table_metrics(store, rows))
+
+
 @pytest.mark.parametrize("width", [40, 60, 80, 120, 200])
 def test_same_layout_as_rich_table(rows, width):
     store, rows = rows
-    cols = st._fit(st._columns(rows), width)
+    cols = st._fit(_cols(store, rows), width)
     shown = st.render(store, rows, width).renderables[1]
     assert isinstance(shown, Text) == (st._need(cols) <= width)  # too narrow even so: rich shrinks the columns
     assert _plain(shown, width) == _plain(_rich_table(cols, rows), width)
 
 
 def test_state_cells_keep_their_style(rows):
-    _, rows = rows
-    cols = st._fit(st._columns(rows), 200)
+    store, rows = rows
+    cols = st._fit(_cols(store, rows), 200)
     text = st.table_text(cols, rows)
     styled = {text.plain[span.start:span.end].strip(): str(span.style) for span in text.spans}
     assert styled["done"] == st.STYLE["done"] and styled["failed"] == st.STYLE["failed"]
