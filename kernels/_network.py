@@ -369,7 +369,7 @@ def _batch_py(
         for i in range(b, B, n_blocks):
             s = index[i]
             _start(consts, adaptive, smooth, U, A, s_row, flags, i_syn, io, uo)
-            _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, 0, T,
+            _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, np.int64(0), T,
                      U, A, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
             for o in range(O):
                 best = Uo[0, o]
@@ -385,7 +385,7 @@ def _batch_py(
             correct_b += ok
             if with_grad:
                 # the loss sees Uo_o only at its maximum, step t_max[o]
-                last = 0
+                last = t_max[0]
                 for o in range(O):
                     g_max[o] /= B
                     last = max(last, t_max[o])
@@ -418,7 +418,7 @@ def _trace_py(w_in, w_rec, w_out, ptr, units, index, T, consts, recurrent, adapt
         spk_val = np.empty(T * H + H, dtype)
         spk_ptr = np.empty(T + 1, np.int64)
         _start(consts, adaptive, smooth, Ui, Ai, s_row, flags, i_syn, io, uo)
-        _forward(w_in, w_rec, w_out, ptr, units, index[i], consts, recurrent, adaptive, smooth, 0, T,
+        _forward(w_in, w_rec, w_out, ptr, units, index[i], consts, recurrent, adaptive, smooth, np.int64(0), T,
                  Ui, Ai, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo[i])
         for n in range(T):
             for k in range(H):

@@ -297,7 +297,7 @@ def _bptt_batch_py(
         for i in range(b, B, n_blocks):
             s = index[i]
             _start(consts, adaptive, smooth, U[b], A[b], s_row[b], flags[b], i_syn[b], io, uo)
-            _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, 0, T,
+            _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, np.int64(0), T,
                      U[b], A[b], s_row[b], flags[b], i_syn[b], io, uo, spk_idx[b], spk_val[b], spk_ptr[b], Uo[b])
             score[:] = 0.0
             loss = 0.0
