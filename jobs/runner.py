@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import threads
+from . import early_stopping, threads
 from .config import AUTO_EVERY_ITERATIONS
 from .errors import StoreWriteError
 from .lease import LEASE_HEARTBEAT_SECONDS, Lease, describe_holder
@@ -51,8 +51,15 @@ from .store import TaskStore
 HEARTBEAT_SECONDS = 10.0
 # Fault injection for tests (snnbatch.testing): SIGKILL this process right after this iteration, so
 # a test kills a task at a known state instead of racing a fast kernel with a timer.
-_KILL_AT = int(os.environ.get("SNNBATCH_KILL_AT_ITERATION") or -1)
-_STOP_AT = int(os.environ.get("SNNBATCH_STOP_AT_ITERATION") or -1)  # SIGSTOP itself there
+# The value is an iteration, or TASK_ID:ITERATION for one task of a sweep (a prefix of its id).
+_KILL_AT = os.environ.get("SNNBATCH_KILL_AT_ITERATION") or ""
+_STOP_AT = os.environ.get("SNNBATCH_STOP_AT_ITERATION") or ""  # SIGSTOP itself there
+
+
+def _fault_at(value: str, task_id: str) -> int:
+    """The iteration a fault-injection variable names for this task (-1: none)."""
+    who, _, at = value.rpartition(":")
+    return int(at) if at and (not who or task_id.startswith(who)) else -1
 RETRY_DELAY_SECONDS = 1.0  # before the first retry; doubles each time, at most RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 60.0
 
@@ -201,7 +208,8 @@ class _Run:
         self.attempts = list(status.attempts)
         if self.attempts and "ended" not in self.attempts[-1]:  # we hold the lease: its process is gone
             lost = self.attempts[-1]
-            lost["ended"] = max(float(lost.get("started") or 0), status.heartbeat or 0.0)
+            # its last sign of life: the last heartbeat or status write (a progress heartbeat every 10 s)
+            lost["ended"] = max(float(lost.get("started") or 0), status.heartbeat or 0.0, status.updated or 0.0)
             lost["reason"] = "lost (killed, or its node failed)"
         self.warnings = list(status.warnings)
         self.recorded_checkpoint = status.checkpoint
@@ -248,6 +256,8 @@ class _Run:
             last_ck_cost = 0.0  # seconds the previous checkpoint (and its status write) took
             self.iteration = state.iteration
             self.write(total=total, iteration=state.iteration, attempts=self.attempts, warnings=self.warnings)
+            tracker = _early_stopping(self.cfg, state)
+            kill_at, stop_at = _fault_at(_KILL_AT, task_id), _fault_at(_STOP_AT, task_id)
 
             while state.iteration < total:
                 before = state.iteration
@@ -258,6 +268,12 @@ class _Run:
                 state.iteration += 1
                 _check_finite(metrics, state.iteration)
                 state.record(metrics)
+                if tracker is not None:
+                    rule = self.cfg.training.early_stopping
+                    if tracker.evaluate(state.metrics.get(rule.metric, []), state.iteration):
+                        early_stopping.keep_best(state.arrays)
+                    if tracker.stop:
+                        break
                 t = time.monotonic()
                 reason = self.stop.reason or (
                     "deadline" if self.deadline is not None and time.time() >= self.deadline else None
@@ -285,11 +301,16 @@ class _Run:
                 if reason and state.iteration < total:
                     finish(reason, state="interrupted")
                     return Outcome(task_id, "interrupted", state.iteration, reason)
-                if state.iteration == _KILL_AT:
+                if state.iteration == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)  # fault injection for tests: die without a word
-                if state.iteration == _STOP_AT:
+                if state.iteration == stop_at:
                     os.kill(os.getpid(), signal.SIGSTOP)  # for tests: wait here for a signal (then SIGCONT)
 
+            stopped_early = {}
+            if tracker is not None:
+                early_stopping.restore_best(state.arrays)
+                stopped_early = {"best_iteration": tracker.best_iteration,
+                                 "stopped_early": state.iteration if tracker.stop else None}
             _check_finite_state(state)
             final = trainer.evaluate(state)
             if not self.lease.held():
@@ -298,8 +319,9 @@ class _Run:
             self.iteration = state.iteration
             attempt["checkpointed"] = state.iteration
             last = {k: v[-1] for k, v in state.metrics.items() if v}
-            finish("done", state="done", iteration=state.iteration, checkpoint=name,
-                   finished=time.time(), metrics={**last, **final})  # a final metric wins over the last iteration's
+            finish("stopped early" if stopped_early.get("stopped_early") else "done", state="done",
+                   iteration=state.iteration, checkpoint=name, finished=time.time(), metrics={**last, **final},
+                   **stopped_early)  # a final metric wins over the last iteration's
             return Outcome(task_id, "done", state.iteration)
         except (_LeaseLost, StoreWriteError):
             raise
@@ -332,6 +354,20 @@ class _Run:
                 ts.discard_checkpoint(bad_name)
         self.recorded_checkpoint = name
         return state
+
+
+def _early_stopping(cfg, state):
+    """The early-stopping tracker of the task (None without ``training.early_stopping``), caught up with
+    a resumed state's history; a fresh state's first evaluation is its best so far."""
+    rule = cfg.training.early_stopping
+    if rule is None:
+        return None
+    from .registry import algorithm
+
+    better = next(m.better for m in algorithm(cfg.model.type).metrics if m.name == rule.metric)
+    tracker = early_stopping.Tracker(rule, better)
+    tracker.replay(state.metrics.get(rule.metric, []), state.iteration)
+    return tracker
 
 
 def _check_finite(metrics: dict[str, float], iteration: int) -> None:

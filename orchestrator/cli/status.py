@@ -29,7 +29,7 @@ MAX_ERROR_LINES = 20  # more failed tasks than this: their errors are grouped by
 
 # The fields of a task's --json record besides its metrics (which follow "total").
 FIELDS = ("id", "index", "state", "params", "iteration", "total", "attempts", "elapsed_s", "job_id",
-          "scheduler_state", "error")
+          "scheduler_state", "error", "stopped_early", "best_iteration")
 
 
 def task_rows(store: RunStore) -> list[dict]:
@@ -62,9 +62,17 @@ def task_rows(store: RunStore) -> list[dict]:
             "job_id": sched.get("job_id"),
             "scheduler_state": t.get("scheduler_state") or sched.get("scheduler_state"),
             "error": st.error_summary if t["state"] == "failed" else None,
+            "stopped_early": st.stopped_early,
+            "best_iteration": st.best_iteration,
         })
         rows.append(row)
     return rows
+
+
+def _state(row: dict) -> str:
+    if row["state"] == "done" and row.get("stopped_early"):
+        return f"done (stopped early at iteration {row['stopped_early']})"
+    return row["state"]
 
 
 def metric_names(store: RunStore, records: list[TaskStatus]) -> list[str]:
@@ -117,7 +125,7 @@ def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None) -> lis
     varying = [k for k in (rows[0]["params"] if rows else {}) if len({repr(r["params"].get(k)) for r in rows}) > 1]
     cols = [("task", 0, [r["id"][:ID_CHARS] for r in rows])]
     cols += [(k.rsplit(".", 1)[-1], 1, [_param(r["params"].get(k)) for r in rows]) for k in varying]
-    cols.append(("state", 0, [r["state"] for r in rows]))
+    cols.append(("state", 0, [_state(r) for r in rows]))
     cols.append(("iter", 0, [f"{r['iteration']}/{r['total']}" if r["total"] else "" for r in rows]))
     metrics = metrics or {}
     shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]

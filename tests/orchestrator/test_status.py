@@ -29,7 +29,7 @@ sweep:
   seeds: 2
 """
 FIELDS = {"id", "index", "state", "params", "iteration", "total", "loss", "accuracy", "test_accuracy", "test_loss",
-          "attempts", "elapsed_s", "job_id", "scheduler_state", "error"}
+          "attempts", "elapsed_s", "job_id", "scheduler_state", "error", "stopped_early", "best_iteration"}
 TRACEBACK = ("Traceback (most recent call last):\n  File \"runner.py\", line 1, in attempt\n"
              "FloatingPointError: loss is not finite at iteration 7 (nan): the training diverged\n")
 
