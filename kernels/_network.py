@@ -363,7 +363,7 @@ def _batch_py(
         m = np.empty(O, dtype)
         g_max = np.empty(O, dtype)
         t_max = np.empty(O, np.int64)
-        g_step = np.empty((T, O), dtype)
+        g_step = np.zeros((T, O), dtype)
         loss_b = 0.0
         correct_b = 0
         for i in range(b, B, n_blocks):
@@ -389,14 +389,14 @@ def _batch_py(
                 for o in range(O):
                     g_max[o] /= B
                     last = max(last, t_max[o])
-                for n in range(last + 1):
-                    for o in range(O):
-                        g_step[n, o] = g_max[o] if t_max[o] == n else zero
+                    g_step[t_max[o], o] = g_max[o]  # g_step is zero elsewhere
                 _sample_backward(
                     w_recT, w_outT, ptr, units, s, consts, recurrent, adaptive, detach_reset,
                     U, A, spk_idx, spk_val, spk_ptr, g_step, last, gw_in[b], gw_rec[b], gw_out[b],
                     g_u, g_a, g_i, g_s, acc, g_uo, g_io,
                 )
+                for o in range(O):
+                    g_step[t_max[o], o] = zero
         losses[b] = loss_b
         correct[b] = correct_b
 
