@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 
 from ...jobs.errors import UserError
+from .base import Backend
 
 BACKENDS = {
     "inline": "snnbatch.orchestrator.backends.inline:InlineBackend",
@@ -35,6 +36,7 @@ def get(name: str):
 
 def having(hook: str) -> list[str]:
     """The names of the backends that implement ``hook`` themselves (not the base class's default)."""
-    from .base import Backend
-
     return [name for name in BACKENDS if getattr(get(name), hook) is not getattr(Backend, hook)]
+
+
+Backend.having = staticmethod(having)

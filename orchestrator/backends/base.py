@@ -44,6 +44,9 @@ class SubmitResult:
 
 class Backend:
     name: ClassVar[str]
+    # The names of the backends that implement a hook themselves: set by the backends package, which
+    # holds the table of them (so this module need not import it back).
+    having: ClassVar = staticmethod(lambda hook: [])
 
     def __init__(self, options: SubmitOptions | None = None):
         self.options = options or SubmitOptions()
@@ -54,18 +57,14 @@ class Backend:
 
     def dry_run(self, store_path: Path, name: str, resources: Resources, task_ids: list[str]) -> str:
         """What ``submit`` would hand the scheduler for these tasks, as text. Writes nothing."""
-        from . import having
-
         raise UserError(f"--dry-run: the {self.name} backend runs the tasks itself, so there is no scheduler "
-                        f"request to show; backends with a dry run: {', '.join(having('dry_run'))}")
+                        f"request to show; backends with a dry run: {', '.join(self.having('dry_run'))}")
 
     def cancel(self, job_ids: list[str]) -> str:
         """Cancel these scheduler jobs; returns what was done, in a line."""
-        from . import having
-
         raise UserError(f"the {self.name} backend has no scheduler jobs to cancel: its tasks run under the process "
                         f"that submitted them, so stop that process (Ctrl-C); backends that cancel: "
-                        f"{', '.join(having('cancel'))}")
+                        f"{', '.join(self.having('cancel'))}")
 
     def status(self, job_ids: list[str]) -> dict[str, str]:
         """Job id -> the scheduler's state, for the jobs it still knows. Quick, and never raises."""

