@@ -136,8 +136,6 @@ def test_izhikevich_neuron_follows_the_equations():
     assert abs(cfg.v_rest - -70.0) < 1e-12  # the stable fixed point for b = 0.2
 
 
-@pytest.mark.xfail(reason="importing snnbatch.jobs builds TaskConfig, which loads the entry points, which "
-                          "import this package while it is itself importing snnbatch.jobs", strict=False)
 def test_the_package_imports_in_a_fresh_process():
     r = subprocess.run([sys.executable, "-c", "import snnbatch_izhikevich.network"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-2000:]
