@@ -19,6 +19,7 @@ import json
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import (
+    ConfigDict,
     Field,
     NonNegativeFloat,
     NonNegativeInt,
@@ -197,7 +198,13 @@ class Resources(Section):
 
 
 class TaskConfig(Section):
-    """Everything one task needs, fully resolved."""
+    """Everything one task needs, fully resolved.
+
+    Its schema is built when a config is first validated, not when this module is imported, so
+    that importing it (for ``Resources``, say) loads no plugin.
+    """
+
+    model_config = ConfigDict(**Section.model_config, defer_build=True)
 
     model: ModelSection
     dataset: DatasetSection

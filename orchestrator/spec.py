@@ -95,6 +95,7 @@ class SubSweep(Sweep):
 
 
 class Spec(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # no plugin loads at import
     name: str = Field(default="sweep", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     description: str = ""
     seed: NonNegativeInt = 0

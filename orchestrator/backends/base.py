@@ -17,11 +17,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from ...jobs.config import Resources
 from ...jobs.errors import UserError
-from ..store import RunStore
+
+if TYPE_CHECKING:  # reading a store (status) imports no config classes
+    from ...jobs.config import Resources
+    from ..store import RunStore
 
 
 @dataclass

@@ -204,3 +204,19 @@ def test_an_installed_plugin_s_code_hash_covers_its_whole_package(tmp_path, monk
     assert before and before == plugins._module_hash(ep)
     (pkg / "model.py").write_text("ALGORITHM = None  # edited\n")
     assert plugins._module_hash(ep) != before  # an edit beside the entry point's module is seen too
+
+
+def test_importing_the_config_and_the_backends_loads_no_plugin():
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "import snnbatch.jobs.config, snnbatch.orchestrator.spec\n"
+            "import snnbatch.orchestrator.backends.slurm, snnbatch.orchestrator.backends.htcondor\n"
+            "from snnbatch.jobs import registry\n"
+            "assert not registry._REGISTRY.entry_points_loaded\n"
+            "assert 'snnbatch.jobs.lif_bptt' not in sys.modules and 'snnbatch_izhikevich' not in sys.modules\n"
+            "from snnbatch.jobs.config import TaskConfig\n"
+            "assert TaskConfig.model_validate({}).model.type == 'lif' and registry._REGISTRY.entry_points_loaded\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -14,6 +14,16 @@ from snnbatch.orchestrator import planner, spec as spec_mod
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
+def _sweepable_of_lif() -> set[str]:
+    """Every key of the default spec's sections (lif, bptt, randman, training) but the tags: what a sweep may set."""
+    from snnbatch.jobs.config import Training
+    from snnbatch.jobs.datasets import RandmanData
+    from snnbatch.jobs.lif_bptt import BPTTLearning, LIFModel
+
+    keys = set(LIFModel.model_fields) | set(BPTTLearning.model_fields) | set(RandmanData.model_fields)
+    return (keys | set(Training.model_fields)) - {"type", "rule"}
+
+
 def problems(text: str) -> list[str]:
     with pytest.raises(SpecError) as info:
         spec_mod.parse(text, "s.yaml")
@@ -139,10 +149,7 @@ sweep:
         "checkpoint.keep: expected an integer >= 1 and <= 100, got 0",
         "sweep.grid.lr[0]: expected a positive number, got 'x'",
         "sweep.grid.n_hiden: unknown parameter 'n_hiden' (did you mean 'n_hidden'?); sweepable: " +
-        ", ".join(sorted({"alpha", "batch_size", "beta1", "beta2", "detach_reset", "dim", "dt", "dtype", "early_stopping", "epochs",
-                          "iterations", "lr", "n_classes", "n_freqs", "n_hidden", "n_inputs", "n_steps", "n_test",
-                          "n_train", "optimizer", "recurrent", "seed", "surrogate_scale", "tau_mem", "tau_syn",
-                          "threshold", "weight_scale"})),
+        ", ".join(sorted(_sweepable_of_lif())),
     ])
 
 
