@@ -31,12 +31,11 @@ from pydantic import (
 )
 
 from . import registry
-from .registry import Section
+from .registry import ID_WHEN_SET, Section
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 DEFAULT_MODEL = "lif"  # what a spec without ``model.type`` trains
 UNION_TAGS = {"model": "type", "dataset": "type", "learning": "rule"}
-ID_WHEN_SET = {"in_task_id": "when set"}  # json_schema_extra of a key added later: see task_id
 
 
 def section_classes(section: str) -> dict[str, type[Section]]:

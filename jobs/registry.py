@@ -59,6 +59,11 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
+# ``json_schema_extra`` of a key added to a section after sweeps were run with it: at its default
+# it stays out of the task id (see snnbatch.jobs.config.task_id), so every existing task keeps its id.
+ID_WHEN_SET = {"in_task_id": "when set"}
+
+
 class RegistryError(PluginError):
     """A declaration snnbatch cannot use, or one that clashes with another; names the plugin."""
 
