@@ -1,12 +1,12 @@
 """The ``alif`` algorithm: an adaptive-threshold LIF network, trained by BPTT or e-prop (seed 001)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Optional
 
-from pydantic import NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
 from .lif_bptt import CLASSIFIER_METRICS, BPTTLearning, EpropLearning, LIFBPTTTrainer
-from .registry import Algorithm, Rule, Section
+from .registry import ID_WHEN_SET, Algorithm, Rule, Section
 from .trainer import kernel_config
 
 
@@ -33,6 +33,8 @@ class ALIFModel(Section):
     """firing threshold ϑ"""
     weight_scale: PositiveFloat = 7.0
     """initial weight std = weight_scale·(1−β)/√fan-in"""
+    recurrent_weight_scale: Optional[NonNegativeFloat] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """initial recurrent weight std = recurrent_weight_scale·(1−β)/√n_hidden; none: weight_scale, as before the key existed (0.5 recommended, see Algorithms)"""
     dtype: Literal["float32", "float64"] = "float32"
     """float32 or float64 (the arithmetic of the whole network)"""
 

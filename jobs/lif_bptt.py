@@ -6,12 +6,12 @@ entry point in snnbatch's own ``pyproject.toml``, exactly as a plugin's would be
 from __future__ import annotations
 
 import importlib
-from typing import Literal
+from typing import Literal, Optional
 
 import numpy as np
-from pydantic import PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
 
-from .registry import Algorithm, Metric, Rule, Section
+from .registry import ID_WHEN_SET, Algorithm, Metric, Rule, Section
 from .trainer import GradientTrainer, TrainState, build_dataset, epoch_order, iterations_per_epoch, kernel_config
 
 
@@ -34,6 +34,8 @@ class LIFModel(Section):
     """firing threshold ϑ"""
     weight_scale: PositiveFloat = 7.0
     """initial weight std = weight_scale·(1−β)/√fan-in"""
+    recurrent_weight_scale: Optional[NonNegativeFloat] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """initial recurrent weight std = recurrent_weight_scale·(1−β)/√n_hidden; none: weight_scale, as before the key existed (0.5 recommended, see Algorithms)"""
     dtype: Literal["float32", "float64"] = "float32"
     """float32 or float64 (the arithmetic of the whole network)"""
 

@@ -62,6 +62,7 @@ class ALIFConfig(NamedTuple):
     weight_scale: float = 7.0  # init std = weight_scale * (1 − β) / sqrt(fan_in), as lif.py
     n_blocks: int = 16
     dtype: str = "float32"
+    recurrent_weight_scale: float | None = None  # w_rec's init std, as lif.py
 
     @property
     def alpha(self) -> float:

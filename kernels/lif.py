@@ -57,6 +57,7 @@ class LIFConfig(NamedTuple):
     weight_scale: float = 7.0  # init std = weight_scale * (1 − β) / sqrt(fan_in)
     n_blocks: int = 16
     dtype: str = "float32"
+    recurrent_weight_scale: float | None = None  # w_rec's init std = this * (1 − β) / sqrt(n_hidden); None: weight_scale
 
     @property
     def alpha(self) -> float:
@@ -81,12 +82,20 @@ def param_names(cfg: LIFConfig) -> tuple[str, ...]:
 
 
 def init_params(cfg: LIFConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Gaussian weights scaled as in the SpyTorch tutorial."""
+    """Gaussian weights scaled as in the SpyTorch tutorial: std = weight_scale·(1 − β)/√fan-in.
+
+    The recurrent weights have their own scale, ``recurrent_weight_scale`` (std =
+    recurrent_weight_scale·(1 − β)/√n_hidden); ``None`` takes ``weight_scale``, the
+    initialisation of every run made before the key existed, bit for bit. The draws
+    are the same whatever the scale (w_in, then w_rec, then w_out, each a standard
+    normal times its std), so two scales differ only in w_rec.
+    """
     scale = cfg.weight_scale * (1.0 - cfg.beta)
     dtype = np.dtype(cfg.dtype)
     params = {"w_in": rng.normal(0.0, scale / math.sqrt(cfg.n_inputs), (cfg.n_inputs, cfg.n_hidden))}
     if cfg.recurrent:
-        params["w_rec"] = rng.normal(0.0, scale / math.sqrt(cfg.n_hidden), (cfg.n_hidden, cfg.n_hidden))
+        rec = scale if cfg.recurrent_weight_scale is None else cfg.recurrent_weight_scale * (1.0 - cfg.beta)
+        params["w_rec"] = rng.normal(0.0, rec / math.sqrt(cfg.n_hidden), (cfg.n_hidden, cfg.n_hidden))
     params["w_out"] = rng.normal(0.0, scale / math.sqrt(cfg.n_hidden), (cfg.n_hidden, cfg.n_outputs))
     return {k: v.astype(dtype) for k, v in params.items()}
 
