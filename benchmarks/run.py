@@ -24,6 +24,7 @@ MODULES = [
     "benchmarks.bench_scaling",  # BPTT and e-prop: time and memory vs hidden size, steps, batch; plot
     "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
+    "benchmarks.bench_memory",  # recurrent initialisation on Randman; delayed match-to-sample over delays
     "benchmarks.bench_overhead",  # per-task backend overhead, 300-task SLURM submit, status of 1,000 tasks, checkpoint cost
 ]
 

@@ -1,0 +1,189 @@
+"""Recurrent networks that learn, and a task that needs recurrence: test accuracy side by side.
+
+Two measurements, each network trained in this process through the trainer contract
+(``build_trainer``, ``step``, ``evaluate``: the code a task runs, without a store):
+
+* **Randman, recurrent initialisation.** The setting of examples/eprop.yaml (10-class Randman,
+  64 LIF neurons, 150 iterations of 128 samples): feed-forward, recurrent with the recurrent
+  weights at the input weights' scale (``recurrent_weight_scale`` unset, the initialisation of
+  every run made before the key existed) and recurrent with ``recurrent_weight_scale`` at
+  :data:`RECOMMENDED`, with BPTT and e-prop.
+* **Delayed match-to-sample** (``dataset: {type: delayed_match}``, :mod:`snnbatch.kernels.cues`)
+  over delay lengths: feed-forward LIF and ALIF with BPTT, recurrent LIF and ALIF with BPTT and
+  with e-prop. BPTT's accuracy is that of its max-over-time readout, e-prop's that of its
+  per-step readout (``argmax Σ_n log softmax``); 0.5 is chance, and 0.75 is what a network
+  without memory can reach through either readout (see the README's Algorithms section).
+
+The quick form runs one seed of a few cases (1.7 minutes on 2 shared cores), the full form every
+case over five seeds, three for Randman (18.5 minutes there, 15.5 of them e-prop's; see
+:data:`FORMS`). Mean and range over seeds are reported, with the wall time of each group. The
+README's delayed match-to-sample table is this benchmark's full form; its Randman table, more
+scales over more seeds (20-40 minutes on 2 cores), is ``python -m benchmarks.bench_memory --scales``.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+
+NAME = "memory"
+TITLE = "Recurrent initialisation on Randman, and delayed match-to-sample over delays"
+
+RECOMMENDED = 0.5  # the recurrent_weight_scale the README and examples/memory.yaml recommend
+
+FORMS = {
+    "quick": {"randman": {"bptt": [2e-3]}, "randman_seeds": [0], "delays": [0, 50], "seeds": [0]},
+    "full": {"randman": {"bptt": [2e-3, 5e-3], "eprop": [2e-3]}, "randman_seeds": [0, 1, 2],
+             "delays": [0, 25, 50, 100, 200], "seeds": [0, 1, 2, 3, 4]},
+}
+
+# ------------------------------------------------------------------ Randman (examples/eprop.yaml's setting)
+
+RANDMAN = {"type": "randman", "n_inputs": 100, "n_classes": 10, "n_train": 1000, "n_test": 500, "dim": 2,
+           "n_steps": 100}
+RANDMAN_NETWORKS = {
+    "feed-forward": {"recurrent": False},
+    "recurrent, scale unset (= weight_scale 7)": {"recurrent": True},
+    f"recurrent, recurrent_weight_scale {RECOMMENDED}": {"recurrent": True, "recurrent_weight_scale": RECOMMENDED},
+}
+
+
+# the README's table of recurrent scales: (rule, seeds); each at both learning rates of examples/eprop.yaml
+SCALE_SWEEP = {"bptt": [0, 1, 2, 3, 4], "eprop": [0, 1, 2]}
+SCALES = {"bptt": [None, 3.0, 2.0, 1.0, 0.5, 0.25, 0.0], "eprop": [None, 1.0, 0.5, 0.25, 0.0]}
+
+
+def randman_spec(network: dict, rule: str, lr: float, seed: int) -> dict:
+    return {"model": {"type": "lif", "n_hidden": 64, **network}, "dataset": RANDMAN, "learning": {"rule": rule},
+            "training": {"iterations": 150, "batch_size": 128, "lr": lr}, "seed": seed}
+
+
+# ------------------------------------------------------------------ delayed match-to-sample
+
+MEMORY_DATA = {"type": "delayed_match"}  # the defaults: 2000 training and 500 test samples
+ALIF = {"type": "alif", "tau_adapt": 0.5, "adapt_jump": 0.5}
+MEMORY_NETWORKS = {
+    "feed-forward LIF, BPTT": ({"type": "lif", "recurrent": False}, "bptt"),
+    "feed-forward ALIF, BPTT": ({**ALIF, "recurrent": False}, "bptt"),
+    "recurrent LIF, BPTT": ({"type": "lif", "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "bptt"),
+    "recurrent ALIF, BPTT": ({**ALIF, "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "bptt"),
+    "recurrent LIF, e-prop": ({"type": "lif", "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "eprop"),
+    "recurrent ALIF, e-prop": ({**ALIF, "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "eprop"),
+}
+MEMORY_TRAINING = {"iterations": 600, "batch_size": 64, "lr": 2e-3}
+
+
+def memory_spec(network: dict, rule: str, delay: int, seed: int) -> dict:
+    return {"model": {"n_hidden": 64, **network}, "dataset": {**MEMORY_DATA, "delay_steps": delay},
+            "learning": {"rule": rule}, "training": MEMORY_TRAINING, "seed": seed}
+
+
+# ------------------------------------------------------------------ running
+
+
+def train(spec: dict) -> dict:
+    """Train the task ``spec`` describes, start to end, in this process; its final metrics and seconds."""
+    from snnbatch.jobs.config import TaskConfig
+    from snnbatch.jobs.trainer import build_trainer, initial_state, total_iterations
+
+    config = TaskConfig.model_validate(spec)
+    t0 = time.perf_counter()
+    trainer = build_trainer(config)
+    state = initial_state(trainer)
+    total = total_iterations(trainer, config.training)
+    while state.iteration < total:
+        state.record(trainer.step(state))
+        state.iteration += 1
+    out = {k: float(v) for k, v in trainer.evaluate(state).items()}
+    out["train_accuracy"] = float(statistics.fmean(state.metrics["accuracy"][-10:]))
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _group(label: str, specs: list[dict], log) -> dict:
+    t0 = time.perf_counter()
+    runs = [train(s) for s in specs]
+    acc = [r["test_accuracy"] for r in runs]
+    log(f"{label}: test accuracy {', '.join(f'{a:.3f}' for a in acc)}")
+    return {"test_accuracy": acc, "train_accuracy": [r["train_accuracy"] for r in runs],
+            "mean": statistics.fmean(acc), "min": min(acc), "max": max(acc), "seconds": time.perf_counter() - t0}
+
+
+def run(mode: str, log) -> dict:
+    form = FORMS[mode]
+    randman = []
+    for rule, lrs in form["randman"].items():
+        for lr in lrs:
+            for name, network in RANDMAN_NETWORKS.items():
+                specs = [randman_spec(network, rule, lr, s) for s in form["randman_seeds"]]
+                randman.append({"rule": rule, "lr": lr, "network": name,
+                                **_group(f"Randman {rule} lr {lr:g} {name}", specs, log)})
+    memory = []
+    for name, (network, rule) in MEMORY_NETWORKS.items():
+        for delay in form["delays"]:
+            specs = [memory_spec(network, rule, delay, s) for s in form["seeds"]]
+            memory.append({"network": name, "delay": delay, **_group(f"delay {delay} {name}", specs, log)})
+    return {"recommended": RECOMMENDED, "randman": randman, "memory": memory, "delays": form["delays"],
+            "seeds": form["seeds"], "randman_seeds": form["randman_seeds"], "memory_training": MEMORY_TRAINING,
+            "memory_data": MEMORY_DATA}
+
+
+def _cell(r: dict) -> str:
+    if len(r["test_accuracy"]) == 1:
+        return f"{r['mean']:.2f}"
+    return f"{r['mean']:.2f} ({r['min']:.2f}-{r['max']:.2f})"
+
+
+def tables(result):
+    from rich.table import Table
+
+    n = len(result["randman_seeds"])
+    t = Table(title=f"Randman, examples/eprop.yaml's setting: test accuracy, mean (range) over {n} seed(s)",
+              title_justify="left",
+              caption="10 classes, 64 LIF neurons, 150 iterations of 128 samples. 'scale unset': the recurrent "
+                      "weights at the input weights' scale, as every run made before recurrent_weight_scale existed.")
+    for col in ("rule", "lr", "network", "test accuracy", "s"):
+        t.add_column(col, justify="left" if col in ("rule", "network") else "right")
+    for r in result["randman"]:
+        t.add_row(r["rule"], f"{r['lr']:g}", r["network"], _cell(r), f"{r['seconds']:.0f}")
+    m = Table(title=f"Delayed match-to-sample: test accuracy over delay (steps of 1 ms), mean (range) over "
+                    f"{len(result['seeds'])} seed(s)", title_justify="left",
+              caption=f"64 neurons, {result['memory_training']['iterations']} iterations of "
+                      f"{result['memory_training']['batch_size']}, lr {result['memory_training']['lr']:g}, "
+                      f"recurrent_weight_scale {result['recommended']}, ALIF tau_adapt 0.5 s, adapt_jump 0.5. "
+                      "Chance 0.5; 0.75 is reachable without memory through the readout's max (or sum) over time.")
+    m.add_column("network", justify="left")
+    for d in result["delays"]:
+        m.add_column(f"delay {d}", justify="right")
+    m.add_column("s", justify="right")
+    for name in dict.fromkeys(r["network"] for r in result["memory"]):
+        rows = {r["delay"]: r for r in result["memory"] if r["network"] == name}
+        m.add_row(name, *[_cell(rows[d]) for d in result["delays"]],
+                  f"{sum(r['seconds'] for r in rows.values()):.0f}")
+    return [t, m]
+
+
+def scale_sweep(log=print) -> list[dict]:
+    """The README's Randman table: feed-forward and every scale of :data:`SCALES`, mean over seeds."""
+    rows = []
+    for rule, seeds in SCALE_SWEEP.items():
+        for lr in (2e-3, 5e-3):
+            networks = {"feed-forward": {"recurrent": False}}
+            for scale in SCALES[rule]:
+                networks[f"recurrent, scale {'unset' if scale is None else scale}"] = (
+                    {"recurrent": True} if scale is None else {"recurrent": True, "recurrent_weight_scale": scale})
+            for name, network in networks.items():
+                group = _group(f"Randman {rule} lr {lr:g} {name}", [randman_spec(network, rule, lr, s) for s in seeds],
+                               lambda msg: None)
+                rows.append({"rule": rule, "lr": lr, "network": name, **group})
+                log(f"{rule} lr {lr:g} {name}: mean {group['mean']:.3f} over {len(seeds)} seeds")
+    return rows
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory")
+    parser.add_argument("--scales", action="store_true", required=True,
+                        help="the README's Randman table of recurrent_weight_scale values")
+    parser.parse_args()
+    scale_sweep()
