@@ -22,14 +22,15 @@ class ShapeEstimate:
     build_s: float  # building the trainer: data, kernels (a resumed task pays it again)
     iteration_s: float  # one training iteration
     evaluate_s: float
+    trainer: object  # the timed trainer: it knows a task's length (iterations per epoch)
 
     def task_seconds(self, task: Task) -> float:
-        return self.build_s + self.evaluate_s + self.iteration_s * self._total(task)
+        return self.build_s + self.evaluate_s + self.iteration_s * self.iterations(task)
 
-    def _total(self, task: Task) -> int:
+    def iterations(self, task: Task) -> int:
         from ..jobs.trainer import total_iterations
 
-        return total_iterations(self._trainer, task.config.training)
+        return total_iterations(self.trainer, task.config.training)
 
 
 def shape_key(task: Task) -> str:
@@ -65,7 +66,5 @@ def estimate(tasks: list[Task], cpus: int, min_seconds: float = 1.0, max_iterati
         iteration_s = (time.perf_counter() - t1) / n
         t2 = time.perf_counter()
         trainer.evaluate(state)
-        est = ShapeEstimate(members, build_s, iteration_s, time.perf_counter() - t2)
-        est._trainer = trainer
-        out.append(est)
+        out.append(ShapeEstimate(members, build_s, iteration_s, time.perf_counter() - t2, trainer))
     return out

@@ -80,7 +80,7 @@ def _print_estimate(spec, tasks) -> None:
         seconds = [shape.task_seconds(t) for t in shape.tasks]
         total_s += sum(seconds)
         longest = max(longest, max(seconds))
-        its = sorted({shape._total(t) for t in shape.tasks})
+        its = sorted({shape.iterations(t) for t in shape.tasks})
         label = ", ".join(f"{k}={_fmt(v)}" for k, v in shape.tasks[0].params.items()
                           if k.rsplit(".", 1)[-1] not in ("lr", "beta1", "beta2", "seed", "iterations", "epochs"))
         table.add_row(label or "every task", str(len(shape.tasks)), f"{shape.iteration_s:.3g}",
