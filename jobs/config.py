@@ -98,6 +98,10 @@ class Training(Section):
     """Adam's second-moment decay rate"""
     early_stopping: Optional[EarlyStopping] = Field(None, json_schema_extra=ID_WHEN_SET)
     """stop when a metric stops improving: {metric, patience, min_delta, every}; none: train to the end"""
+    validate_every: Optional[PositiveInt] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """validate every N iterations and at the end; the task ends with the state of the best validation, and its test metrics are that state's (needs a validation split: dataset.n_valid, valid_fraction or valid_path); none: no validation, the last state"""
+    select_on: Optional[str] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """the validation metric that selects the state a task ends with; none: the algorithm's first validation metric shown by status (valid_accuracy for the classifiers)"""
 
     @model_validator(mode="before")
     @classmethod
@@ -280,11 +284,16 @@ def compatibility_problems(config) -> list[tuple[str, str]]:
                                           f"(choose from: {', '.join(rules)})"))
     stop = config.training.early_stopping
     if stop is not None:
-        during = [m.name for m in alg.metrics if not m.final]
-        if stop.metric not in during:
+        during = [m.name for m in alg.metrics if not m.final and not m.validation]
+        valid = [m.name for m in alg.metrics if m.validation]
+        if stop.metric not in during + valid:
+            also = f"; with training.validate_every: {', '.join(valid)}" if valid else ""
             problems.append(("training.early_stopping.metric",
                              f"unknown metric {stop.metric!r} for model '{config.model.type}' "
-                             f"(choose from the metrics of each iteration: {', '.join(during)})"))
+                             f"(choose from the metrics of each iteration: {', '.join(during)}{also})"))
+    from .validation import config_problems
+
+    problems += config_problems(config, alg)
     if config.dataset.type not in data:
         problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
                                          f"(choose from: {', '.join(data)})"))

@@ -14,7 +14,7 @@ from typing import Annotated, Literal, Optional
 import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationInfo, field_validator
 
-from .registry import Dataset, Section
+from .registry import ID_WHEN_SET, Dataset, Section
 
 Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
@@ -32,6 +32,8 @@ class RandmanData(Section):
     """training samples"""
     n_test: PositiveInt = 500
     """held-out samples"""
+    n_valid: NonNegativeInt = Field(0, json_schema_extra=ID_WHEN_SET)
+    """validation samples (n_valid // n_classes per class), drawn after the training and test ones, which stay as without them; used with training.validate_every"""
     dim: PositiveInt = 1
     """manifold dimension"""
     alpha: PositiveFloat = 2.0

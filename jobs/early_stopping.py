@@ -1,12 +1,17 @@
 """Early stopping, decided from the metric history alone, so a resumed task decides as one never stopped.
 
 Every ``every`` iterations the mean of the metric over those iterations is one
-evaluation. An evaluation improves when it beats the best so far by more than
+evaluation; NaN entries (a validation metric at the iterations without a
+validation, see :mod:`snnbatch.jobs.validation`) are left out of the mean, and
+a window of NaN entries only is no evaluation. An evaluation improves when it beats the best so far by more than
 ``min_delta`` in the metric's declared direction; after ``patience``
 evaluations without one, the task stops. The state at the best evaluation is
 kept in the state itself, as arrays under :data:`BEST` (so every checkpoint
 carries it and a kill loses nothing), and is what the task ends with: its final
-checkpoint and its held-out metrics are those of the best state.
+checkpoint and its held-out metrics are those of the best state. A validating
+task (``training.validate_every``) keeps the state of its best validation
+instead (:mod:`snnbatch.jobs.validation`): early stopping then only decides when
+the task stops.
 """
 from __future__ import annotations
 
@@ -35,7 +40,11 @@ class Tracker:
         every = self.rule.every
         if iteration % every or len(history) < iteration:
             return None
-        value = float(np.mean(history[iteration - every:iteration]))
+        window = np.asarray(history[iteration - every:iteration], dtype=np.float64)
+        measured = ~np.isnan(window)
+        if not measured.any():
+            return None
+        value = float(np.mean(window if measured.all() else window[measured]))
         self.evaluations += 1
         d = self.rule.min_delta
         if math.isnan(self.best_value) or (value > self.best_value + d if self.higher else value < self.best_value - d):

@@ -171,16 +171,9 @@ class ArrayFiles(Section):
 # ------------------------------------------------------------------ what they build
 
 
-class SpikeFileData(SpikeDataset):
-    """A :class:`snnbatch.kernels.randman.Dataset` (what lif and alif train on) with a validation split.
-
-    ``valid_events`` and ``valid_labels`` are ``None`` without one.
-    """
-
-    def __new__(cls, *fields, valid_events=None, valid_labels=None):
-        self = super().__new__(cls, *fields)
-        self.valid_events, self.valid_labels = valid_events, valid_labels
-        return self
+# What spike_files builds: a snnbatch.kernels.randman.Dataset (what lif and alif train on) with its
+# validation split in ``valid_events`` and ``valid_labels`` (``None`` without one).
+SpikeFileData = SpikeDataset
 
 
 @dataclass(frozen=True, eq=False)

@@ -71,6 +71,8 @@ class EpropLearning(Section):
 CLASSIFIER_METRICS = (
     Metric("loss", "training loss (cross-entropy)", "lower", status=True),
     Metric("accuracy", "training accuracy", "higher", status=True),
+    Metric("valid_loss", "validation loss (cross-entropy)", "lower", validation=True),
+    Metric("valid_accuracy", "validation accuracy", "higher", status=True, validation=True),
     Metric("test_loss", "test loss (cross-entropy)", "lower", final=True),
     Metric("test_accuracy", "test accuracy", "higher", status=True, final=True),
 )
@@ -112,6 +114,14 @@ class LIFBPTTTrainer(GradientTrainer):
                                                      self.kcfg, index)
         self.apply_gradients(state, grads)
         return {"loss": loss, "accuracy": acc}
+
+    def validate(self, state: TrainState) -> dict[str, float]:
+        events = getattr(self.data, "valid_events", None)
+        if events is None:
+            raise ValueError(f"dataset '{self.config.dataset.type}' built no validation split")
+        params, _ = self.split(state)
+        res = self.kernel.evaluate(params, events, self.data.valid_labels, self.kcfg)
+        return {"valid_loss": res["loss"], "valid_accuracy": res["accuracy"]}
 
     def evaluate(self, state: TrainState) -> dict[str, float]:
         params, _ = self.split(state)

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, NonNegativeInt, PositiveInt
 
-from .registry import Dataset, Section
+from .registry import ID_WHEN_SET, Dataset, Section
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -54,6 +54,8 @@ class DelayedMatchData(Section):
     """training samples"""
     n_test: Annotated[int, Field(ge=2)] = 500
     """held-out samples"""
+    n_valid: NonNegativeInt = Field(0, json_schema_extra=ID_WHEN_SET)
+    """validation samples (half of them matches), drawn after the training and test ones, which stay as without them; used with training.validate_every"""
     seed: NonNegativeInt = 0
     """the dataset's own seed (replicates share the dataset)"""
 

@@ -75,7 +75,10 @@ class Metric:
     ``label`` is what axes and tables call it, with its unit (``"firing rate (Hz)"``);
     ``better`` says which way is better (``"higher"`` or ``"lower"``), for choosing the
     best task and for early stopping; ``status`` puts it in the ``snnbatch status`` table;
-    ``final``: reported by ``evaluate`` once at the end (held-out metrics), not by ``step``.
+    ``final``: reported by ``evaluate`` once at the end (held-out metrics), not by ``step``;
+    ``validation``: reported by the trainer's ``validate`` on the validation split, named
+    ``valid_<x>``, every ``training.validate_every`` iterations (NaN in its history at the
+    iterations between; see :mod:`snnbatch.jobs.validation`).
     """
 
     name: str
@@ -83,9 +86,11 @@ class Metric:
     better: Literal["higher", "lower"] = "lower"
     status: bool = False
     final: bool = False
+    validation: bool = False
 
     def as_record(self) -> dict[str, Any]:
-        return {"label": self.label, "better": self.better, "status": self.status, "final": self.final}
+        return {"label": self.label, "better": self.better, "status": self.status, "final": self.final,
+                "validation": self.validation}
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,9 @@ def _register(items, source: Source | None) -> None:
                     raise RegistryError(f"{origin}: algorithm {name!r}: metrics must be snnbatch Metric(...) objects")
                 if m.better not in ("higher", "lower"):
                     raise RegistryError(f"{origin}: metric {m.name!r}: better must be 'higher' or 'lower'")
+                if m.validation and m.final:
+                    raise RegistryError(f"{origin}: metric {m.name!r}: a validation metric is reported during "
+                                        "training, by validate, not once at the end: it cannot be final")
             staged_alg[name] = item
         elif isinstance(item, Dataset):
             _check_section(item.section, "type", "dataset", origin)

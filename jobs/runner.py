@@ -10,6 +10,8 @@ newest good checkpoint, or from scratch, and checkpoints every
 checkpoint would cost more than ``checkpoint.max_overhead`` of the time since
 the previous one) or ``every_minutes`` of wall time, when asked to stop (a
 signal sets a :class:`StopFlag`) and before its own deadline. A resumed task produces the same bits as one that never stopped.
+With ``training.validate_every`` it validates on the way and ends with the state of
+the best validation (:mod:`snnbatch.jobs.validation`).
 
 What it guarantees, and records in the task's ``status``:
 
@@ -42,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import early_stopping, threads
+from . import early_stopping, threads, validation
 from .config import AUTO_EVERY_ITERATIONS
 from .errors import StoreWriteError
 from .lease import LEASE_HEARTBEAT_SECONDS, Lease, describe_holder
@@ -257,6 +259,7 @@ class _Run:
             self.iteration = state.iteration
             self.write(total=total, iteration=state.iteration, attempts=self.attempts, warnings=self.warnings)
             tracker = _early_stopping(self.cfg, state)
+            validator = validation.build(self.cfg, trainer, state)
             kill_at, stop_at = _fault_at(_KILL_AT, task_id), _fault_at(_STOP_AT, task_id)
 
             while state.iteration < total:
@@ -268,9 +271,13 @@ class _Run:
                 state.iteration += 1
                 _check_finite(metrics, state.iteration)
                 state.record(metrics)
+                if validator is not None:
+                    validator.after_step(state)
+                    metrics = {**metrics, **validator.best_values(state)}  # what the status shows
                 if tracker is not None:
                     rule = self.cfg.training.early_stopping
-                    if tracker.evaluate(state.metrics.get(rule.metric, []), state.iteration):
+                    improved = tracker.evaluate(state.metrics.get(rule.metric, []), state.iteration)
+                    if improved and validator is None:  # when validating, the validation selects the state
                         early_stopping.keep_best(state.arrays)
                     if tracker.stop:
                         break
@@ -308,9 +315,12 @@ class _Run:
 
             stopped_early = {}
             if tracker is not None:
-                early_stopping.restore_best(state.arrays)
+                if validator is None:
+                    early_stopping.restore_best(state.arrays)
                 stopped_early = {"best_iteration": tracker.best_iteration,
                                  "stopped_early": state.iteration if tracker.stop else None}
+            if validator is not None:
+                stopped_early.update(validator.finish(state))  # the selected state, and where it is from
             _check_finite_state(state)
             final = trainer.evaluate(state)
             if not self.lease.held():
@@ -319,6 +329,8 @@ class _Run:
             self.iteration = state.iteration
             attempt["checkpointed"] = state.iteration
             last = {k: v[-1] for k, v in state.metrics.items() if v}
+            if validator is not None:
+                last.update(validator.best_values(state))  # the selected state's validation
             finish("stopped early" if stopped_early.get("stopped_early") else "done", state="done",
                    iteration=state.iteration, checkpoint=name, finished=time.time(), metrics={**last, **final},
                    **stopped_early)  # a final metric wins over the last iteration's

@@ -31,7 +31,8 @@ class TaskStatus:
     ``heartbeat``, ``finished``, ``updated``: epoch seconds; ``store_error``: the last
     attempt stopped because the store could not be written; ``stopped_early``: the
     iteration where early stopping ended the task (its state is the one of
-    ``best_iteration``); ``metrics``: the latest value of each metric; ``extra``: keys
+    ``best_iteration``; with validation, ``best_iteration`` is the iteration of the state the task
+    ended with, selected on the validation metric ``selected_on``); ``metrics``: the latest value of each metric; ``extra``: keys
     this version of snnbatch does not know, kept as they are.
     """
 
@@ -50,6 +51,7 @@ class TaskStatus:
     store_error: bool = False
     stopped_early: int | None = None
     best_iteration: int | None = None
+    selected_on: str | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -76,6 +78,7 @@ class TaskStatus:
             store_error=bool(known.get("store_error")),
             stopped_early=_optional_int(known.get("stopped_early")),
             best_iteration=_optional_int(known.get("best_iteration")),
+            selected_on=known.get("selected_on"),
             metrics=metrics,
             extra=extra,
         )
@@ -87,7 +90,7 @@ class TaskStatus:
         if self.progress:
             out["progress"] = self.progress
         for name in ("total", "checkpoint", "error", "error_line", "heartbeat", "finished", "updated",
-                     "stopped_early", "best_iteration"):
+                     "stopped_early", "best_iteration", "selected_on"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         out["attempts"] = list(self.attempts)

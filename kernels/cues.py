@@ -59,6 +59,7 @@ class CueConfig(NamedTuple):
     noise_prob: float = 0.01  # spike probability per step of each background unit
     n_train: int = 2000
     n_test: int = 500
+    n_valid: int = 0  # validation samples, drawn after the others (train and test stay as without them)
 
     @property
     def n_inputs(self) -> int:
@@ -105,9 +106,14 @@ def spikes(cfg: CueConfig, cue: np.ndarray, probe: np.ndarray, rng: np.random.Ge
 
 
 def make_dataset(cfg: CueConfig, rng: np.random.Generator) -> Dataset:
-    """Training and test samples drawn from ``rng``: the trials, then the spikes, training set first."""
+    """Training and test samples drawn from ``rng``: the trials, then the spikes, training set first;
+    with ``n_valid``, validation samples after them (the training and test ones stay as without)."""
     train = draw_trials(cfg, cfg.n_train, rng)
     test = draw_trials(cfg, cfg.n_test, rng)
     train_events = spikes(cfg, train[0], train[1], rng)
     test_events = spikes(cfg, test[0], test[1], rng)
-    return Dataset(train_events, train[2], test_events, test[2], cfg.n_inputs, N_CLASSES, cfg.n_steps)
+    valid = {}
+    if cfg.n_valid:
+        trials = draw_trials(cfg, cfg.n_valid, rng)
+        valid = {"valid_events": spikes(cfg, trials[0], trials[1], rng), "valid_labels": trials[2]}
+    return Dataset(train_events, train[2], test_events, test[2], cfg.n_inputs, N_CLASSES, cfg.n_steps, **valid)

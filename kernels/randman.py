@@ -28,6 +28,7 @@ class RandmanConfig(NamedTuple):
     alpha: float = 2.0  # smoothness: Fourier amplitudes decay as 1 / k**alpha
     n_freqs: int = 32  # Fourier terms per latent dimension
     n_steps: int = 100  # time steps per sample; spikes fall in [0, n_steps)
+    n_valid: int = 0  # validation samples, drawn after the others (train and test stay as without them)
 
 
 class Dataset(NamedTuple):
@@ -38,6 +39,8 @@ class Dataset(NamedTuple):
     n_inputs: int
     n_classes: int
     n_steps: int
+    valid_events: SpikeEvents | None = None  # the validation split, when there is one
+    valid_labels: np.ndarray | None = None
 
 
 def _manifold_coefficients(cfg: RandmanConfig, rng: np.random.Generator) -> np.ndarray:
@@ -64,16 +67,20 @@ def make_dataset(cfg: RandmanConfig, rng: np.random.Generator) -> Dataset:
 
     The test samples are fresh latent points on the same manifolds. Spike
     times are scaled per class and unit with the range seen over that
-    class's samples, then shuffled together with their labels.
+    class's samples, then shuffled together with their labels. With
+    ``n_valid``, validation samples (``n_valid // n_classes`` per class) are
+    drawn after everything else, scaled with the same ranges (and clipped to
+    them), so the training and test samples are those of ``n_valid = 0``.
     """
     coeffs = _manifold_coefficients(cfg, rng)
     per_class = [(cfg.n_train + cfg.n_test) // cfg.n_classes] * cfg.n_classes
-    times, labels, split = [], [], []
+    times, labels, split, ranges = [], [], [], []
     n_train_c = cfg.n_train // cfg.n_classes
     for c in range(cfg.n_classes):
         latent = rng.uniform(0.0, 1.0, size=(per_class[c], cfg.dim))
         y = embed(latent, coeffs[c], cfg.alpha)
         lo, hi = y.min(axis=0), y.max(axis=0)
+        ranges.append((lo, hi))
         y = (y - lo) / np.where(hi > lo, hi - lo, 1.0)
         t = np.minimum((y * cfg.n_steps).astype(np.int64), cfg.n_steps - 1)
         times.append(t)
@@ -83,7 +90,7 @@ def make_dataset(cfg: RandmanConfig, rng: np.random.Generator) -> Dataset:
     labels = np.concatenate(labels)
     split = np.concatenate(split)
 
-    def events(mask):
+    def events(mask, times=times, labels=labels):
         t, lab = times[mask], labels[mask]
         order = rng.permutation(len(lab))
         t, lab = t[order], lab[order]
@@ -94,4 +101,17 @@ def make_dataset(cfg: RandmanConfig, rng: np.random.Generator) -> Dataset:
 
     train_ev, train_lab = events(split)
     test_ev, test_lab = events(~split)
-    return Dataset(train_ev, train_lab, test_ev, test_lab, cfg.n_inputs, cfg.n_classes, cfg.n_steps)
+    valid = {}
+    if cfg.n_valid:
+        n_c = cfg.n_valid // cfg.n_classes
+        v_times, v_labels = [], []
+        for c in range(cfg.n_classes):
+            y = embed(rng.uniform(0.0, 1.0, size=(n_c, cfg.dim)), coeffs[c], cfg.alpha)
+            lo, hi = ranges[c]
+            y = np.clip((y - lo) / np.where(hi > lo, hi - lo, 1.0), 0.0, 1.0)
+            v_times.append(np.minimum((y * cfg.n_steps).astype(np.int64), cfg.n_steps - 1))
+            v_labels.append(np.full(n_c, c, dtype=np.int64))
+        v_labels = np.concatenate(v_labels)
+        ev, lab = events(np.ones(len(v_labels), bool), np.concatenate(v_times), v_labels)
+        valid = {"valid_events": ev, "valid_labels": lab}
+    return Dataset(train_ev, train_lab, test_ev, test_lab, cfg.n_inputs, cfg.n_classes, cfg.n_steps, **valid)

@@ -29,7 +29,7 @@ MAX_ERROR_LINES = 20  # more failed tasks than this: their errors are grouped by
 
 # The fields of a task's --json record besides its metrics (which follow "total").
 FIELDS = ("id", "index", "state", "params", "iteration", "total", "attempts", "elapsed_s", "job_id",
-          "scheduler_state", "error", "stopped_early", "best_iteration")
+          "scheduler_state", "error", "stopped_early", "best_iteration", "selected_on")
 
 
 def task_rows(store: RunStore) -> list[dict]:
@@ -64,6 +64,7 @@ def task_rows(store: RunStore) -> list[dict]:
             "error": st.error_summary if t["state"] == "failed" else None,
             "stopped_early": st.stopped_early,
             "best_iteration": st.best_iteration,
+            "selected_on": st.selected_on,
         })
         rows.append(row)
     return rows

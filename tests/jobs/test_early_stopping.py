@@ -34,7 +34,8 @@ def test_the_tracker_counts_evaluations_without_improvement():
 
 def test_unknown_metric_lists_the_metrics_of_each_iteration():
     with pytest.raises(SpecError, match=r"training.early_stopping.metric: unknown metric 'test_accuracy' for "
-                                        r"model 'lif' \(choose from the metrics of each iteration: loss, accuracy\)"):
+                                        r"model 'lif' \(choose from the metrics of each iteration: loss, accuracy; "
+                                        r"with training.validate_every: valid_loss, valid_accuracy\)"):
         spec_mod.parse(SPEC.replace("metric: accuracy", "metric: test_accuracy"))
 
 

@@ -90,7 +90,7 @@ def test_a_plugin_file_beside_the_spec_trains_and_records_its_code(tmp_path):
     assert rec["kind"] == "file" and rec["id"] == "decay" and rec["name"] == str((tmp_path / "decay.py").resolve())
     assert rec["sha256"] == registry.file_hash(tmp_path / "decay.py")
     assert attrs["metrics"]["noise"] == {"label": "a draw from the task's generator", "better": "higher",
-                                         "status": True, "final": False}
+                                         "status": True, "final": False, "validation": False}
     for t in tasks:
         assert run_task(store.path, t.id).state == "done"
     w = {t.params["rate"]: RunStore.open(store.path).tasks()[i]["status"]["loss"] for i, t in enumerate(tasks)}

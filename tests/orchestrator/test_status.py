@@ -28,8 +28,9 @@ sweep:
   grid: {lr: [1.0e-3, 3.0e-3], n_hidden: [64, 128]}
   seeds: 2
 """
-FIELDS = {"id", "index", "state", "params", "iteration", "total", "loss", "accuracy", "test_accuracy", "test_loss",
-          "attempts", "elapsed_s", "job_id", "scheduler_state", "error", "stopped_early", "best_iteration"}
+FIELDS = {"id", "index", "state", "params", "iteration", "total", "loss", "accuracy", "valid_loss", "valid_accuracy",
+          "test_accuracy", "test_loss", "attempts", "elapsed_s", "job_id", "scheduler_state", "error", "stopped_early",
+          "best_iteration", "selected_on"}
 TRACEBACK = ("Traceback (most recent call last):\n  File \"runner.py\", line 1, in attempt\n"
              "FloatingPointError: loss is not finite at iteration 7 (nan): the training diverged\n")
 

@@ -1,0 +1,221 @@
+"""training.validate_every: validation metrics in the history (NaN between validations), the state of the
+best validation kept beside the newest, the test metrics computed once, on that state; bit for bit after kills."""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import tree
+from snnbatch import open_run
+from snnbatch.jobs.config import EarlyStopping
+from snnbatch.jobs.datasets import RandmanData, build_randman
+from snnbatch.jobs.early_stopping import Tracker
+from snnbatch.jobs.errors import SpecError
+from snnbatch.jobs.registry import Algorithm, Metric, RegistryError, register
+from snnbatch.jobs.runner import run_task
+from snnbatch.orchestrator import planner, spec as spec_mod
+from snnbatch.orchestrator.store import RunStore
+from snnbatch.testing import check_trainer
+
+SPEC = """\
+name: valid
+dataset: {n_train: 64, n_test: 32, n_valid: 32, n_inputs: 16, n_steps: 20}
+model: {n_hidden: 8}
+training: {iterations: 23, batch_size: 32, lr: 0.05, validate_every: 5}
+checkpoint: {every_iterations: 5}
+"""
+
+
+def _store(path, text=SPEC):
+    spec = spec_mod.parse(text)
+    (task,) = planner.plan(spec)
+    store, _ = RunStore.create_or_update(path, spec, text, [task])
+    return store, task
+
+
+def _done(path, text=SPEC):
+    store, task = _store(path, text)
+    assert run_task(store.path, task.id).state == "done"
+    return open_run(store.path).task(task.id), task
+
+
+def test_randman_validation_samples_leave_the_training_and_test_samples_as_they_were():
+    plain = build_randman(RandmanData(n_train=60, n_test=30, n_inputs=16, n_steps=20, n_classes=3))
+    valid = build_randman(RandmanData(n_train=60, n_test=30, n_inputs=16, n_steps=20, n_classes=3, n_valid=31))
+    assert plain.valid_events is None and plain.valid_labels is None
+    for part in ("train_events", "test_events"):
+        for x, y in zip(getattr(plain, part), getattr(valid, part)):
+            assert x.tobytes() == y.tobytes(), part
+    assert plain.train_labels.tobytes() == valid.train_labels.tobytes()
+    assert plain.test_labels.tobytes() == valid.test_labels.tobytes()
+    assert np.bincount(valid.valid_labels).tolist() == [10, 10, 10]  # n_valid // n_classes per class
+    ev = valid.valid_events
+    assert ev.n_samples == 30 and ev.n_steps == 20
+    assert (np.diff(ev.ptr[:, [0, -1]], axis=1) == 16).all()  # one spike per input unit, within the steps
+    # fresh points on the same manifolds: the nearest training sample is of their class, as for the test samples
+    def times(events):
+        t = np.zeros((events.n_samples, 16))
+        for n in range(events.n_samples):
+            for step in range(events.n_steps):
+                t[n, events.units[events.ptr[n, step]:events.ptr[n, step + 1]]] = step
+        return t
+    train_t, valid_t = times(valid.train_events), times(ev)
+    nearest = np.argmin(((valid_t[:, None] - train_t[None]) ** 2).sum(-1), axis=1)
+    assert (valid.train_labels[nearest] == valid.valid_labels).mean() > 0.9  # chance: 1/3
+
+
+def test_the_history_is_nan_between_validations_and_the_status_says_which_state_it_ends_with(tmp_path):
+    got, _ = _done(tmp_path / "s")
+    acc = got.metrics["valid_accuracy"]
+    assert len(acc) == len(got.metrics["loss"]) == 23
+    measured = [i + 1 for i in np.flatnonzero(~np.isnan(acc))]
+    assert measured == [5, 10, 15, 20, 23]  # every 5 iterations, and once at the end
+    assert measured == [i + 1 for i in np.flatnonzero(~np.isnan(got.metrics["valid_loss"]))]
+    values = acc[~np.isnan(acc)]
+    best = measured[int(np.argmax(values))]  # the first of equal values
+    status = got.status
+    assert status["best_iteration"] == best and status["selected_on"] == "valid_accuracy"
+    assert status["valid_accuracy"] == acc[best - 1] and status["valid_loss"] == got.metrics["valid_loss"][best - 1]
+    assert not any(k.startswith("_best/") for k in got.checkpoint)
+    records = RunStore.open(tmp_path / "s").metrics()  # what readers without the registry know
+    assert records["valid_accuracy"]["validation"] is True and records["test_accuracy"]["validation"] is False
+
+
+def test_the_task_ends_with_the_best_validation_state_and_its_test_metrics(tmp_path):
+    got, _ = _done(tmp_path / "s", SPEC.replace("validate_every: 5", "validate_every: 2"))
+    best = got.status["best_iteration"]
+    assert 0 < best < 23  # else this test shows nothing: choose another spec
+    # the same training, stopped at the best iteration, without validation: the same state and test metrics
+    plain = SPEC.replace(", validate_every: 5", "").replace("iterations: 23", f"iterations: {best}")
+    ref, _ = _done(tmp_path / "ref", plain)
+    params = [k for k in ref.checkpoint if k.startswith("params/")]
+    assert params
+    for k in params:
+        assert np.asarray(got.checkpoint[k]).tobytes() == np.asarray(ref.checkpoint[k]).tobytes(), k
+    for k in ("test_loss", "test_accuracy"):
+        assert got.status[k] == ref.status[k]
+
+
+def test_a_validating_task_resumes_bit_for_bit_after_kills():
+    import yaml
+
+    check = check_trainer(yaml.safe_load(SPEC), kills=2, checkpoint_every=3)
+    assert check.attempts >= 3
+
+
+def test_early_stopping_on_a_validation_metric_decides_at_validations_and_resumes_bit_for_bit(tmp_path):
+    text = SPEC.replace("iterations: 23", "iterations: 400").replace(
+        "validate_every: 5", "validate_every: 2,\n           early_stopping: {metric: valid_loss, patience: 3}")
+    got, task = _done(tmp_path / "ref", text)
+    status = got.status
+    stop = status["stopped_early"]
+    assert stop is not None and stop % 2 == 0 and stop < 400
+    loss = got.metrics["valid_loss"]
+    measured = [i + 1 for i in np.flatnonzero(~np.isnan(loss))]
+    assert measured[-1] == stop and measured == list(range(2, stop + 1, 2))
+    # stopped after three validations without a lower valid_loss; the state is selected on valid_accuracy
+    assert int(np.nanargmin(loss)) + 1 == stop - 3 * 2
+    acc = got.metrics["valid_accuracy"]
+    assert status["selected_on"] == "valid_accuracy" and status["best_iteration"] == int(np.nanargmax(acc)) + 1
+    assert status["valid_accuracy"] == np.nanmax(acc)
+    run, _ = _store(tmp_path / "run", text)
+    cli = [sys.executable, "-m", "snnbatch.orchestrator.cli", "run-task", str(run.path), task.id]
+    for k in (3, stop - 1):
+        assert subprocess.run(cli, env={**os.environ, "SNNBATCH_KILL_AT_ITERATION": str(k)},
+                              timeout=300).returncode == -9
+    assert subprocess.run(cli, timeout=300).returncode == 0
+    again = open_run(run.path).task(task.id)
+    assert again.status["stopped_early"] == stop and again.status["best_iteration"] == status["best_iteration"]
+    for name, value in got.checkpoint.items():
+        assert np.asarray(again.checkpoint[name]).tobytes() == np.asarray(value).tobytes(), name
+    for name, value in got.metrics.items():
+        assert again.metrics[name].tobytes() == value.tobytes(), name
+
+
+def test_select_on_chooses_the_metric_and_its_direction(tmp_path):
+    got, _ = _done(tmp_path / "s", SPEC.replace("validate_every: 5", "validate_every: 2, select_on: valid_loss"))
+    loss = got.metrics["valid_loss"]
+    assert got.status["selected_on"] == "valid_loss"
+    assert got.status["best_iteration"] == int(np.nanargmin(loss)) + 1
+
+
+def test_the_tracker_leaves_nan_entries_out():
+    t = Tracker(EarlyStopping(metric="valid_loss", patience=2, every=1), "lower")
+    nan = math.nan
+    history = [nan, 3.0, nan, 2.0, nan, 2.5, nan, 2.5]
+    assert [t.evaluate(history, i) for i in range(1, 9)] == [None, True, None, True, None, False, None, False]
+    assert t.stop and t.best_iteration == 4
+    means = Tracker(EarlyStopping(metric="valid_loss", patience=2, every=4), "lower")
+    assert means.evaluate(history, 4) is True and means.best_value == 2.5
+
+
+def test_the_keys_stay_out_of_the_task_id_until_set():
+    plain = SPEC.replace(", validate_every: 5", "").replace(", n_valid: 32", "")
+    nulls = plain.replace("lr: 0.05", "lr: 0.05, validate_every: null, select_on: null").replace(
+        "n_steps: 20}", "n_steps: 20, n_valid: 0}")
+    ids = [planner.plan(spec_mod.parse(t))[0].id for t in (plain, nulls, SPEC)]
+    assert ids[0] == ids[1] != ids[2]
+
+
+@pytest.mark.parametrize("change, expected", [
+    ((", n_valid: 32", ""), "training.validate_every: dataset 'randman' has no validation split: set dataset.n_valid"),
+    (("validate_every: 5", "validate_every: 5, select_on: test_accuracy"),
+     "training.select_on: unknown validation metric 'test_accuracy' for model 'lif' (choose from: valid_loss, "
+     "valid_accuracy)"),
+    ((", validate_every: 5", ", select_on: valid_loss"),
+     "training.select_on: selects on a validation metric: set training.validate_every"),
+    ((", validate_every: 5", ", early_stopping: {metric: valid_accuracy, patience: 2}"),
+     "training.early_stopping.metric: 'valid_accuracy' is measured only when validating: set "
+     "training.validate_every"),
+    (("validate_every: 5", "validate_every: 0"), "training.validate_every: expected a positive integer, got 0"),
+    (("dataset: {n_train: 64, n_test: 32, n_valid: 32, n_inputs: 16, n_steps: 20}\nmodel: {n_hidden: 8}",
+      "model: {type: izhikevich}"),
+     "training.validate_every: model 'izhikevich' reports no validation metric: it cannot validate"),
+])
+def test_bad_validation_keys_exit_2_naming_the_key(cli, write_spec, tmp_path, change, expected):
+    text = SPEC.replace(*change)
+    assert text != SPEC
+    with pytest.raises(SpecError, match=expected.split(": ", 1)[0]):
+        spec_mod.parse(text)
+    path = write_spec(text)
+    before = tree(tmp_path)
+    result = cli("submit", path, "--backend", "inline", "--no-progress")
+    assert result.exit_code == 2 and "Traceback" not in result.output, result.output
+    assert any(line.strip().startswith(expected) for line in result.stderr.splitlines()), result.stderr
+    assert tree(tmp_path) == before
+
+
+def test_a_validation_metric_cannot_be_final():
+    from typing import Literal
+
+    from snnbatch.jobs.lif_bptt import ALGORITHM
+    from snnbatch.jobs.registry import Section
+
+    class Model(Section):
+        type: Literal["final_validation"] = "final_validation"
+
+    bad = Algorithm(model=Model, rules=ALGORITHM.rules, datasets=ALGORITHM.datasets,
+                    metrics=(Metric("valid_x", "x", validation=True, final=True),))
+    with pytest.raises(RegistryError, match="'valid_x': a validation metric .* cannot be final"):
+        register(bad)
+    from snnbatch.jobs.registry import algorithms
+
+    assert "final_validation" not in algorithms()
+    assert Metric("valid_x", "x", validation=True).as_record()["validation"] is True
+
+
+def test_delayed_match_validation_samples_leave_the_training_and_test_samples_as_they_were():
+    from snnbatch.jobs.memory_data import DelayedMatchData, build_delayed_match
+
+    plain = build_delayed_match(DelayedMatchData(n_train=40, n_test=20, delay_steps=5))
+    valid = build_delayed_match(DelayedMatchData(n_train=40, n_test=20, delay_steps=5, n_valid=16))
+    assert plain.valid_events is None
+    for part in ("train_events", "test_events"):
+        for x, y in zip(getattr(plain, part), getattr(valid, part)):
+            assert x.tobytes() == y.tobytes(), part
+    assert valid.valid_events.n_samples == 16 and np.bincount(valid.valid_labels).tolist() == [8, 8]
