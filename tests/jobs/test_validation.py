@@ -219,3 +219,18 @@ def test_delayed_match_validation_samples_leave_the_training_and_test_samples_as
         for x, y in zip(getattr(plain, part), getattr(valid, part)):
             assert x.tobytes() == y.tobytes(), part
     assert valid.valid_events.n_samples == 16 and np.bincount(valid.valid_labels).tolist() == [8, 8]
+
+
+@pytest.mark.parametrize("model, rule", [("alif", "bptt"), ("lif", "eprop"), ("alif", "eprop")])
+def test_the_other_spiking_classifiers_validate_and_resume_bit_for_bit(model, rule, tmp_path):
+    import yaml
+
+    data = yaml.safe_load(SPEC)
+    data["model"] = {"type": model, "n_hidden": 8, "recurrent": True}
+    data["learning"] = {"rule": rule}
+    data["training"]["iterations"] = 12
+    check = check_trainer(data, kills=1, checkpoint_every=4, sigterm=False, workdir=tmp_path)
+    assert check.attempts >= 2
+    got = open_run(tmp_path / "reference").task(check.task_id)
+    assert [i + 1 for i in np.flatnonzero(~np.isnan(got.metrics["valid_accuracy"]))] == [5, 10, 12]
+    assert got.status["selected_on"] == "valid_accuracy" and 0 < got.status["best_iteration"] <= 12
