@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Annotated, Literal, Optional
 
 import numpy as np
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationInfo, field_validator
+from pydantic import (Field, NonNegativeInt, PositiveFloat, PositiveInt, ValidationInfo, field_validator,
+                      model_validator)
 
 from .registry import ID_WHEN_SET, Dataset, Section
 
@@ -54,7 +55,8 @@ class SHDData(Section):
     ``labels``. Spikes are binned to steps of ``dt`` seconds; those after
     ``n_steps·dt`` are dropped (the SpyTorch tutorial: 100 steps over 1.4 s).
     Without ``test_path`` a seeded ``test_fraction`` of ``train_path`` is held
-    out. ``max_samples`` takes a seeded random subset of each file. Nothing is
+    out; ``valid_fraction`` holds out a seeded share of it for validation too
+    (drawn as ``spike_files`` draws it, so both read an SHD file the same way). ``max_samples`` takes a seeded random subset of each file. Nothing is
     downloaded: the files must exist where the task runs (paths are checked,
     and made absolute, when the spec is validated).
     """
@@ -67,6 +69,8 @@ class SHDData(Section):
     """held-out file; none: hold out test_fraction of train_path"""
     test_fraction: Probability = 0.2
     """share of train_path held out without test_path"""
+    valid_fraction: Optional[Probability] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """share of train_path held out for validation; none: no validation split"""
     n_steps: PositiveInt = 100
     """time bins per sample"""
     dt: PositiveFloat = 14e-3
@@ -95,6 +99,13 @@ class SHDData(Section):
                 "they are, relative to the directory you run snnbatch in")
         return str(path.resolve())
 
+    @model_validator(mode="after")
+    def _fractions(self):
+        if self.test_path is None and self.valid_fraction is not None and self.test_fraction + self.valid_fraction >= 1:
+            raise ValueError(f"test_fraction + valid_fraction must be below 1, got {self.test_fraction} + "
+                             f"{self.valid_fraction}")
+        return self
+
 
 def build_randman(cfg: RandmanData):
     from ..kernels import randman
@@ -119,23 +130,30 @@ def read_shd(cfg: SHDData):
 
     rng = np.random.default_rng(cfg.seed)
     train = _read_shd_file(cfg.train_path, "dataset.train_path", cfg, rng)
+    test = valid = None
     if cfg.test_path is not None:
         test = _read_shd_file(cfg.test_path, "dataset.test_path", cfg, rng)
-    else:
+    if test is None or cfg.valid_fraction is not None:
         n = len(train[2])
-        n_test = int(round(cfg.test_fraction * n))
-        if n_test < 1 or n_test >= n:
+        n_test = int(round(cfg.test_fraction * n)) if test is None else 0
+        n_valid = int(round(cfg.valid_fraction * n)) if cfg.valid_fraction is not None else 0
+        if (test is None and n_test < 1) or (cfg.valid_fraction is not None and n_valid < 1) or n_test + n_valid >= n:
+            fractions = " and ".join(f"{k} {v}" for k, v in (("test_fraction", cfg.test_fraction if test is None else None),
+                                                           ("valid_fraction", cfg.valid_fraction)) if v is not None)
             raise ValueError(
-                f"dataset.train_path: {cfg.train_path}: {n} samples cannot be split with test_fraction "
-                f"{cfg.test_fraction}; give more samples or a test_path"
+                f"dataset.train_path: {cfg.train_path}: {n} samples cannot be split with {fractions}; "
+                "give more samples" + (" or a test_path" if test is None else "")
             )
         order = rng.permutation(n)
-        test_idx, train_idx = np.sort(order[:n_test]), np.sort(order[n_test:])
-        test = tuple(part[test_idx] for part in train)
-        train = tuple(part[train_idx] for part in train)
+        if test is None:
+            test = tuple(part[np.sort(order[:n_test])] for part in train)
+        if cfg.valid_fraction is not None:
+            valid = tuple(part[np.sort(order[n_test:n_test + n_valid])] for part in train)
+        train = tuple(part[np.sort(order[n_test + n_valid:])] for part in train)
     train_events = _bin(train[0], train[1], cfg)
     test_events = _bin(test[0], test[1], cfg)
-    return Dataset(train_events, train[2], test_events, test[2], cfg.n_inputs, cfg.n_classes, cfg.n_steps)
+    split = {} if valid is None else {"valid_events": _bin(valid[0], valid[1], cfg), "valid_labels": valid[2]}
+    return Dataset(train_events, train[2], test_events, test[2], cfg.n_inputs, cfg.n_classes, cfg.n_steps, **split)
 
 
 def _read_shd_file(path, key: str, cfg: SHDData, rng: np.random.Generator):

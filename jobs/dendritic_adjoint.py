@@ -4,16 +4,20 @@ The task: reproduce a teacher network's somatic voltage traces under the same
 input (``dataset: {type: teacher}``). The student starts from the teacher's
 weights perturbed by ``model.init_noise`` (relative), or from a fresh random
 network when it is 0. One iteration is one forward solve, one reverse
-(adjoint) solve and one optimizer step.
+(adjoint) solve and one optimizer step. With ``dataset.n_valid``, held-out
+inputs (fresh smooth random inputs and the teacher's traces under them) are the
+validation split: ``valid_loss`` and ``valid_correlation``, their means over
+the held-out inputs, tell how well the student generalises beyond the input it
+is trained on (which ``test_loss`` and ``correlation`` measure).
 """
 from __future__ import annotations
 
 from typing import Literal
 
 import numpy as np
-from pydantic import NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
+from pydantic import Field, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt
 
-from .registry import Algorithm, Dataset, Metric, Rule, Section
+from .registry import ID_WHEN_SET, Algorithm, Dataset, Metric, Rule, Section
 from .trainer import GradientTrainer, TrainState, kernel_config
 
 
@@ -57,6 +61,8 @@ class TeacherData(Section):
     """the dataset"""
     seed: NonNegativeInt = 0
     """the teacher's weights and inputs"""
+    n_valid: NonNegativeInt = Field(0, json_schema_extra=ID_WHEN_SET)
+    """held-out inputs for validation, drawn after the task (which stays as without them), each as long as model.duration, with the teacher's traces under them; used with training.validate_every"""
 
 
 class DendriticAdjointTrainer(GradientTrainer):
@@ -66,7 +72,14 @@ class DendriticAdjointTrainer(GradientTrainer):
 
         self.kernel = dendritic
         self.kcfg = kernel_config(dendritic.DendriticConfig, config.model)
-        self.task = dendritic.make_task(self.kcfg, np.random.default_rng(config.dataset.seed))
+        rng = np.random.default_rng(config.dataset.seed)
+        self.task = dendritic.make_task(self.kcfg, rng)
+        teacher = {k[8:]: v for k, v in self.task.items() if k.startswith("teacher/")}
+        self.valid = []
+        for _ in range(config.dataset.n_valid):
+            inputs = dendritic.make_inputs(self.kcfg, rng)
+            v_soma = dendritic.forward(teacher, {"inputs": inputs}, self.kcfg).v_soma
+            self.valid.append({**self.task, "inputs": inputs, "targets": np.ascontiguousarray(v_soma)})
 
     def init_state(self) -> TrainState:
         rng = np.random.default_rng(self.seeds()[0])
@@ -86,6 +99,14 @@ class DendriticAdjointTrainer(GradientTrainer):
         self.apply_gradients(state, grads)
         return {"loss": loss}
 
+    def validate(self, state: TrainState) -> dict[str, float]:
+        if not self.valid:
+            raise ValueError("dataset 'teacher' has no held-out inputs: set dataset.n_valid")
+        params, _ = self.split(state)
+        res = [self.kernel.evaluate(params, task, self.kcfg) for task in self.valid]
+        return {"valid_loss": float(np.mean([r["loss"] for r in res])),
+                "valid_correlation": float(np.mean([r["correlation"] for r in res]))}
+
     def evaluate(self, state: TrainState) -> dict[str, float]:
         params, _ = self.split(state)
         res = self.kernel.evaluate(params, self.task, self.kcfg)
@@ -102,6 +123,9 @@ ALGORITHM = Algorithm(
     datasets=("teacher",),
     metrics=(
         Metric("loss", "training loss (mV²)", "lower", status=True),
+        Metric("valid_loss", "validation loss (mV², held-out inputs)", "lower", validation=True),
+        Metric("valid_correlation", "validation correlation (held-out inputs)", "higher", status=True,
+               validation=True),
         Metric("test_loss", "test loss (mV²)", "lower", final=True),
         Metric("correlation", "test correlation", "higher", status=True, final=True),
         Metric("rate_hz", "firing rate (Hz)", "higher", final=True),

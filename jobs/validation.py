@@ -42,18 +42,15 @@ def selection_metric(alg, training):
 def split_problem(section) -> str | None:
     """Why a ``dataset`` section has no validation split (None: it has one, or it is not ours to tell).
 
-    The built-in datasets say so by their keys: ``n_valid`` (generated data) or ``valid_path`` /
-    ``valid_fraction`` (files). A plugin dataset with none of these keys is trusted; its trainer's
+    The built-in datasets say so by their keys: ``n_valid`` (generated data), ``valid_fraction`` or
+    ``valid_path`` (files). A plugin dataset with none of these keys is trusted; its trainer's
     ``validate`` says what is missing.
     """
     fields = type(section).model_fields
-    if "n_valid" in fields:
-        return None if section.n_valid else f"dataset '{section.type}' has no validation split: set dataset.n_valid"
-    if "valid_path" in fields or "valid_fraction" in fields:
-        if getattr(section, "valid_path", None) is None and getattr(section, "valid_fraction", None) is None:
-            return (f"dataset '{section.type}' has no validation split: set dataset.valid_fraction "
-                    "or dataset.valid_path")
-    return None
+    keys = [k for k in ("n_valid", "valid_fraction", "valid_path") if k in fields]
+    if not keys or any(getattr(section, k) for k in keys):
+        return None
+    return f"dataset '{section.type}' has no validation split: set " + " or ".join(f"dataset.{k}" for k in keys)
 
 
 def config_problems(config, alg) -> list[tuple[str, str]]:

@@ -20,6 +20,7 @@ import h5py
 import numpy as np
 import pytest
 
+from snnbatch import open_run
 from snnbatch.jobs import file_datasets, named_arrays
 from snnbatch.jobs.config import TaskConfig
 from snnbatch.jobs.datasets import SHDData
@@ -156,7 +157,9 @@ def test_the_names_of_the_arrays_can_be_chosen(tmp_path):
     assert np.array_equal(build_dataset(section).train_events.to_dense(N_INPUTS), reference_events(times, units))
 
 
-@pytest.mark.parametrize("split", [{"test_path": "same"}, {"test_fraction": 0.25, "max_samples": 40, "seed": 5}])
+@pytest.mark.parametrize("split", [{"test_path": "same"}, {"test_fraction": 0.25, "max_samples": 40, "seed": 5},
+                                   {"test_fraction": 0.25, "valid_fraction": 0.1, "seed": 5},
+                                   {"test_path": "same", "valid_fraction": 0.2, "max_samples": 40}])
 def test_an_shd_file_gives_the_events_of_the_shd_dataset(tmp_path, split):
     times, units, labels = make_spikes(n=50, n_inputs=40, n_classes=4, seed=2)
     path = str(write_shd(tmp_path / "shd_train.h5", times, units, labels))
@@ -167,6 +170,13 @@ def test_an_shd_file_gives_the_events_of_the_shd_dataset(tmp_path, split):
     for a, b in ((ours.train_events, shd.train_events), (ours.test_events, shd.test_events)):
         assert np.array_equal(a.ptr, b.ptr) and np.array_equal(a.units, b.units)
     assert np.array_equal(ours.train_labels, shd.train_labels) and np.array_equal(ours.test_labels, shd.test_labels)
+    if "valid_fraction" in split:  # the validation split too
+        assert ours.valid_events.n_samples == shd.valid_events.n_samples > 0
+        assert np.array_equal(ours.valid_events.ptr, shd.valid_events.ptr)
+        assert np.array_equal(ours.valid_events.units, shd.valid_events.units)
+        assert np.array_equal(ours.valid_labels, shd.valid_labels)
+    else:
+        assert ours.valid_events is None and shd.valid_events is None
     assert (ours.n_inputs, ours.n_classes, ours.n_steps) == (shd.n_inputs, shd.n_classes, shd.n_steps)
 
 
@@ -531,9 +541,9 @@ def test_a_sweep_reads_each_file_once_until_it_changes(tmp_path, monkeypatch):
 # ------------------------------------------------------------------ training on them
 
 
-def plan_task(tmp_path, name, dataset, model="lif", rule="bptt", iterations=10):
+def plan_task(tmp_path, name, dataset, model="lif", rule="bptt", iterations=10, training=""):
     text = (f"name: {name}\nmodel: {{type: {model}, n_hidden: 16}}\nlearning: {{rule: {rule}}}\n"
-            f"dataset: {dataset}\ntraining: {{iterations: {iterations}, batch_size: 24, lr: 1.0e-2}}\n"
+            f"dataset: {dataset}\ntraining: {{iterations: {iterations}, batch_size: 24, lr: 1.0e-2{training}}}\n"
             "checkpoint: {every_iterations: 5}\n")
     spec = spec_mod.parse(text)
     tasks = planner.plan(spec)
@@ -554,3 +564,25 @@ def test_spiking_networks_train_on_spike_files(tmp_path, model, rule, file):
     status = TaskStore(store, task, mode="r").status()
     assert status["iteration"] == 10 and 0.0 <= status["test_accuracy"] <= 1.0
     assert np.isfinite(status["loss"])
+
+
+@pytest.mark.parametrize("dataset", ["spike_files", "shd"])
+def test_a_spiking_network_validates_on_the_validation_part_of_a_file(tmp_path, dataset):
+    times, units, labels = make_spikes()
+    path = write_shd(tmp_path / "s.h5", times, units, labels)
+    store, task = plan_task(tmp_path, "files", f"{{type: {dataset}, train_path: {path}, n_inputs: 30, "
+                                               "n_classes: 3, n_steps: 20, dt: 0.001, valid_fraction: 0.1}",
+                            training=", validate_every: 4")
+    out = run_task(store, task)
+    assert out.state == "done", out.error
+    got = open_run(store).task(task)
+    acc = got.metrics["valid_accuracy"]
+    assert [i + 1 for i in np.flatnonzero(~np.isnan(acc))] == [4, 8, 10]
+    assert got.status["valid_accuracy"] == acc[got.status["best_iteration"] - 1]
+    assert np.isfinite(got.status["test_accuracy"])
+    without = tmp_path / "plain"
+    without.mkdir()
+    with pytest.raises(SpecError, match=f"training.validate_every: dataset '{dataset}' has no validation split: set "
+                                        "dataset.valid_fraction"):
+        plan_task(without, "files", f"{{type: {dataset}, train_path: {path}, n_inputs: 30, n_classes: 3, "
+                                    "n_steps: 20, dt: 0.001}", training=", validate_every: 4")

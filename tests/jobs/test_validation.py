@@ -234,3 +234,42 @@ def test_the_other_spiking_classifiers_validate_and_resume_bit_for_bit(model, ru
     got = open_run(tmp_path / "reference").task(check.task_id)
     assert [i + 1 for i in np.flatnonzero(~np.isnan(got.metrics["valid_accuracy"]))] == [5, 10, 12]
     assert got.status["selected_on"] == "valid_accuracy" and 0 < got.status["best_iteration"] <= 12
+
+
+DENDRITIC = {"name": "dendritic", "model": {"type": "dendritic", "n_neurons": 6, "n_inputs": 4, "duration": 40.0},
+             "dataset": {"type": "teacher", "n_valid": 2},
+             "training": {"iterations": 12, "lr": 3.0e-5, "validate_every": 4}}
+
+
+def test_the_dendritic_student_validates_on_held_out_inputs_and_resumes_bit_for_bit(tmp_path):
+    from snnbatch.jobs.dendritic_adjoint import DendriticAdjointTrainer
+    from snnbatch.jobs.config import TaskConfig
+
+    config = {k: v for k, v in DENDRITIC.items() if k != "name"}
+    with_valid = DendriticAdjointTrainer(TaskConfig.model_validate(config))
+    plain = dict(config, dataset={"type": "teacher"}, training={"iterations": 12, "lr": 3.0e-5})
+    without = DendriticAdjointTrainer(TaskConfig.model_validate(plain))
+    assert with_valid.task.keys() == without.task.keys()
+    assert all(with_valid.task[k].tobytes() == without.task[k].tobytes() for k in without.task)  # task unchanged
+    assert len(with_valid.valid) == 2
+    assert not np.array_equal(with_valid.valid[0]["inputs"], with_valid.task["inputs"])
+    state = with_valid.init_state()
+    teacher = {k[8:]: v for k, v in with_valid.task.items() if k.startswith("teacher/")}
+    for k, v in teacher.items():  # the teacher's weights reproduce the held-out traces exactly
+        state.arrays[f"params/{k}"] = v.copy()
+    assert with_valid.validate(state)["valid_loss"] == 0.0
+    check = check_trainer(DENDRITIC, kills=1, checkpoint_every=3, sigterm=False,
+                          workdir=tmp_path)
+    got = open_run(tmp_path / "reference").task(check.task_id)
+    measured = [i + 1 for i in np.flatnonzero(~np.isnan(got.metrics["valid_correlation"]))]
+    assert measured == [4, 8, 12] and got.status["selected_on"] == "valid_correlation"
+    corr = got.metrics["valid_correlation"]
+    assert got.status["best_iteration"] == int(np.nanargmax(corr)) + 1
+
+
+def test_force_has_no_validation_split():
+    with pytest.raises(SpecError, match="training.validate_every: model 'force' reports no validation metric"):
+        spec_mod.parse("name: f\nmodel: {type: force}\ntraining: {iterations: 2, validate_every: 1}\n")
+    with pytest.raises(SpecError, match="training.validate_every: dataset 'teacher' has no validation split: set "
+                                        "dataset.n_valid"):
+        spec_mod.parse("name: d\nmodel: {type: dendritic}\ntraining: {iterations: 2, validate_every: 1}\n")
