@@ -81,6 +81,50 @@ class EarlyStopping(Section):
     """iterations per evaluation: the metric's mean over them is compared"""
 
 
+class LRSchedule(Section):
+    """How the learning rate changes with the iteration i (0-based), a function of i alone.
+
+    A linear warm-up over the first ``warmup`` iterations (``lr·(i+1)/warmup``), then
+    ``constant``: ``lr``; ``step``: ``lr·factor^⌊(i−warmup)/every⌋``; ``cosine``: from ``lr``
+    down to ``to·lr`` along a half cosine over the remaining iterations. A bare name
+    (``lr_schedule: cosine``) is the schedule with its defaults.
+    """
+
+    type: Literal["constant", "step", "cosine"] = "constant"
+    """constant, step or cosine (after the warm-up)"""
+    warmup: NonNegativeInt = 0
+    """iterations of linear warm-up from lr/warmup to lr (0: none)"""
+    every: Optional[PositiveInt] = None
+    """step: iterations between two drops (required by step)"""
+    factor: Annotated[float, Field(gt=0.0, le=1.0)] = 0.1
+    """step: the learning rate is multiplied by this at each drop"""
+    to: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+    """cosine: the final learning rate, as a fraction of lr"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_name(cls, data):
+        return {"type": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _keys_of_type(self):
+        if self.type == "step" and self.every is None:
+            raise ValueError("'every' is required by type step (iterations between two drops)")
+        own = {"every": "step", "factor": "step", "to": "cosine"}  # set away from its default: of that type only
+        fields = type(self).model_fields
+        wrong = [k for k, kind in own.items() if kind != self.type and getattr(self, k) != fields[k].default]
+        if wrong:
+            raise ValueError(", ".join(f"'{k}' is a key of type {own[k]}" for k in wrong)
+                             + f", not of type {self.type}")
+        return self
+
+    def lr(self, lr: float, iteration: int, total: int) -> float:
+        """The learning rate of ``iteration`` of ``total`` for the base rate ``lr``."""
+        from ..kernels.optim import scheduled_lr
+
+        return scheduled_lr(lr, iteration, total, self.type, self.warmup, self.every, self.factor, self.to)
+
+
 class Training(Section):
     iterations: Optional[PositiveInt] = None
     """training length in iterations (give this or epochs)"""
@@ -96,6 +140,12 @@ class Training(Section):
     """Adam's first-moment decay rate"""
     beta2: Probability = 0.999
     """Adam's second-moment decay rate"""
+    lr_schedule: Optional[LRSchedule] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """learning rate by iteration: {type: constant|step|cosine, warmup, every, factor, to}; none: lr throughout"""
+    weight_decay: NonNegativeFloat = Field(0.0, json_schema_extra=ID_WHEN_SET)
+    """decoupled weight decay (AdamW): each step first multiplies every parameter by 1 − lr·weight_decay"""
+    clip_grad_norm: Optional[PositiveFloat] = Field(None, json_schema_extra=ID_WHEN_SET)
+    """scale the gradients down to this global norm (over all parameters) when it is larger; none: no clipping"""
     early_stopping: Optional[EarlyStopping] = Field(None, json_schema_extra=ID_WHEN_SET)
     """stop when a metric stops improving: {metric, patience, min_delta, every}; none: train to the end"""
     validate_every: Optional[PositiveInt] = Field(None, json_schema_extra=ID_WHEN_SET)
@@ -114,6 +164,22 @@ class Training(Section):
     def _one_length(self):
         if self.iterations is not None and self.epochs is not None:
             raise ValueError("give either 'iterations' or 'epochs', not both")
+        return self
+
+    @field_validator("lr_schedule", mode="after")
+    @classmethod
+    def _constant_is_none(cls, value):
+        # a constant schedule without warm-up is no schedule: the same task, the same id
+        return None if value is not None and value.type == "constant" and value.warmup == 0 else value
+
+    @model_validator(mode="after")
+    def _schedule_fits(self):
+        if self.lr * self.weight_decay >= 1.0:
+            raise ValueError(f"weight_decay × lr must be below 1 (got {self.weight_decay:g} × {self.lr:g}): "
+                             "each step multiplies the parameters by 1 − lr·weight_decay")
+        s = self.lr_schedule
+        if s is not None and self.iterations is not None and s.warmup >= self.iterations:
+            raise ValueError(f"lr_schedule.warmup ({s.warmup}) must be shorter than iterations ({self.iterations})")
         return self
 
 
@@ -294,10 +360,29 @@ def compatibility_problems(config) -> list[tuple[str, str]]:
     from .validation import config_problems
 
     problems += config_problems(config, alg)
+    problems += optimizer_problems(config, alg)
     if config.dataset.type not in data:
         problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
                                          f"(choose from: {', '.join(data)})"))
     return problems
+
+
+GRADIENT_KEYS = ("lr_schedule", "weight_decay", "clip_grad_norm")  # what only a GradientTrainer applies
+
+
+def optimizer_problems(config, alg) -> list[tuple[str, str]]:
+    """The optimizer keys set for a rule whose trainer takes no gradient steps (FORCE's RLS, say)."""
+    t = config.training
+    given = [k for k in GRADIENT_KEYS if getattr(t, k) != type(t).model_fields[k].default]
+    rule = alg.rule(config.learning.rule)
+    if not given or rule is None:
+        return []
+    from .trainer import GradientTrainer
+
+    if issubclass(rule.trainer_class(), GradientTrainer):
+        return []
+    return [(f"training.{k}", f"rule '{config.learning.rule}' of model '{config.model.type}' takes no gradient "
+                              "steps, so it has no optimizer to apply this to") for k in given]
 
 
 def algorithm_of(config) -> "registry.Algorithm":

@@ -78,14 +78,36 @@ class GradientTrainer(Trainer):
         opt = {k[4:]: v for k, v in state.arrays.items() if k.startswith("opt/")}
         return params, opt
 
+    def learning_rate(self, state: TrainState) -> float:
+        """This iteration's learning rate: ``training.lr`` under ``training.lr_schedule``.
+
+        A function of ``state.iteration`` and the training length alone, so a resumed task
+        takes the same rates as an uninterrupted one.
+        """
+        t = self.config.training
+        if t.lr_schedule is None:
+            return t.lr
+        return t.lr_schedule.lr(t.lr, state.iteration, total_iterations(self, t))
+
     def apply_gradients(self, state: TrainState, grads: dict[str, np.ndarray]) -> None:
-        """One optimizer step, in place on the state's arrays (the runner counts the iteration)."""
+        """One optimizer step, in place on the state's arrays (the runner counts the iteration).
+
+        In this order: the gradients are clipped to ``training.clip_grad_norm`` (their global
+        norm over all parameters), then the optimizer steps at :meth:`learning_rate` with
+        ``training.weight_decay`` (decoupled: AdamW for Adam).
+        """
+        from ..kernels import optim
+
         params, opt = self.split(state)
         t = self.config.training
+        if t.clip_grad_norm is not None:
+            grads, _ = optim.clip_by_global_norm(grads, t.clip_grad_norm)
+        lr = self.learning_rate(state)
+        decay = {"weight_decay": t.weight_decay} if t.weight_decay else {}
         if t.optimizer == "adam":
-            self.opt_step(params, grads, opt, t.lr, t.beta1, t.beta2)
+            self.opt_step(params, grads, opt, lr, t.beta1, t.beta2, **decay)
         else:
-            self.opt_step(params, grads, opt, t.lr)
+            self.opt_step(params, grads, opt, lr, **decay)
 
 
 def kernel_config(cls, *sections, **given):

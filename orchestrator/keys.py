@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..jobs import registry
-from ..jobs.config import Checkpoint, Resources, Training
+from ..jobs.config import Checkpoint, EarlyStopping, LRSchedule, Resources, Training
 
 TAGS = ("type", "rule")
 
@@ -48,7 +48,8 @@ def table(cls) -> str:
 
 
 def sections(builtin_only: bool = False) -> list[tuple[str, type]]:
-    """(heading, section class) of every registered section, then training, checkpoint, resources."""
+    """(heading, section class) of every registered section, then training (and its two sub-sections),
+    checkpoint, resources."""
     out = []
 
     def mine(what: str, name: str) -> bool:
@@ -67,7 +68,8 @@ def sections(builtin_only: bool = False) -> list[tuple[str, type]]:
     for name, data in registry.datasets().items():
         if mine("dataset", name):
             out.append((f"`dataset: {{type: {name}}}`", data.section))
-    out += [("`training`", Training), ("`checkpoint`", Checkpoint), ("`resources`", Resources)]
+    out += [("`training`", Training), ("`training.lr_schedule`", LRSchedule),
+            ("`training.early_stopping`", EarlyStopping), ("`checkpoint`", Checkpoint), ("`resources`", Resources)]
     return out
 
 

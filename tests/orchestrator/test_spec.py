@@ -155,8 +155,8 @@ sweep:
 
 @pytest.mark.parametrize("text, expected", [
     ("training: {learning_rate: 0.1}",
-     "training.learning_rate: unknown key 'learning_rate'; valid keys: batch_size, beta1, beta2, early_stopping, "
-     "epochs, iterations, lr, optimizer"),
+     "training.learning_rate: unknown key 'learning_rate'; valid keys: batch_size, beta1, beta2, clip_grad_norm, "
+     "early_stopping, epochs, iterations, lr, lr_schedule, optimizer"),
     ("training: {optimiser: sgd}", "training.optimiser: unknown key 'optimiser' (did you mean 'optimizer'?)"),
     ("model: {type: alif, tau_adap: 0.1}", "model.tau_adap: unknown key 'tau_adap' (did you mean 'tau_adapt'?)"),
     ("model: {type: izh}", "model.type: unknown type 'izh'; choose from: 'alif', 'dendritic', 'force', 'lif'"),
