@@ -40,11 +40,11 @@ import socket
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import early_stopping, threads, validation
+from . import early_stopping, halving, threads, validation
 from .config import AUTO_EVERY_ITERATIONS
 from .errors import StoreWriteError
 from .lease import LEASE_HEARTBEAT_SECONDS, Lease, describe_holder
@@ -91,7 +91,9 @@ def install_signal_handlers(flag: StopFlag, signals: dict[int, str] | None = Non
 class Outcome:
     """How a call to :func:`run_task` ended.
 
-    ``state``: ``done``; ``failed`` (every attempt raised; traceback in ``error``);
+    ``state``: ``done``; ``parked`` (a halving sweep: trained to its rung's budget, waiting for the
+    rung's decision; ``decided``: the rung decisions this call then wrote); ``pruned`` (a halving
+    sweep ended it at a rung); ``failed`` (every attempt raised; traceback in ``error``);
     ``interrupted`` (stopped by a signal, the deadline, or a store that cannot be
     written, then ``store_error`` is true and ``reason`` says why and names the
     store); ``leased`` (another live process runs this task: nothing was done
@@ -99,11 +101,12 @@ class Outcome:
     """
 
     task_id: str
-    state: str  # "done", "interrupted", "failed" or "leased"
+    state: str  # "done", "parked", "pruned", "interrupted", "failed" or "leased"
     iteration: int
     reason: str | None = None
     error: str | None = None
     store_error: bool = False
+    decided: list = field(default_factory=list)
 
 
 class _LeaseLost(Exception):
@@ -139,11 +142,17 @@ def run_task(
     beat = _Heartbeat(lease)
     beat.start()
     try:
-        return _run_leased(ts, lease, stop, deadline, backend, job_id, cpus)
+        outcome = _run_leased(ts, lease, stop, deadline, backend, job_id, cpus)
     finally:
         beat.finish()
         ts.finish_removals()  # old checkpoints set aside: gone before another process may take the task
         lease.release()
+    if outcome.state == "parked":  # the last of its rung to park decides the rung (anyone else may too)
+        try:
+            outcome.decided = halving.try_decide(store_path, by=f"{backend} {job_id or os.getpid()}")
+        except OSError:
+            pass  # left for the next one to look: a decision is either whole or not written
+    return outcome
 
 
 class _Heartbeat(threading.Thread):
@@ -170,8 +179,8 @@ class _Heartbeat(threading.Thread):
 def _run_leased(ts: TaskStore, lease: Lease, stop: StopFlag, deadline, backend, job_id, cpus) -> Outcome:
     task_id = ts.task_id
     status = ts.read_status()
-    if status.state == "done":
-        return Outcome(task_id, "done", status.iteration, "already done")
+    if status.state in ("done", "pruned"):
+        return Outcome(task_id, status.state, status.iteration, f"already {status.state}")
     cfg = ts.config()
     threads.apply(cpus or threads.from_allocation(cfg.resources.cpus))
     ts.clean_leftovers()
@@ -260,9 +269,13 @@ class _Run:
             self.write(total=total, iteration=state.iteration, attempts=self.attempts, warnings=self.warnings)
             tracker = _early_stopping(self.cfg, state)
             validator = validation.build(self.cfg, trainer, state)
+            limit, rung = halving.target(ts.path, task_id, total)  # a halving sweep: its rung's budget
+            if rung is not None and rung.pruned:
+                finish("pruned", state="pruned", rung=rung.rung)
+                return Outcome(task_id, "pruned", state.iteration)
             kill_at, stop_at = _fault_at(_KILL_AT, task_id), _fault_at(_STOP_AT, task_id)
 
-            while state.iteration < total:
+            while state.iteration < limit:
                 before = state.iteration
                 metrics = trainer.step(state)
                 if state.iteration != before:
@@ -291,7 +304,7 @@ class _Run:
                 if by_count and ck.every_iterations is None and (t - last_ck_time) * ck.max_overhead < last_ck_cost:
                     by_count = False  # auto: checkpointing now would cost more than max_overhead of the time
                 due = by_count or (t - last_ck_time >= ck.every_minutes * 60)
-                if (due or reason) and state.iteration < total:
+                if (due or reason) and state.iteration < limit:
                     _check_finite_state(state)
                     name = ts.save_checkpoint(state, ck.keep)
                     self.iteration = state.iteration
@@ -305,7 +318,7 @@ class _Run:
                 elif t - last_beat >= HEARTBEAT_SECONDS:
                     self.write(progress=state.iteration, heartbeat=time.time(), metrics=_last(metrics))
                     last_beat = t
-                if reason and state.iteration < total:
+                if reason and state.iteration < limit:
                     finish(reason, state="interrupted")
                     return Outcome(task_id, "interrupted", state.iteration, reason)
                 if state.iteration == kill_at:
@@ -313,6 +326,15 @@ class _Run:
                 if state.iteration == stop_at:
                     os.kill(os.getpid(), signal.SIGSTOP)  # for tests: wait here for a signal (then SIGCONT)
 
+            if state.iteration < total and not (tracker is not None and tracker.stop):
+                if last_ck_iter != state.iteration:  # park at the rung's budget, from a checkpoint there
+                    _check_finite_state(state)
+                    self.recorded_checkpoint = ts.save_checkpoint(state, ck.keep)
+                    attempt["checkpointed"] = state.iteration
+                self.iteration = state.iteration
+                finish("parked", state="parked", rung=rung.rung, iteration=state.iteration,
+                       checkpoint=self.recorded_checkpoint, metrics={k: v[-1] for k, v in state.metrics.items() if v})
+                return Outcome(task_id, "parked", state.iteration)
             stopped_early = {}
             if tracker is not None:
                 if validator is None:

@@ -32,7 +32,8 @@ class TaskStatus:
     attempt stopped because the store could not be written; ``stopped_early``: the
     iteration where early stopping ended the task (its state is the one of
     ``best_iteration``; with validation, ``best_iteration`` is the iteration of the state the task
-    ended with, selected on the validation metric ``selected_on``); ``metrics``: the latest value of each metric; ``extra``: keys
+    ended with, selected on the validation metric ``selected_on``); ``rung``: in a halving sweep, the rung the task parked or was pruned at
+    (``state`` ``parked`` or ``pruned``); ``metrics``: the latest value of each metric; ``extra``: keys
     this version of snnbatch does not know, kept as they are.
     """
 
@@ -52,6 +53,7 @@ class TaskStatus:
     stopped_early: int | None = None
     best_iteration: int | None = None
     selected_on: str | None = None
+    rung: int | None = None
     metrics: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +81,7 @@ class TaskStatus:
             stopped_early=_optional_int(known.get("stopped_early")),
             best_iteration=_optional_int(known.get("best_iteration")),
             selected_on=known.get("selected_on"),
+            rung=_optional_int(known.get("rung")),
             metrics=metrics,
             extra=extra,
         )
@@ -90,7 +93,7 @@ class TaskStatus:
         if self.progress:
             out["progress"] = self.progress
         for name in ("total", "checkpoint", "error", "error_line", "heartbeat", "finished", "updated",
-                     "stopped_early", "best_iteration", "selected_on"):
+                     "stopped_early", "best_iteration", "selected_on", "rung"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         out["attempts"] = list(self.attempts)

@@ -81,11 +81,43 @@ class RandomSweep(_Strict):
     params: dict[str, Distribution]
 
 
+class Halving(_Strict):
+    """Successive halving: every task trains to a rung's budget and parks; the best 1/eta go on."""
+
+    metric: str
+    """the metric tasks are ranked by at each rung (its declared direction says which way is better): a
+    validation metric (valid_*) where the tasks validate, else one reported at each iteration"""
+    min_iterations: PositiveInt
+    """the first rung's budget, in iterations"""
+    eta: int = Field(3, ge=2)
+    """rung budgets grow by this factor, and 1/eta of a rung's tasks go on to the next"""
+    max_iterations: Optional[PositiveInt] = None
+    """no rung beyond this budget (default: the training length); the tasks promoted from the last rung
+    train to the end"""
+    window: Optional[PositiveInt] = None
+    """a training metric's value at a rung is its mean over this many iterations before the budget
+    (default: a quarter of min_iterations); a validation metric's is its last validated value"""
+
+    def rungs(self, length: int) -> list[int]:
+        """The rung budgets for tasks of ``length`` iterations: min_iterations·eta^k below the end."""
+        top = min(self.max_iterations or length, length)
+        out, budget = [], self.min_iterations
+        while budget <= top and budget < length:
+            out.append(budget)
+            budget *= self.eta
+        return out
+
+    @property
+    def window_iterations(self) -> int:
+        return self.window or max(1, self.min_iterations // 4)
+
+
 class Sweep(_Strict):
     grid: dict[str, list[Any]] = {}
     zip: dict[str, list[Any]] = {}
     random: Optional[RandomSweep] = None
     seeds: Union[PositiveInt, list[NonNegativeInt]] = 1
+    halving: Optional[Halving] = None
 
 
 class SubSweep(Sweep):
@@ -367,6 +399,10 @@ def _validate_list_sweep(data: dict, path: str, origins: dict[str, str]) -> Spec
     problems, parts = [], []
     if not subs:
         raise SpecError(path, ["sweep: expected a mapping of axes, or a non-empty list of sub-sweeps"])
+    halving = [f"sweep[{i}].halving: halving ranks the whole sweep; give it with a single sweep (a mapping), "
+               "not in a list of sub-sweeps" for i, sub in enumerate(subs) if isinstance(sub, dict) and "halving" in sub]
+    if halving:
+        raise SpecError(path, _name_overrides(halving, origins))
     for i, sub in enumerate(subs):
         where = f"sweep[{i}]"
         if not isinstance(sub, dict):
@@ -620,6 +656,8 @@ def _check_sweep(spec: Spec) -> list[str]:
     if not problems:
         problems += [f"{key}: {msg}" for key, msg in compatibility_problems(spec)]
     if not problems:
+        problems += _check_halving(spec)
+    if not problems:
         for i, config in enumerate(_sample_configs(spec)):
             try:
                 TaskConfig.model_validate(config, context=CHECK)
@@ -628,6 +666,50 @@ def _check_sweep(spec: Spec) -> list[str]:
                     problems.append(f"sweep (combination {i}): {_format(err, TaskConfig, config)}")
                 break
     return problems
+
+
+def _check_halving(spec: Spec) -> list[str]:
+    """``sweep.halving`` against every task of the sweep: a metric each task reports, rungs within the
+    training length, and early stopping that cannot end a task between rungs."""
+    rule = spec.sweep.halving
+    if rule is None:
+        return []
+    problems = []
+    for config in _sample_configs(spec):
+        training, model = config["training"], config["model"].get("type", "lif")
+        alg = registry.algorithms().get(model)
+        if alg is None:
+            continue
+        during = [m.name for m in alg.metrics if not m.final]
+        if rule.metric not in during:
+            problems.append(f"sweep.halving.metric: unknown metric {rule.metric!r} for model '{model}' (choose from "
+                            f"the metrics of each iteration: {', '.join(during)})")
+        length = training.get("iterations")
+        if length is None:
+            problems.append("sweep.halving: rung budgets are iterations: give the training length as "
+                            "training.iterations, not training.epochs")
+            break
+        if rule.min_iterations >= length:
+            problems.append(f"sweep.halving.min_iterations: {rule.min_iterations} is not below the training length "
+                            f"(training.iterations = {length}): no rung to rank at")
+        if rule.max_iterations is not None and rule.max_iterations > length:
+            problems.append(f"sweep.halving.max_iterations: {rule.max_iterations} is beyond the training length "
+                            f"(training.iterations = {length})")
+        if rule.window_iterations > rule.min_iterations:
+            problems.append(f"sweep.halving.window: {rule.window_iterations} iterations, more than the first rung's "
+                            f"budget (min_iterations = {rule.min_iterations})")
+        stop = training.get("early_stopping")
+        rungs = rule.rungs(length)
+        if stop and rungs:
+            earliest = stop["every"] * (stop["patience"] + 1)
+            if earliest <= rungs[-1]:
+                problems.append(
+                    f"training.early_stopping: could stop a task at iteration {earliest}, before the last rung "
+                    f"of sweep.halving ({rungs[-1]}); a task stopped between rungs is neither ranked nor pruned: "
+                    f"make early_stopping.every × (patience + 1) exceed {rungs[-1]}, or leave early stopping out")
+        if problems:
+            break
+    return _unique(problems)
 
 
 def _check_length_axes(base: dict, swept: dict[tuple[str, ...], str]) -> list[str]:

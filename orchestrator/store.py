@@ -27,7 +27,9 @@ from zarr.storage import LocalStore
 from ..jobs.errors import StoreError, StoreWriteError
 from ..jobs.lease import LEASE, LEASE_STALE_SECONDS, lease_alive, read_lease
 from ..jobs.store import FORMAT, STATUS, TASKS, is_store_full_or_readonly, open_root
+from ..jobs.halving import HALVING, overview
 from ..jobs.version import snnbatch_version
+from .halving import plan_record
 
 if TYPE_CHECKING:
     from .planner import Task
@@ -95,8 +97,10 @@ class RunStore:
             history = list(store.root.attrs.get("spec_history", []))
             overrides = list(getattr(spec, "_overrides", None) or [])
             history.append({"time": time.time(), "added": len(added), "spec_yaml": spec_text, "overrides": overrides})
+            record = None if HALVING in store.root.attrs else plan_record(spec, tasks)
+            halving = {HALVING: record} if record else {}
             store.root.update_attributes({"spec": spec.model_dump(mode="json"), "spec_yaml": spec_text,
-                                          "overrides": overrides,
+                                          "overrides": overrides, **halving,
                                           "spec_history": history, **code_attrs(store.root.attrs, tasks)})
         return store, added
 
@@ -205,6 +209,12 @@ class RunStore:
                 "scheduler": sched or {},
             })
         out.sort(key=lambda t: t["index"])
+        rungs = overview(self.path, ids)  # a halving sweep: each task's rung, promoted or pruned
+        for t in out:
+            if t["id"] in rungs:
+                t["halving"] = rungs[t["id"]]
+                if rungs[t["id"]]["halving"] == "pruned" and t["state"] not in ("running", "failed"):
+                    t["state"] = "pruned"
         return out
 
     # ---------------------------------------------------------------- scheduler records

@@ -16,20 +16,22 @@ from rich.text import Text
 
 from ...jobs.status import TaskStatus
 from ..results import format_duration
+from .. import halving
 from ..store import RunStore
 from .app import console, run_command
 
 STATES = ("pending", "queued", "running", "interrupted", "done", "failed")
-FINAL = {"done", "failed"}
+FINAL = {"done", "failed", "pruned"}
 STYLE = {"done": "green", "failed": "bold red", "running": "cyan", "queued": "blue", "interrupted": "yellow",
-         "pending": "dim"}
+         "pending": "dim", "parked": "magenta", "pruned": "dim"}
 ID_CHARS = 8  # task ids in the table; --json has them whole
 MAX_ERROR_LINES = 20  # more failed tasks than this: their errors are grouped by message
 
 
 # The fields of a task's --json record besides its metrics (which follow "total").
 FIELDS = ("id", "index", "state", "params", "iteration", "total", "attempts", "elapsed_s", "job_id",
-          "scheduler_state", "error", "stopped_early", "best_iteration", "selected_on")
+          "scheduler_state", "error", "stopped_early", "best_iteration", "selected_on", "rung",
+          "halving")
 
 
 def task_rows(store: RunStore) -> list[dict]:
@@ -66,6 +68,8 @@ def task_rows(store: RunStore) -> list[dict]:
             "best_iteration": st.best_iteration,
             "selected_on": st.selected_on,
         })
+        if "halving" in t:  # a halving sweep: the task's rung, and promoted or pruned
+            row.update(rung=t["halving"]["rung"], halving=t["halving"]["halving"])
         rows.append(row)
     return rows
 
@@ -128,6 +132,8 @@ def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None) -> lis
     cols += [(k.rsplit(".", 1)[-1], 1, [_param(r["params"].get(k)) for r in rows]) for k in varying]
     cols.append(("state", 0, [_state(r) for r in rows]))
     cols.append(("iter", 0, [f"{r['iteration']}/{r['total']}" if r["total"] else "" for r in rows]))
+    if any(r.get("rung") is not None for r in rows):
+        cols.append(("rung", 1, [f"{r['rung']} {r['halving'] or ''}".rstrip() for r in rows]))
     metrics = metrics or {}
     shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
     held_out = {m for m in shown if metrics[m]} or set(shown[-1:])
@@ -280,6 +286,8 @@ def status_command(store_path, as_json, watch, interval):
         attempts         how many times it started; elapsed_s: wall time over all attempts
         job_id, scheduler_state    the cluster job and what the scheduler says (null locally)
         error            a failed task's last error line (else null)
+        rung, halving    only in a halving sweep: the rung the task stands in (0 first) and "promoted" or
+                         "pruned" once a rung decided on it (null while its rung is open)
 
     \b
     Examples:
@@ -288,6 +296,7 @@ def status_command(store_path, as_json, watch, interval):
       snnbatch status runs/quickstart --watch
     """
     store = RunStore.open(store_path)
+    halving.decide(store, by="status")  # a halving rung every task of which has parked, left undecided
     if as_json:
         rows = task_rows(store)
         click.echo(json.dumps({"store": str(store.path), "name": store.name, "summary": summary(rows),

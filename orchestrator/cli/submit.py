@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from .. import backends, planner, spec as spec_mod
+from .. import backends, halving, planner, spec as spec_mod
 from ..backends.base import Backend, SubmitOptions
 from ..store import RunStore
 from ...jobs.config import Resources
@@ -47,7 +47,7 @@ def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
         console.print(f"{store.path}: nothing to run, every task is done.")
         return
     console.print(f"{store.path}: running {len(ids)} task{'s' * (len(ids) != 1)} on the {backend.name} backend")
-    result = backend.submit(store, ids)
+    result = halving.drive(store, ids, backend)  # without sweep.halving: backend.submit
     if result.text:
         console.print(result.text, highlight=False)
     if not result.waited:
@@ -61,12 +61,12 @@ def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
     for tid in failed:
         console.print(f"  [red]failed[/] {tid}: {tasks[tid]['status'].get('error_line', '')}", highlight=False)
     # held by another driver when we came to them, and not done by it yet
-    elsewhere = [tid for tid in ids if tasks[tid]["state"] not in ("done", "failed")
+    elsewhere = [tid for tid in ids if tasks[tid]["state"] not in ("done", "failed", "pruned")
                  and (result.outcomes.get(tid) == "leased" or tasks[tid]["state"] == "running")]
     if elsewhere:
         console.print(f"{len(elsewhere)} task(s) running elsewhere (another driver holds them): "
                       + ", ".join(elsewhere[:10]) + (" ..." if len(elsewhere) > 10 else ""))
-    if failed or counts.get("done", 0) + len(elsewhere) != len(ids):
+    if failed or counts.get("done", 0) + counts.get("pruned", 0) + len(elsewhere) != len(ids):
         console.print(f"see 'snnbatch status {store.path}'; unfinished tasks continue with 'snnbatch resume {store.path}'")
         sys.exit(int(ExitCode.TASKS_FAILED if failed else ExitCode.INTERRUPTED))
 
@@ -109,7 +109,8 @@ def submit_command(spec_path, overrides, store_path, backend, max_parallel, sche
     if len(added) != len(tasks):
         console.print(f"{store.path}: {len(added)} new task(s) added to the {len(tasks) - len(added)} it had")
     wanted = {t.id for t in tasks}
-    ids = [t["id"] for t in store.tasks() if t["id"] in wanted and t["state"] not in ("done", "running")]
+    halving.decide(store, by="submit")
+    ids = [tid for tid in halving.runnable(store, include_failed=True) if tid in wanted]
     _run(store, ids, runner)
 
 
@@ -138,8 +139,9 @@ def resume_command(store_path, backend, max_parallel, scheduler_address, progres
     store = RunStore.open(store_path, mode="r" if dry_run else "r+")
     using_store(store.path)
     _check_plugin_code(store, allow_changed_code, dry_run)
-    skip = {"done", "running"} | (set() if include_failed else {"failed"})
-    ids = [t["id"] for t in store.tasks() if t["state"] not in skip]
+    if not dry_run:
+        halving.decide(store, by="resume")
+    ids = halving.runnable(store, include_failed=include_failed)
     if dry_run and ids:
         res = Resources.model_validate(store.spec_dict().get("resources", {}))
         _dry_run(runner, store.path, store.name, res, ids)

@@ -179,8 +179,8 @@ sweep:
     ("sweep: {seeds: 0}", "sweep.seeds: expected a positive number of replicates or a list of seeds, got 0"),
     ("sweep: {seeds: [3, -1]}", "sweep.seeds[1]: expected an integer >= 0, got -1"),
     ("sweep: {seeds: [3, 3]}", "sweep.seeds: seeds must be distinct"),
-    ("sweep: {gird: {lr: [1]}}", "sweep.gird: unknown key 'gird' (did you mean 'grid'?); valid keys: grid, random, "
-     "seeds, zip"),
+    ("sweep: {gird: {lr: [1]}}", "sweep.gird: unknown key 'gird' (did you mean 'grid'?); valid keys: grid, halving, "
+     "random, seeds, zip"),
     ("sweep: {random: {samples: 2, params: {lr: {normal: [0, 1]}}}}",
      "sweep.random.params.lr.normal: unknown key 'normal' (did you mean 'uniform'?); valid keys: choice, loguniform, "
      "randint, uniform"),

@@ -1,0 +1,84 @@
+"""Successive halving from the orchestrator's side: the plan a store records, and the rung loop of the
+backends that wait for their tasks.
+
+The decisions themselves are :mod:`snnbatch.jobs.halving` (written once in the store, by whoever comes
+first: a task that parks last, this loop, ``resume`` or ``status``). A backend that waits (inline,
+local, dask) runs the tasks of a rung, decides it and runs the promoted tasks on, rung after rung; on
+SLURM the array element that parks last submits the next rung's array itself.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..jobs import halving
+from ..jobs.status import TaskStatus
+
+if TYPE_CHECKING:
+    from .backends.base import Backend, SubmitResult
+    from .planner import Task
+    from .store import RunStore
+
+
+def plan_record(spec, tasks: list[Task]) -> dict | None:
+    """The halving plan the store records for ``spec`` (None without ``sweep.halving``)."""
+    rule = None if spec._parts else spec.sweep.halving
+    if rule is None or not tasks:
+        return None
+    from ..jobs import registry
+
+    length = min(t.config.training.iterations for t in tasks)
+    metric = next(m for t in tasks[:1] for m in registry.algorithm(t.config.model.type).metrics
+                  if m.name == rule.metric)
+    validation = bool(getattr(metric, "validation", False)) or metric.name.startswith("valid_")
+    plan = halving.Plan(metric=rule.metric, better=metric.better, eta=rule.eta, rungs=tuple(rule.rungs(length)),
+                        window=rule.window_iterations, validation=validation)
+    return plan.record()
+
+
+def runnable(store: RunStore, tasks: list[dict] | None = None, include_failed: bool = False) -> list[str]:
+    """The tasks with training to do now: not ended, not running, and, in a halving sweep, not parked
+    at a rung that is still open."""
+    tasks = store.tasks() if tasks is None else tasks
+    skip = {"done", "running", "pruned"} | (set() if include_failed else {"failed"})
+    plan = halving.plan_of(store.path)
+    made = halving.decisions(store.path, plan) if plan else {}
+    out = []
+    for t in tasks:
+        if t["state"] in skip:
+            continue
+        if plan is not None and t["state"] == "parked":
+            st = TaskStatus.from_attrs(t["status"])
+            s = halving.standing(t["id"], plan, made)
+            if not s.pruned and plan.budget(s.rung, st.total or 0) <= st.iteration:
+                continue  # parked at its rung's budget; the rung is not decided yet
+        out.append(t["id"])
+    return out
+
+
+def decide(store: RunStore, by: str) -> list[dict]:
+    """Decide the rungs that can be decided now (nothing for a sweep without halving); never raises
+    for a store that cannot be written (the decision is left to the next one to look)."""
+    try:
+        return halving.try_decide(store.path, by=by)
+    except OSError:
+        return []
+
+
+def drive(store: RunStore, ids: list[str], backend: Backend) -> SubmitResult:
+    """Submit ``ids``; in a halving sweep run by a backend that waits, go on rung after rung until no
+    task has training left to do now."""
+    from .backends.base import SubmitResult
+
+    result = backend.submit(store, ids)
+    if halving.plan_of(store.path) is None or not result.waited:
+        return result
+    outcomes, last, tried = dict(result.outcomes), result, set()
+    while not set(last.outcomes.values()) & {"interrupted", "leased"}:  # stopped, or another driver has some
+        decide(store, by=f"{backend.name} driver")
+        ids = runnable(store)
+        if not ids or tuple(ids) in tried:
+            break
+        tried.add(tuple(ids))
+        last = backend.submit(store, ids)
+        outcomes.update(last.outcomes)
+    return SubmitResult(waited=True, outcomes=outcomes, text=result.text)
