@@ -27,10 +27,12 @@ def plan_record(spec, tasks: list[Task]) -> dict | None:
     from ..jobs import registry
 
     length = min(t.config.training.iterations for t in tasks)
-    metric = next(m for t in tasks[:1] for m in registry.algorithm(t.config.model.type).metrics
-                  if m.name == rule.metric)
-    validation = bool(getattr(metric, "validation", False)) or metric.name.startswith("valid_")
-    plan = halving.Plan(metric=rule.metric, better=metric.better, eta=rule.eta, rungs=tuple(rule.rungs(length)),
+    first = tasks[0].config
+    alg = registry.algorithm(first.model.type)
+    name = rule.metric_for(alg, first.training.model_dump())
+    metric = next(m for m in alg.metrics if m.name == name)
+    validation = bool(getattr(metric, "validation", False))
+    plan = halving.Plan(metric=name, better=metric.better, eta=rule.eta, rungs=tuple(rule.rungs(length)),
                         window=rule.window_iterations, validation=validation)
     return plan.record()
 

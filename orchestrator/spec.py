@@ -84,9 +84,10 @@ class RandomSweep(_Strict):
 class Halving(_Strict):
     """Successive halving: every task trains to a rung's budget and parks; the best 1/eta go on."""
 
-    metric: str
-    """the metric tasks are ranked by at each rung (its declared direction says which way is better): a
-    validation metric (valid_*) where the tasks validate, else one reported at each iteration"""
+    metric: Optional[str] = None
+    """the metric tasks are ranked by at each rung (its declared direction says which way is better); default:
+    the validation metric that selects the kept state when the tasks validate (training.validate_every),
+    else the training metric of that name (valid_accuracy -> accuracy)"""
     min_iterations: PositiveInt
     """the first rung's budget, in iterations"""
     eta: int = Field(3, ge=2)
@@ -106,6 +107,20 @@ class Halving(_Strict):
             out.append(budget)
             budget *= self.eta
         return out
+
+    def metric_for(self, alg, training: dict) -> str:
+        """The metric a task of algorithm ``alg`` with this ``training`` section is ranked by."""
+        if self.metric is not None:
+            return self.metric
+        validated = [m for m in alg.metrics if getattr(m, "validation", False)]
+        if not validated:
+            return next((m.name for m in alg.metrics if m.status and not m.final), alg.metrics[0].name)
+        chosen = training.get("select_on") or next((m for m in validated if m.status), validated[0]).name
+        if training.get("validate_every"):
+            return chosen
+        plain = chosen.removeprefix("valid_")
+        names = [m.name for m in alg.metrics if not m.final and not getattr(m, "validation", False)]
+        return plain if plain in names else names[0]
 
     @property
     def window_iterations(self) -> int:
@@ -681,9 +696,18 @@ def _check_halving(spec: Spec) -> list[str]:
         if alg is None:
             continue
         during = [m.name for m in alg.metrics if not m.final]
-        if rule.metric not in during:
-            problems.append(f"sweep.halving.metric: unknown metric {rule.metric!r} for model '{model}' (choose from "
-                            f"the metrics of each iteration: {', '.join(during)})")
+        metric = rule.metric_for(alg, training)
+        validated = {m.name for m in alg.metrics if getattr(m, "validation", False)}
+        every = training.get("validate_every")
+        if metric not in during:
+            problems.append(f"sweep.halving.metric: unknown metric {metric!r} for model '{model}' (choose from "
+                            f"the metrics of each iteration and the validation metrics: {', '.join(during)})")
+        elif metric in validated and not every:
+            problems.append(f"sweep.halving.metric: {metric!r} is measured only when validating: set "
+                            "training.validate_every, or rank by a training metric")
+        elif metric in validated and rule.min_iterations % every:
+            problems.append(f"sweep.halving.min_iterations: {rule.min_iterations} is not a multiple of "
+                            f"training.validate_every ({every}): every rung's budget must fall on a validation")
         length = training.get("iterations")
         if length is None:
             problems.append("sweep.halving: rung budgets are iterations: give the training length as "

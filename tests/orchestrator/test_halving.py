@@ -158,7 +158,12 @@ def test_two_deciders_at_once_make_one_decision_and_status_decides_a_rung_left_o
 BAD = [
     ("metric: accuracy", "metric: acuracy",
      "sweep.halving.metric: unknown metric 'acuracy' for model 'lif' (choose from the metrics of each "
-     "iteration: loss, accuracy)"),
+     "iteration and the validation metrics: loss, accuracy, valid_loss, valid_accuracy)"),
+    ("metric: accuracy", "metric: valid_accuracy", "sweep.halving.metric: 'valid_accuracy' is measured only when "
+     "validating: set training.validate_every"),
+    (("batch_size: 32}", "metric: accuracy", "n_steps: 20}"),
+     ("batch_size: 32, validate_every: 4}", "metric: valid_accuracy", "n_steps: 20, n_valid: 32}"),
+     "sweep.halving.min_iterations: 2 is not a multiple of training.validate_every (4)"),
     ("eta: 3", "eta: 1", "sweep.halving.eta: expected an integer >= 2, got 1"),
     ("min_iterations: 2", "min_iterations: 18", "sweep.halving.min_iterations: 18 is not below the training length"),
     ("eta: 3}", "eta: 3, max_iterations: 40}", "sweep.halving.max_iterations: 40 is beyond the training length"),
@@ -169,10 +174,13 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("old,new,message", BAD, ids=[b[2].split(":")[0] + str(i) for i, b in enumerate(BAD)])
+@pytest.mark.parametrize("old,new,message", BAD, ids=[f"{b[2].split(':')[0]}-{i}" for i, b in enumerate(BAD)])
 def test_bad_input_names_the_key_exits_2_and_writes_nothing(tmp_path, cli, old, new, message):
-    assert old in SPEC
-    (tmp_path / "bad.yaml").write_text(SPEC.replace(old, new))
+    text = SPEC
+    for o, n in zip(*((old, new) if isinstance(old, tuple) else ((old,), (new,)))):
+        assert o in text
+        text = text.replace(o, n)
+    (tmp_path / "bad.yaml").write_text(text)
     before = tree(tmp_path)
     r = cli("submit", "bad.yaml", "--backend", "inline")
     assert r.exit_code == 2 and message in r.output and "Traceback" not in r.output, r.output
@@ -203,3 +211,20 @@ def test_rungs_and_ranking():
     assert valid.value([np.nan, 0.5, np.nan, np.nan, 0.9], 4) == 0.5
     promoted, pruned = halving.rank(plan, 0, {"b": 1.0, "a": 1.0, "c": 0.5, "d": float("nan")}, 4)
     assert promoted == ["c"] and pruned == ["a", "b", "d"]
+
+
+def test_tasks_that_validate_are_ranked_by_their_validation_metric(tmp_path):
+    text = (SPEC.replace("batch_size: 32}", "batch_size: 32, validate_every: 2}")
+            .replace("n_steps: 20}", "n_steps: 20, n_valid: 32}")
+            .replace("metric: accuracy, ", "").replace("0.001, 0.003, 0.01, 0.03, 0.1, 0.2, ", ""))
+    spec = spec_mod.parse(text)
+    tasks = planner.plan(spec)
+    store, _ = RunStore.create_or_update(tmp_path / "v", spec, text, tasks)
+    assert halving.plan_of(store.path).metric == "valid_accuracy"  # the default: the selection metric
+    for t in tasks:
+        assert run_task(store.path, t.id).state == "parked"
+    ((_, promoted, pruned, values),) = decisions(store.path)
+    run = open_run(store.path)
+    for t in tasks:  # the value validated at the rung's budget
+        assert values[t.id] == run.task(t.id).metrics["valid_accuracy"][1]
+    assert len(promoted) == 1 and values[promoted[0]] == max(values.values())
