@@ -100,6 +100,18 @@ def table_metrics(store: RunStore, rows: list[dict]) -> dict[str, bool]:
     return dict.fromkeys((k for r in rows for k in r if k not in FIELDS), False)
 
 
+def validation_metrics(store: RunStore) -> set[str]:
+    """The metrics the run's algorithms declare as validation metrics (``Metric(validation=True)``)."""
+    return {m for m, record in store.metrics().items() if record.get("validation")}
+
+
+def _header(metric: str, held_out: bool) -> str:
+    """A metric column's header: its name, and "test" before a held-out metric whose name does not say so
+    (the dendritic and FORCE ``correlation``), so that validation and test columns are told apart."""
+    name = metric.replace("_", " ")
+    return f"test {name}" if held_out and not metric.startswith("test_") else name
+
+
 def summary(rows: list[dict]) -> dict[str, int]:
     counts = {s: 0 for s in STATES}
     for r in rows:
@@ -119,13 +131,16 @@ def _param(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None) -> list[tuple[str, int, list[str]]]:
+def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None,
+             validation: set[str] | frozenset = frozenset()) -> list[tuple[str, int, list[str]]]:
     """(header, priority, cells) of every column worth showing; a higher priority number is dropped first.
 
-    ``metrics``: the metric columns (:func:`table_metrics`), headed by their names, each shown when a
-    task has a value. When the table is too wide, the held-out metrics stay longest (when none is
-    marked, the last declared: by convention the held-out one), the first other one (the training
-    objective) next; the others go first.
+    ``metrics``: the metric columns (:func:`table_metrics`), headed by their names (a held-out one
+    "test ..." when its name does not say so), each shown when a task has a value; ``validation``:
+    those of them that are validation metrics (:func:`validation_metrics`, "valid ..."). When the
+    table is too wide, the held-out metrics stay longest (when none is marked, the last declared: by
+    convention the held-out one), the first training metric (the objective) and the validation
+    metrics next; the others go first.
     """
     varying = [k for k in (rows[0]["params"] if rows else {}) if len({repr(r["params"].get(k)) for r in rows}) > 1]
     cols = [("task", 0, [r["id"][:ID_CHARS] for r in rows])]
@@ -137,10 +152,12 @@ def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None) -> lis
     metrics = metrics or {}
     shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
     held_out = {m for m in shown if metrics[m]} or set(shown[-1:])
-    training = [m for m in shown if m not in held_out]
+    training = [m for m in shown if m not in held_out and m not in validation]
     for m in shown:
-        priority = 2 if m in held_out else 3 if m == training[0] else 6
-        cols.append((m.replace("_", " "), priority, _metric_cells([r.get(m) for r in rows])))
+        priority = 2 if m in held_out else 3 if m in validation or training[:1] == [m] else 6
+        cols.append((_header(m, m in held_out and bool(metrics[m])), priority, _metric_cells([r.get(m) for r in rows])))
+    if any(r.get("selected_on") for r in rows):  # validating tasks: the iteration their result comes from
+        cols.append(("best at", 4, [str(r["best_iteration"]) if r.get("selected_on") else "" for r in rows]))
     if any(r["attempts"] > 1 for r in rows):
         cols.append(("tries", 7, [str(r["attempts"]) for r in rows]))
     cols.append(("time", 5, [format_duration(r["elapsed_s"]) if r["attempts"] else "" for r in rows]))
@@ -206,7 +223,7 @@ def render(store: RunStore, rows: list[dict], width: int | None = None) -> Group
         head.append_text(Text(p[0], style=p[1]))
         if i < len(parts) - 1:
             head.append(", ")
-    cols = _fit(_columns(rows, table_metrics(store, rows)), width)
+    cols = _fit(_columns(rows, table_metrics(store, rows), validation_metrics(store)), width)
     table = table_text(cols, rows) if _need(cols) <= width else _rich_table(cols, rows)
     return Group(_wrapping(head), table, *_errors(rows))
 

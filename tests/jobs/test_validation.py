@@ -273,3 +273,34 @@ def test_force_has_no_validation_split():
     with pytest.raises(SpecError, match="training.validate_every: dataset 'teacher' has no validation split: set "
                                         "dataset.n_valid"):
         spec_mod.parse("name: d\nmodel: {type: dendritic}\ntraining: {iterations: 2, validate_every: 1}\n")
+
+
+def test_status_shows_validation_and_test_apart(tmp_path):
+    import io
+    import re
+
+    import yaml
+    from rich.console import Console
+
+    from snnbatch.orchestrator.cli import status as st
+
+    def table(path, width=200):
+        store = RunStore.open(path)
+        out = io.StringIO()
+        Console(file=out, width=width, color_system=None).print(st.render(store, st.task_rows(store), width))
+        lines = out.getvalue().splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith("task "))
+        return re.split(r"\s{2,}", lines[at].strip()), lines[at + 2].split()
+
+    got, _ = _done(tmp_path / "s")
+    header, row = table(tmp_path / "s")
+    assert header[header.index("valid accuracy"):] == ["valid accuracy", "test accuracy", "best at", "time"]
+    assert row[header.index("best at")] == str(got.status["best_iteration"])
+    header, _ = table(tmp_path / "s", width=70)  # too narrow for all: the validation stays beside the test
+    assert "accuracy" not in header and {"loss", "valid accuracy", "test accuracy"} <= set(header)
+    _done(tmp_path / "d", yaml.safe_dump(DENDRITIC))
+    header, _ = table(tmp_path / "d")
+    assert header[-4:] == ["valid correlation", "test correlation", "best at", "time"]
+    plain, _ = _done(tmp_path / "p", SPEC.replace(", validate_every: 5", ""))
+    header, _ = table(tmp_path / "p")
+    assert "best at" not in header and not any(h.startswith("valid") for h in header)
