@@ -72,7 +72,7 @@ class EarlyStopping(Section):
     """Stop a task whose metric has not improved for ``patience`` evaluations; it keeps its best state."""
 
     metric: str
-    """a metric the algorithm reports at each iteration (its declared direction says which way is better)"""
+    """a metric the algorithm reports at each iteration, or a validation metric (valid_*, with training.validate_every: evaluated at validations only); its declared direction says which way is better"""
     patience: PositiveInt
     """evaluations without an improvement before the task stops"""
     min_delta: NonNegativeFloat = 0.0
