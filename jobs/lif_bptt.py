@@ -49,6 +49,8 @@ class BPTTLearning(Section):
     """steepness of the fast-sigmoid surrogate 1/(scale·|U−ϑ|+1)²"""
     detach_reset: bool = True
     """no gradient through the reset"""
+    readout: Literal["max", "mean", "last", "per_step", "count"] = Field("max", json_schema_extra=ID_WHEN_SET)
+    """what the cross-entropy loss and the prediction see of the output voltages: max, mean or last over time, per_step (the loss of every step), count (the hidden spike counts weighted by w_out)"""
 
 
 class EpropLearning(Section):

@@ -9,7 +9,7 @@ rule trains the same network, bit for bit in either dtype);
 :func:`_sample_backward_py` is BPTT over that history, given the loss's
 gradient with respect to the readout at each step (lif.py, alif.py and
 e-prop's BPTT reference). Also here: the constants,
-the readout's softmax cross-entropy, the cutting of a batch into blocks and
+the cutting of a batch into blocks and
 the wrappers (:func:`run`, :func:`forward_arrays`) of lif.py and alif.py.
 
 Precision: all state arithmetic is in the weights' dtype (α, β, ρ, ϑ, β_a,
@@ -50,11 +50,10 @@ not depend on the number of threads.
 """
 from __future__ import annotations
 
-import math
-
 import numba
 import numpy as np
 
+from . import readout
 from ._jit import njit
 from .events import SpikeEvents
 
@@ -306,41 +305,22 @@ def _sample_backward_py(
                 g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale, one)
 
 
-# --------------------------------------------------------------------------- readout loss, batches
-
-
-def _softmax_xent(m, label, g_out):
-    """Cross-entropy of softmax(m) at ``label``; writes dL/dm to ``g_out``; returns (loss, correct)."""
-    O = m.shape[0]
-    mx = m[0]
-    arg = 0
-    for o in range(1, O):
-        if m[o] > mx:
-            mx = m[o]
-            arg = o
-    z = 0.0
-    for o in range(O):
-        z += math.exp(m[o] - mx)
-    for o in range(O):
-        g_out[o] = math.exp(m[o] - mx) / z
-    g_out[label] -= 1.0
-    loss = -(m[label] - mx - math.log(z))
-    return loss, 1 if arg == label else 0
+# --------------------------------------------------------------------------- batches (the readout loss: readout.py)
 
 
 def _batch_py(
     w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, consts, recurrent, adaptive,
-    detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct,
+    detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct, readout_kind,
 ):
     """Per-block losses and correct counts and (optionally) per-block gradient sums for a batch.
 
     ``gw_*`` have a leading block axis; block b handles samples b, b+n_blocks, ...
+    ``readout_kind``: the readout and its loss (a number of :mod:`readout`).
     """
     B = index.shape[0]
     H = w_in.shape[1]
     O = w_out.shape[1]
     dtype = w_in.dtype
-    zero = consts[6] - consts[6]
     for b in numba.prange(n_blocks):
         U = np.empty((T + 1, H), dtype)
         A = np.empty((T + 1 if adaptive else 1, H), dtype)
@@ -371,32 +351,17 @@ def _batch_py(
             _start(consts, adaptive, smooth, U, A, s_row, flags, i_syn, io, uo)
             _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, np.int64(0), T,
                      U, A, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
-            for o in range(O):
-                best = Uo[0, o]
-                tb = 0
-                for n in range(1, T):
-                    if Uo[n, o] > best:
-                        best = Uo[n, o]
-                        tb = n
-                m[o] = best
-                t_max[o] = tb
-            loss, ok = _softmax_xent(m, labels[i], g_max)
+            loss, ok, last = _sample_loss(readout_kind, Uo, labels[i], consts[0], consts[1], B, with_grad,
+                                          m, g_max, t_max, g_step)
             loss_b += loss
             correct_b += ok
             if with_grad:
-                # the loss sees Uo_o only at its maximum, step t_max[o]
-                last = t_max[0]
-                for o in range(O):
-                    g_max[o] /= B
-                    last = max(last, t_max[o])
-                    g_step[t_max[o], o] = g_max[o]  # g_step is zero elsewhere
                 _sample_backward(
                     w_recT, w_outT, ptr, units, s, consts, recurrent, adaptive, detach_reset,
                     U, A, spk_idx, spk_val, spk_ptr, g_step, last, gw_in[b], gw_rec[b], gw_out[b],
                     g_u, g_a, g_i, g_s, acc, g_uo, g_io,
                 )
-                for o in range(O):
-                    g_step[t_max[o], o] = zero
+                _clear_readout(readout_kind, t_max, g_step)
         losses[b] = loss_b
         correct[b] = correct_b
 
@@ -437,7 +402,8 @@ _start = jit(_start_py)
 _forward = jit(_forward_py)
 _first_active = jit(_first_active_py)
 _sample_backward = jit(_sample_backward_py)
-_softmax_xent = jit(_softmax_xent)
+_sample_loss = readout.sample_loss
+_clear_readout = readout.clear
 _batch = jit_parallel(_batch_py)
 _trace = jit_parallel(_trace_py)
 
@@ -513,7 +479,7 @@ def forward_arrays(params, inputs: SpikeEvents, cfg, index=None):
 
 
 def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
-    """(loss, accuracy, grads or None) of the max-over-time readout loss, by BPTT (lif.py, alif.py)."""
+    """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT (lif.py, alif.py)."""
     index, labels = select(inputs, labels, index)
     w_in, w_rec, w_out = weights(params, cfg)
     nb = n_blocks(cfg, len(index))
@@ -530,6 +496,7 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
             w_in, w_rec, w_out, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(w_out.T), inputs.ptr,
             inputs.units, index, labels, inputs.n_steps, constants(cfg, w_in.dtype), cfg.recurrent,
             is_adaptive(cfg), cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
+            readout.code(cfg),
         )
     # block sums added in a fixed order: the same bits for any thread count
     loss = 0.0

@@ -63,6 +63,7 @@ class ALIFConfig(NamedTuple):
     n_blocks: int = 16
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None  # w_rec's init std, as lif.py
+    readout: str = "max"  # the readout and its cross-entropy loss: max, mean, last, per_step, count (readout.py)
 
     @property
     def alpha(self) -> float:

@@ -10,6 +10,8 @@ written out for one sample and time steps n = 0 .. T-1::
     Uo[n+1] = β Uo[n] + Io[n+1]
     loss    = cross-entropy(softmax_k(max_n Uo_k[n]), label)     (mean over the batch)
 
+(``readout: max``, the default; readout.py has the others: mean, last, per_step, count).
+
 With ϑ = 1 the reset is the seed's ``U ← βU + I − S``. The derivative of Θ is
 replaced by the fast-sigmoid surrogate ``σ'(x) = 1 / (scale·|x| + 1)²``
 (Zenke & Ganguli 2018) and, by default, no gradient flows through the reset
@@ -58,6 +60,7 @@ class LIFConfig(NamedTuple):
     n_blocks: int = 16
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None  # w_rec's init std = this * (1 − β) / sqrt(n_hidden); None: weight_scale
+    readout: str = "max"  # the readout and its cross-entropy loss: max, mean, last, per_step, count (readout.py)
 
     @property
     def alpha(self) -> float:

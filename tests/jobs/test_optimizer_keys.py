@@ -1,4 +1,4 @@
-"""training.lr_schedule, training.weight_decay and training.clip_grad_norm, in every GradientTrainer.
+"""training.lr_schedule, training.weight_decay and training.clip_grad_norm in every GradientTrainer; learning.readout.
 
 Each key leaves a task's id alone at its default and renames it when set; every built-in
 gradient trainer (and the installed izhikevich plugin, built on GradientTrainer) takes its
@@ -114,3 +114,36 @@ def test_sigkill_and_resume_are_bit_identical(name, tmp_path):
                          "weight_decay": 0.1, "clip_grad_norm": 0.5}}
     result = check_trainer(spec, kills=2, seed=4, workdir=tmp_path / "check")
     assert result.iterations == 14 and len(result.kills) == 2
+
+
+# ------------------------------------------------------------------ learning.readout (bptt)
+
+
+def _readout_config(model, readout=None):
+    learning = {"rule": "bptt", **({"readout": readout} if readout else {})}
+    return config.TaskConfig.model_validate({"model": {"type": model, "n_hidden": 12}, "learning": learning,
+                                             "dataset": SMALL, "training": {"iterations": 4, "batch_size": 32}})
+
+
+def test_the_readout_keeps_ids_at_max_and_reaches_the_kernel():
+    for model in ("lif", "alif"):
+        base = config.task_id(_readout_config(model))
+        assert config.task_id(_readout_config(model, "max")) == base
+        ids = {kind: config.task_id(_readout_config(model, kind)) for kind in ("mean", "last", "per_step", "count")}
+        assert base not in ids.values() and len(set(ids.values())) == 4
+        losses = set()
+        for kind in ("max", "mean", "last", "per_step", "count"):
+            trainer = build_trainer(_readout_config(model, kind))
+            assert trainer.kcfg.readout == kind
+            state = initial_state(trainer)
+            losses.add(trainer.step(state)["loss"])
+            assert set(trainer.evaluate(state)) == {"test_loss", "test_accuracy"}
+        assert len(losses) == 5
+
+
+@pytest.mark.parametrize("model, kind", [("lif", "per_step"), ("alif", "count")])
+def test_a_readout_resumes_bit_identically_after_sigkill(model, kind, tmp_path):
+    spec = {"model": {"type": model, "n_hidden": 12, "recurrent": True}, "learning": {"rule": "bptt", "readout": kind},
+            "dataset": SMALL, "training": {"iterations": 12, "batch_size": 32}}
+    result = check_trainer(spec, kills=2, seed=5, workdir=tmp_path / "check")
+    assert result.iterations == 12 and len(result.kills) == 2
