@@ -166,7 +166,8 @@ class RunStore:
     def metrics(self) -> dict[str, dict[str, Any]]:
         """What the run's algorithms declare of each metric, as recorded when it was planned
         (:func:`code_attrs`): ``{name: {"label": ..., "better": "higher" | "lower", "status": bool,
-        "final": bool}}``, in declaration order. Empty for a store planned before snnbatch recorded it."""
+        "final": bool, "validation": bool}}``, in declaration order (``validation`` is missing from
+        the records of a store planned before snnbatch validated). Empty for a store planned before snnbatch recorded it."""
         record = self.root.attrs.get("metrics")
         if not isinstance(record, dict):
             return {}
