@@ -23,9 +23,13 @@ class ShapeEstimate:
     iteration_s: float  # one training iteration
     evaluate_s: float
     trainer: object  # the timed trainer: it knows a task's length (iterations per epoch)
+    validate_s: float = 0.0  # one validation (training.validate_every), 0 for tasks that do not validate
 
     def task_seconds(self, task: Task) -> float:
-        return self.build_s + self.evaluate_s + self.iteration_s * self.iterations(task)
+        n = self.iterations(task)
+        every = task.config.training.validate_every
+        validations = 0 if every is None else n // every + (1 if n % every else 0)  # and once at the end
+        return self.build_s + self.evaluate_s + self.iteration_s * n + self.validate_s * validations
 
     def iterations(self, task: Task) -> int:
         from ..jobs.trainer import total_iterations
@@ -66,5 +70,11 @@ def estimate(tasks: list[Task], cpus: int, min_seconds: float = 1.0, max_iterati
         iteration_s = (time.perf_counter() - t1) / n
         t2 = time.perf_counter()
         trainer.evaluate(state)
-        out.append(ShapeEstimate(members, build_s, iteration_s, time.perf_counter() - t2, trainer))
+        evaluate_s = time.perf_counter() - t2
+        validate_s = 0.0
+        if members[0].config.training.validate_every is not None:  # in the shape: every member validates
+            t3 = time.perf_counter()
+            trainer.validate(state)
+            validate_s = time.perf_counter() - t3
+        out.append(ShapeEstimate(members, build_s, iteration_s, evaluate_s, trainer, validate_s))
     return out
