@@ -304,3 +304,27 @@ def test_status_shows_validation_and_test_apart(tmp_path):
     plain, _ = _done(tmp_path / "p", SPEC.replace(", validate_every: 5", ""))
     header, _ = table(tmp_path / "p")
     assert "best at" not in header and not any(h.startswith("valid") for h in header)
+
+
+@pytest.mark.dask
+def test_a_validating_sweep_gives_the_same_bits_on_the_local_dask_backend(tmp_path):
+    text = SPEC + "sweep:\n  grid: {lr: [0.02, 0.05]}\n"
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(text)
+    runs = {}
+    for backend in ("inline", "local"):
+        r = subprocess.run([sys.executable, "-m", "snnbatch.orchestrator.cli", "submit", str(spec), "--store",
+                            str(tmp_path / backend), "--backend", backend, "--max-parallel", "2", "--no-progress"],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        runs[backend] = open_run(tmp_path / backend)
+    assert [t.id for t in runs["local"]] == [t.id for t in runs["inline"]] and len(runs["inline"]) == 2
+    for ref in runs["inline"]:
+        got = runs["local"].task(ref.id)
+        assert set(got.checkpoint) == set(ref.checkpoint)
+        for k, v in ref.checkpoint.items():
+            assert np.asarray(got.checkpoint[k]).tobytes() == np.asarray(v).tobytes(), k
+        for k, v in ref.metrics.items():
+            assert got.metrics[k].tobytes() == v.tobytes(), k
+        for k in ("best_iteration", "selected_on", "valid_accuracy", "valid_loss", "test_accuracy", "test_loss"):
+            assert got.status[k] == ref.status[k], k
