@@ -21,6 +21,11 @@ signals are handled promptly:
 
 Every attempt and why it ended is in the task's status; a task requeued more
 than ``resources.max_requeues`` times is marked failed.
+
+A halving sweep needs no process on the login node: the element whose task parks last decides the
+rung (:mod:`snnbatch.jobs.halving`) and submits the promoted tasks as the next rung's array itself;
+what it submitted, or why it could not, is in ``halving/rung-<k>.submitted.json`` beside the decision
+(``snnbatch resume`` submits them when it could not).
 """
 from __future__ import annotations
 
@@ -139,6 +144,8 @@ class TaskRunner(submitit.helpers.Checkpointable):
         while self._thread.is_alive():
             self._thread.join(timeout=0.5)
         outcome = self._outcome
+        if outcome.decided:  # this element decided a halving rung: it submits the next one
+            submit_next_rung(store_path, outcome.decided[-1])
         if outcome.state == "leased":
             return "running elsewhere"  # another live process holds this task
         if outcome.state == "interrupted" and outcome.reason == "deadline":
@@ -262,6 +269,42 @@ class SlurmBackend(Backend):
 
     def status(self, job_ids):
         return scheduler_states(job_ids)
+
+
+def submit_next_rung(store_path: str, decision: dict) -> None:
+    """Submit the tasks a rung decision promoted, as one array (from a compute node, or anywhere), and
+    record beside the decision what was submitted or why not. Never raises."""
+    from ...jobs.halving import decision_path, write_once
+    from ..halving import runnable
+    from ..store import RunStore
+
+    record = decision_path(store_path, decision["rung"]).with_suffix(".submitted.json")
+    try:
+        store = RunStore.open(store_path, mode="r+")
+        promoted = set(decision["promoted"])
+        ids = [tid for tid in runnable(store) if tid in promoted]
+        with _outside_the_job():
+            result = SlurmBackend().submit(store, ids) if ids else None
+        note = {"tasks": ids, "jobs": {t: j["job_id"] for t, j in (result.jobs if result else {}).items()}}
+    except Exception as exc:  # sbatch refused, or is missing on this node: resume submits them
+        note = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+    try:
+        write_once(record, {"rung": decision["rung"], "time": time.time(), **note})
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def _outside_the_job():
+    """sbatch from inside a job: without the job's SLURM_* variables, which the new job would inherit
+    (a one-task job is no array, so it would keep this element's SLURM_ARRAY_* and run as it)."""
+    saved = {k: v for k, v in os.environ.items() if k.startswith(("SLURM_", "SBATCH_")) and k != "SLURM_CONF"}
+    for k in saved:
+        del os.environ[k]
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def _submit_array(ex: submitit.SlurmExecutor, store_path: str, chunk: list[str]) -> list:
