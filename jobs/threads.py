@@ -26,7 +26,13 @@ def environment(n: int) -> dict[str, str]:
 
 
 def apply(n: int) -> None:
-    """Set the variables, unless Numba already loaded (then it is too late to change them)."""
+    """Give this process ``n`` threads in every numerical library, loaded or not.
+
+    Before the libraries load, the variables decide. A BLAS already loaded (NumPy is
+    imported by then in a driver or a ``run-task`` process) is limited through
+    threadpoolctl: OpenBLAS splits a matrix product differently with each thread
+    count, so its last bits, and a task's, would otherwise depend on where it ran.
+    """
     import sys
 
     if "numba" in sys.modules:
@@ -35,5 +41,9 @@ def apply(n: int) -> None:
             import numba
 
             numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        return
-    os.environ.update(environment(n))
+    else:
+        os.environ.update(environment(n))
+    if "numpy" in sys.modules:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=n)  # stays in force for the process: it is not used as a context
