@@ -540,8 +540,13 @@ def _sweep_problems_beside(data: dict, errors: list) -> list[str]:
 
     The sweep is checked against the file with the faulty keys left out (so at their defaults);
     not when the sweep itself, a whole section or a section's type is at fault, where the
-    defaults could make up problems that are not there.
+    defaults could make up problems that are not there. When the only faults are files that
+    the spec names and this machine lacks, the sweep is checked against the file as it is.
     """
+    try:  # the same file, without the checks that need this machine (data files that exist)
+        return [p for p in _check_sweep(Spec.model_validate(data)) if not p.startswith("sweep (combination")]
+    except ValidationError:
+        pass
     repaired = copy.deepcopy(data)
     for err in errors:
         loc = list(err["loc"])
@@ -668,8 +673,8 @@ def _check_sweep(spec: Spec) -> list[str]:
     problems += _check_length_axes(base, seen)
     if isinstance(sweep.seeds, list) and len(set(sweep.seeds)) != len(sweep.seeds):
         problems.append("sweep.seeds: seeds must be distinct")
-    if not problems:
-        problems += [f"{key}: {msg}" for key, msg in compatibility_problems(spec)]
+    # the base config's rule, data and metrics fit the model or not, whatever the axes' faults
+    problems += [f"{key}: {msg}" for key, msg in compatibility_problems(spec)]
     if not problems:
         problems += _check_halving(spec)
     if not problems:

@@ -207,3 +207,13 @@ def test_as_a_real_process(write_spec, tmp_path):
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr == f"error: {path}: 1 problem\n  sweep.grid.lr[2]: expected a positive number, got 'fast'\n"
     assert tree(tmp_path) == before
+
+
+def test_a_sweep_axis_typo_is_reported_beside_a_missing_data_file(cli, write_spec, tmp_path):
+    path = write_spec("model: {type: alif}\ndataset: {type: shd, train_path: nothere.h5}\n"
+                      "sweep:\n  grid: {adapt_jmp: [0.1, 0.2]}\n")
+    before = tree(tmp_path)
+    result = cli("submit", path, "--backend", "inline")
+    assert_refused(result, path, "dataset.train_path: file not found: nothere.h5", before, tmp_path)
+    assert f"{path}: 2 problems" in result.stderr
+    assert "sweep.grid.adapt_jmp: unknown parameter 'adapt_jmp' (did you mean 'adapt_jump'?)" in result.stderr

@@ -243,3 +243,19 @@ def test_any_mapping_is_a_spec_or_a_spec_error(data):
 ])
 def test_the_deadline_margin_is_automatic_unless_given(resources, margin):
     assert Resources(**resources).deadline_margin_seconds == margin
+
+
+@pytest.mark.parametrize("section, fault", [
+    ("model: {type: alif, n_hidden: -3}\ntraining: {lr: fast}", ["model.n_hidden: expected a positive integer, got -3",
+                                                               "training.lr: expected a positive number, got 'fast'"]),
+    ("model: {type: alif}\ndataset: {type: shd, train_path: nothere.h5}", ["dataset.train_path: file not found: nothere.h5"]),
+    ("model: {type: alif}\nlearning: {rule: rls}", ["learning.rule: 'rls' does not train model 'alif' "
+                                                    "(choose from: bptt, eprop)"]),
+])
+def test_a_typo_in_a_sweep_axis_is_reported_with_the_other_problems(section, fault):
+    found = problems(f"{section}\nsweep:\n  grid: {{adapt_jmp: [0.1, 0.2]}}\n")
+    assert any(p.startswith("sweep.grid.adapt_jmp: unknown parameter 'adapt_jmp' (did you mean 'adapt_jump'?)")
+               for p in found), found
+    for expected in fault:
+        assert any(p.startswith(expected) for p in found), (expected, found)
+    assert len(found) == len(fault) + 1, found
