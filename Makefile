@@ -4,8 +4,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 SNN    := $(VENV)/bin/snnbatch
 SYSTEM_PACKAGES := slurm-wlm munge slurmdbd mariadb-server
+BROWSER_PACKAGES := chromium# the report's browser test renders report.html in headless Chromium
 
-.PHONY: quickstart test test-fast test-slow bench bench-full wheel-check system-deps clean help
+.PHONY: quickstart test test-fast test-slow bench bench-full wheel-check system-deps browser-deps clean help
 
 help:
 	@echo "make quickstart   install into .venv and run the quick-start sweep (examples/quickstart.yaml)"
@@ -26,7 +27,7 @@ quickstart: $(VENV)/.installed
 	$(SNN) submit examples/quickstart.yaml --store runs/quickstart
 	$(SNN) status runs/quickstart
 
-system-deps:
+system-deps: browser-deps
 	@if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1 || ! command -v mariadbd >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -36,10 +37,20 @@ system-deps:
 	  fi; \
 	fi
 
+browser-deps:
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(BROWSER_PACKAGES) >/dev/null; \
+	  else \
+	    echo "The report's browser test needs: $(BROWSER_PACKAGES) (Debian package). Install it."; exit 1; \
+	  fi; \
+	fi
+
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.installed
+test-fast: $(VENV)/.installed browser-deps
 	$(PY) -m pytest -m "not slurm and not slow"
 
 test-slow: $(VENV)/.installed system-deps

@@ -76,3 +76,18 @@ class Labels:
         if record is not None and record.get("better") in ("higher", "lower"):
             return record["better"] == "higher"
         return "loss" not in metric
+
+    def base(self, name: str) -> str:
+        """What a metric measures, whichever split it is of: ``final_accuracy``, ``valid_accuracy`` and
+        ``test_accuracy`` are all ``accuracy``. Tables give metrics of one base the same decimals."""
+        for prefix in (FINAL, "valid_", "test_"):
+            if name.startswith(prefix):
+                return name[len(prefix):]
+        return name
+
+    def is_accuracy(self, name: str) -> bool:
+        """Whether ``name`` is a fraction correct, between 0 and 1 (its axes are clipped to [0, 1]):
+        by its name or its label."""
+        record, _ = self._record(name)
+        words = f"{name} {record.get('label', '') if record else ''}".lower()
+        return "accuracy" in words

@@ -31,6 +31,7 @@ import warnings
 from dataclasses import dataclass, field
 from numbers import Number
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -62,6 +63,14 @@ DPI = 110
 MAX_PANEL_VALUES = 4  # a second axis with at most this many values splits the training curves into panels
 MAX_COLOURS = 8  # an axis with more values than this is not used for colours
 MAX_HEATMAP = 20  # nor for a heatmap's rows or columns
+# One colour map per swept parameter, in the order of the sweep's axes: single-hue maps for numbers
+# (light to dark with the value), qualitative ones for anything else; the heatmap's metric is viridis.
+SEQUENTIAL = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys")
+QUALITATIVE = ("tab10", "Dark2", "Set1", "Set2")
+METRIC_CMAP = "viridis"
+ONE_COLOUR = "#2c5d8f"  # the curves and points of a figure without a colour axis
+CURVES_X = ("iteration", "epoch", "wall-time")
+HEATMAP_SCALES = ("anchored", "min-max")
 
 
 def label(name: str, metrics: dict | None = None) -> str:
@@ -111,6 +120,23 @@ class Choice:
     heatmap: tuple[str, str] | None  # (columns, rows)
     notes: list[str] = field(default_factory=list)
     labels: Labels = field(default_factory=Labels)  # the run's metric labels and better directions
+    cmaps: dict[str, str] = field(default_factory=dict)  # each swept parameter's colour map, in every figure
+    curves_x: str = "iteration"  # the training curves' x axis: iteration, epoch or wall-time
+    heatmap_scale: str = "anchored"  # anchored: an accuracy's colours span chance level (or 0) to 1; min-max
+
+    def colours(self, run: Run, axis: str | None) -> dict:
+        """A colour per value of ``axis``, from its own colour map (:data:`SEQUENTIAL` for numbers,
+        :data:`QUALITATIVE` otherwise), the same in every panel and figure; one colour without an axis."""
+        if axis is None:
+            return {None: ONE_COLOUR}
+        import matplotlib
+
+        values = run.axis_values(axis)
+        cmap = matplotlib.colormaps[self.cmaps[axis]]
+        if self.cmaps[axis] in QUALITATIVE:
+            return {v: cmap(i % cmap.N) for i, v in enumerate(values)}
+        pos = np.linspace(0.5, 0.95, len(values)) if len(values) > 1 else [0.75]
+        return {v: cmap(p) for v, p in zip(values, pos)}
 
     def discrete(self, run: Run, axis: str, most: int = 8) -> bool:
         """Whether ``axis`` takes a few chosen values (colours, panels, heatmap cells), not drawn ones."""
@@ -134,14 +160,22 @@ def _resolve_axis(run: Run, name: str, option: str, axes: list[str]) -> str:
     raise UserError(f"{option} {name!r}: not a swept parameter of {run.path}; choose from: {valid}")
 
 
-def choose(run: Run, metric: str | None = None, x: str | None = None, group: str | None = None) -> Choice:
+def choose(run: Run, metric: str | None = None, x: str | None = None, group: str | None = None,
+           curves_x: str = "iteration", heatmap_scale: str = "anchored") -> Choice:
     """Check the options against the run and fill in the defaults; :class:`UserError` naming the
     option otherwise.
 
     metric: ``test_accuracy`` when a task has one, else ``test_loss``, else ``final_loss``.
     group: the first varying axis (other than ``x``). x: every varying axis gets a panel.
     The heatmap spans ``x`` (columns, default the first axis) and ``group`` (rows).
+    curves_x: the training curves against ``iteration`` (an epoch axis on top when the tasks share
+    their iterations per epoch), ``epoch`` or ``wall-time``. heatmap_scale: ``anchored`` (an accuracy's
+    colours from chance level, or 0, to 1) or ``min-max`` (the cells' range).
     """
+    if curves_x not in CURVES_X:
+        raise UserError(f"--curves-x {curves_x!r}: choose from: {', '.join(CURVES_X)}")
+    if heatmap_scale not in HEATMAP_SCALES:
+        raise UserError(f"--heatmap-scale {heatmap_scale!r}: choose from: {', '.join(HEATMAP_SCALES)}")
     labels = run.labels
     df_metrics = run.metric_names()
     present = [m for m in df_metrics if any(m in t.final for t in run.tasks)]
@@ -167,7 +201,8 @@ def choose(run: Run, metric: str | None = None, x: str | None = None, group: str
         notes.append(f"No task has reported {labels(metric)} yet.")
     drawn = drawn_axes(run)
     choice = Choice(metric=metric, axes=axes, drawn=drawn, x_axes=[x] if x else axes, group=None, heatmap=None,
-                    notes=notes, labels=labels)
+                    notes=notes, labels=labels, cmaps=colour_maps(run, axes), curves_x=curves_x,
+                    heatmap_scale=heatmap_scale)
     choice.group = group or next((a for a in axes if a != x and choice.discrete(run, a)), None)
     grid_axes = [a for a in axes if choice.discrete(run, a, MAX_HEATMAP)]
     if len(grid_axes) >= 2:
@@ -176,6 +211,20 @@ def choose(run: Run, metric: str | None = None, x: str | None = None, group: str
             a for a in grid_axes if a != cols)
         choice.heatmap = (cols, rows)
     return choice
+
+
+def colour_maps(run: Run, axes: list[str]) -> dict[str, str]:
+    """Each swept parameter's own colour map, so that one colour never means two things."""
+    numbers, others = iter(SEQUENTIAL * 2), iter(QUALITATIVE * 3)
+    return {a: next(numbers) if all(_is_number(v) for v in run.axis_values(a)) else next(others) for a in axes}
+
+
+def chance_level(run: Run) -> float | None:
+    """1 / the number of classes, when the tasks' ``dataset.n_classes`` says it (the lowest, when swept)."""
+    classes = {(t.config.get("dataset") or {}).get("n_classes") for t in run.tasks}
+    if not classes or not all(isinstance(n, int) and n >= 2 for n in classes):
+        return None
+    return 1.0 / max(classes)
 
 
 def drawn_axes(run: Run) -> set[str]:
@@ -202,18 +251,6 @@ def _png(fig) -> bytes:
 
 def _is_number(v) -> bool:
     return isinstance(v, Number) and not isinstance(v, bool)
-
-
-def _colours(values: list) -> dict:
-    """A colour per value: ordered (viridis) for numbers, qualitative (tab10) for anything else."""
-    import matplotlib
-
-    if values and all(_is_number(v) for v in values):
-        cmap = matplotlib.colormaps["viridis"]
-        pos = np.linspace(0.05, 0.8, len(values)) if len(values) > 1 else [0.35]
-        return {v: cmap(p) for v, p in zip(values, pos)}
-    cmap = matplotlib.colormaps["tab10"]
-    return {v: cmap(i % 10) for i, v in enumerate(values)}
 
 
 def _smooth(y: np.ndarray, window: int) -> np.ndarray:
@@ -247,13 +284,103 @@ def _value_ticks(ax, values: list, log: bool) -> None:
             ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def curves_figure(run: Run, choice: Choice) -> bytes | None:
+def iterations_per_epoch(task) -> int | None:
+    """A task's training iterations per epoch, when its length was given in epochs; else None."""
+    training = task.config.get("training") or {}
+    total, epochs = task.record.total, training.get("epochs")
+    if training.get("iterations") is not None or not total or not epochs or total % epochs:
+        return None
+    return total // epochs
+
+
+def wall_time(task, length: int) -> np.ndarray:
+    """The wall time (s) at which a task reached each of its ``length`` iterations, over all its
+    attempts: each attempt's span from its start to its end (or last heartbeat) spread evenly over
+    the iterations it trained (those redone after a resume count at their last attempt); NaN where
+    unknown."""
+    out = np.full(length, np.nan)
+    spent = 0.0
+    for a in task.record.attempts:
+        start, first = a.get("started"), a.get("from_iteration") or 0
+        end = a.get("ended") or (task.status.get("heartbeat") if a is task.record.attempts[-1] else None)
+        last = a.get("checkpointed") if a.get("ended") else task.record.iterations_done
+        if start is None or end is None or last is None:
+            continue
+        duration = max(0.0, end - start)
+        if last > first:
+            i = np.arange(first + 1, min(last, length) + 1)
+            out[i - 1] = spent + duration * (i - first) / (last - first)
+        spent += duration
+    return out
+
+
+@dataclass
+class Curve:
+    """One task's line in a panel: where it goes and how it looks; the training curves are drawn
+    from a list of these (:func:`curve_style` chooses the look)."""
+
+    task: Any
+    x: np.ndarray
+    y: np.ndarray
+    validation: bool  # a held-out (validation) metric: dashed, drawn at its validations only
+
+
+def curve_style(curve: Curve, colour, mean: bool) -> dict:
+    """The matplotlib keywords of a curve: thin and faint for one run, thick for a mean; dashed
+    with markers for validation."""
+    style = {"color": colour, "lw": 2.6 if mean else 0.9, "alpha": 1.0 if mean else 0.45}
+    if curve.validation:
+        style.update(ls="--", marker="o", ms=4 if mean else 2.5)
+    return style
+
+
+def curve_x(run: Run, choice: Choice, task, length: int) -> np.ndarray:
+    """The x values of a task's first ``length`` iterations, in the unit of ``choice.curves_x``."""
+    iteration = np.arange(1, length + 1, dtype=float)
+    if choice.curves_x == "epoch":
+        per_epoch = iterations_per_epoch(task)
+        return iteration / per_epoch if per_epoch else np.full(length, np.nan)
+    if choice.curves_x == "wall-time":
+        return wall_time(task, length)
+    return iteration
+
+
+def curve_rows(histories: dict, tasks: list, labels: Labels) -> list[tuple[str, str | None]]:
+    """The training curves' rows: (training metric, its validation metric or None); loss first,
+    then accuracy, then any validation metric of neither."""
+    names = dict.fromkeys(k for t in tasks for k in histories[t.id])
+    validation = {m for m in names if (labels.metrics.get(m) or {}).get("validation") or m.startswith("valid_")}
+    rows = [(m, f"valid_{m}" if f"valid_{m}" in validation else None) for m in ("loss", "accuracy") if m in names]
+    paired = {v for _, v in rows}
+    return rows + [(None, v) for v in validation if v not in paired]
+
+
+def _row_label(labels: Labels, metric: str | None, valid: str | None) -> str:
+    """A row's y label: the training metric's label; with validation beside it, what both measure."""
+    if metric is None:
+        return labels(valid)
+    text = labels(metric)
+    if valid is None:
+        return text
+    return text[len("training "):] if text.startswith("training ") else text
+
+
+def _mean(curves: list[np.ndarray]) -> np.ndarray:
+    with warnings.catch_warnings():  # 'mean of empty slice' past the end of shorter runs
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(np.vstack(curves), axis=0)
+
+
+def curves_figure(run: Run, choice: Choice):
+    """Training (and, where the tasks validate, validation) curves: one thin line per run and a thick
+    mean per value of ``choice.group`` (just one line each when every value has one run); None
+    without histories."""
     labels = choice.labels
     histories = run.histories()
     tasks = [t for t in run.tasks if histories[t.id].get("loss") is not None and len(histories[t.id]["loss"])]
     if not tasks:
         return None
-    metrics = [m for m in ("loss", "accuracy") if any(m in histories[t.id] for t in tasks)]
+    rows = curve_rows(histories, tasks, labels)
     group = choice.group
     panel = next((a for a in choice.axes if a != group and choice.discrete(run, a, MAX_PANEL_VALUES)), None)
     if len(choice.x_axes) == 1 and choice.x_axes[0] != group and choice.discrete(run, choice.x_axes[0],
@@ -261,64 +388,152 @@ def curves_figure(run: Run, choice: Choice) -> bytes | None:
         panel = choice.x_axes[0]
     panel_values = run.axis_values(panel) if panel else [None]
     group_values = run.axis_values(group) if group else [None]
-    colours = _colours(group_values) if group else {None: "#3b528b"}
+    colours = choice.colours(run, group)
     length = max(len(histories[t.id]["loss"]) for t in tasks)
     window = max(1, int(round(length / 40)))
-    iteration = np.arange(1, length + 1)
+    xs = {t.id: curve_x(run, choice, t, len(histories[t.id]["loss"])) for t in tasks}
 
-    ncols, nrows = len(panel_values), len(metrics)
-    fig = _figure(max(7.0, 5.2 * ncols + 1.5), 3.9 * nrows + 0.9)
+    ncols, nrows = len(panel_values), len(rows)
+    fig = _figure(max(7.0, 5.2 * ncols + 1.5), 3.9 * nrows + 1.2)
     axs = fig.subplots(nrows, ncols, squeeze=False, sharex=True, sharey="row")
-    for r, metric in enumerate(metrics):
+    several = False  # whether some line is a mean of more than one run
+    validating = False
+    for r, (metric, valid) in enumerate(rows):
         all_y = []
         for c, pv in enumerate(panel_values):
             ax = axs[r][c]
             for gv in group_values:
                 members = [t for t in tasks if (panel is None or t.params.get(panel) == pv)
                            and (group is None or t.params.get(group) == gv)]
-                curves = np.full((len(members), length), np.nan)
-                for i, t in enumerate(members):
-                    y = np.asarray(histories[t.id].get(metric, []), dtype=float)
-                    curves[i, : len(y)] = _smooth(y, window)
-                if not len(members):
+                if not members:
                     continue
-                colour = colours[gv]
-                for y in curves:
-                    ax.plot(iteration, y, color=colour, lw=0.9, alpha=0.35)
-                with warnings.catch_warnings():  # 'mean of empty slice' past the end of shorter runs
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    mean = np.nanmean(curves, axis=0)
-                name = fmt_value(gv) if group else f"mean of {len(members)}"
-                ax.plot(iteration, mean, color=colour, lw=2.6, label=name)
-                all_y.append(curves[np.isfinite(curves)])
+                name = fmt_value(gv) if group else "mean" if len(members) > 1 else "run"
+                for m, is_valid in ((metric, False), (valid, True)):
+                    if m is None:
+                        continue
+                    lines = []
+                    for t in members:
+                        y = np.asarray(histories[t.id].get(m, []), dtype=float)
+                        if is_valid:
+                            keep = np.isfinite(y)
+                            lines.append(Curve(t, xs[t.id][: len(y)][keep], y[keep], True))
+                        else:
+                            lines.append(Curve(t, xs[t.id][: len(y)], _smooth(y, window), False))
+                    lines = [ln for ln in lines if len(ln.y)]
+                    if not lines:
+                        continue
+                    validating = validating or is_valid
+                    all_y += [ln.y[np.isfinite(ln.y)] for ln in lines]
+                    several = _plot_lines(ax, lines, colours[gv], name if not is_valid else None) or several
             if r == 0 and panel:
                 ax.set_title(f"{labels(panel)} = {fmt_value(pv)}")
             if r == nrows - 1:
-                ax.set_xlabel(labels("iteration"))
+                ax.set_xlabel(_x_label(choice))
             if c == 0:
-                ax.set_ylabel(labels(metric))
+                ax.set_ylabel(_row_label(labels, metric, valid))
         ys = np.concatenate(all_y) if all_y else np.array([])
-        if metric == "loss" and len(ys) and ys.min() > 0 and ys.max() / ys.min() > 20:
+        kind = metric or valid
+        if labels.is_accuracy(kind):
+            _clip_fraction(axs[r][0], ys)
+        elif labels.base(kind) == "loss" and len(ys) and ys.min() > 0 and ys.max() / ys.min() > 20:
             axs[r][0].set_yscale("log")
+    epochs = _epoch_axis(run, choice, tasks, axs[0])
     handles, names = axs[0][0].get_legend_handles_labels()
-    if group and handles:
-        fig.legend(handles, names, title=labels(group), loc="outside right center")
-    smooth = f" (moving average over {window} iterations)" if window > 1 else ""
-    mean = f"mean per {labels(group)}" if group else "mean"
-    fig.suptitle("Training curves")
-    _caption(fig, f"thin: single runs{smooth}  ·  thick: {mean}")
-    return _png(fig)
+    if validating:
+        from matplotlib.lines import Line2D
+
+        handles += [Line2D([], [], color="#555555", lw=2), Line2D([], [], color="#555555", lw=2, ls="--", marker="o")]
+        names += ["training", "validation"]
+    if handles and (group or validating):
+        fig.legend(handles, names, title=labels(group) if group else None, loc="outside right center")
+    caption = _curves_caption(choice, group, window, several, validating, epochs)
+    fig.suptitle("Training and validation curves" if validating else "Training curves")
+    _caption(fig, caption)
+    return fig
+
+
+def _plot_lines(ax, lines: list[Curve], colour, name: str | None) -> bool:
+    """The runs of one colour: one thick line for a single run; thin lines and their thick mean for
+    several on the same x values; for runs on x values of their own (wall time), one line each.
+    Returns whether a mean was drawn."""
+    longest = max(lines, key=lambda ln: len(ln.x))
+    if len(lines) == 1 or not all(np.array_equal(ln.x, longest.x[: len(ln.x)], equal_nan=True) for ln in lines):
+        for ln in lines:
+            ax.plot(ln.x, ln.y, **curve_style(ln, colour, mean=len(lines) == 1), label=name)
+            name = None
+        return False
+    for ln in lines:
+        ax.plot(ln.x, ln.y, **curve_style(ln, colour, mean=False))
+    padded = [np.concatenate([ln.y, np.full(len(longest.y) - len(ln.y), np.nan)]) for ln in lines]
+    ax.plot(longest.x, _mean(padded), **curve_style(lines[0], colour, mean=True), label=name)
+    return True
+
+
+def _x_label(choice: Choice) -> str:
+    return {"iteration": choice.labels("iteration"), "epoch": "epoch",
+            "wall-time": "wall time (s)"}[choice.curves_x]
+
+
+def _clip_fraction(ax, ys: np.ndarray) -> None:
+    """An accuracy's y axis: the data's range with a margin, never below 0 or above 1."""
+    if not len(ys):
+        ax.set_ylim(0, 1)
+        return
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = max(0.02, 0.05 * (hi - lo))
+    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+
+
+def _epoch_axis(run: Run, choice: Choice, tasks: list, top_axes) -> str:
+    """Against iterations: an epoch axis on top of each top panel when every task has the same
+    iterations per epoch. Returns what the caption says about epochs."""
+    if choice.curves_x != "iteration":
+        if choice.curves_x == "epoch" and any(iterations_per_epoch(t) is None for t in tasks):
+            return "runs whose length is not given in epochs are left out"
+        return ""
+    per_epoch = {iterations_per_epoch(t) for t in tasks}
+    if len(per_epoch) != 1 or None in per_epoch:
+        return "" if None in per_epoch else "the runs differ in iterations per epoch (--curves-x epoch)"
+    n = per_epoch.pop()
+    for ax in top_axes:
+        top = ax.secondary_xaxis("top", functions=(lambda i: i / n, lambda e: e * n))
+        top.set_xlabel("epoch")
+    return f"top axis: epochs of {n} iterations"
+
+
+def _curves_caption(choice: Choice, group: str | None, window: int, several: bool, validating: bool,
+                    epochs: str) -> str:
+    """What the curves figure shows, in words true to it."""
+    labels = choice.labels
+    smooth = f" (training: moving average over {window} iterations)" if window > 1 else ""
+    if several:
+        mean = f"mean per {labels(group)}" if group else "mean"
+        parts = [f"thin: single runs{smooth}", f"thick: {mean}"]
+    else:
+        parts = [f"one line per run{smooth}"]
+
+    if validating:
+        parts.append("dashed: validation, at each validation")
+    if choice.curves_x == "wall-time":
+        parts.append("wall time spread evenly over each attempt's iterations")
+    if epochs:
+        parts.append(epochs)
+    return "  ·  ".join(parts)
 
 
 def _caption(fig, text: str) -> None:
-    fig.supxlabel(text, fontsize=12, color="#555555", fontweight="normal")
+    """A line (or a few) of small grey text under the figure, wrapped at its width."""
+    import textwrap
+
+    width = max(40, int(fig.get_figwidth() * 11))
+    fig.supxlabel("\n".join(textwrap.wrap(text, width)), fontsize=12, color="#555555", fontweight="normal")
 
 
 def _finished(df, metric: str):
     return df[np.isfinite(df[metric].to_numpy(float))]
 
 
-def final_figure(run: Run, choice: Choice, df) -> bytes | None:
+def final_figure(run: Run, choice: Choice, df):
     labels = choice.labels
     metric = choice.metric
     data = _finished(df, metric)
@@ -341,7 +556,7 @@ def final_figure(run: Run, choice: Choice, df) -> bytes | None:
         numeric = all(_is_number(v) for v in x_values)
         log = _log_span(x_values)
         c_values = run.axis_values(colour_axis) if colour_axis else [None]
-        colours = _colours(c_values) if colour_axis else {None: "#3b528b"}
+        colours = choice.colours(run, colour_axis)
         for j, cv in enumerate(c_values):
             sub = data if colour_axis is None else data[data[colour_axis].map(lambda v: v == cv)]
             if sub.empty:
@@ -354,7 +569,7 @@ def final_figure(run: Run, choice: Choice, df) -> bytes | None:
                     continue
                 pos = _position(xv, x_values, numeric, log, dodge)
                 ax.scatter(np.full(len(vals), pos), vals, s=44, color=colours[cv], alpha=0.6,
-                           edgecolors="white", linewidths=0.6, zorder=5)
+                           edgecolors="white", linewidths=0.6, zorder=5, clip_on=False)
                 xs.append(pos)
                 means.append(vals.mean())
                 stds.append(vals.std(ddof=1) if len(vals) > 1 else 0.0)
@@ -392,12 +607,14 @@ def final_figure(run: Run, choice: Choice, df) -> bytes | None:
         spread = "  ·  line and bars: mean ± s.d. of the runs at each value"
     else:
         spread = f"  ·  line and bars: mean ± s.d. over {reps}" if reps else ""
+    if labels.is_accuracy(metric):
+        _clip_fraction(axs[0][0], data[metric].to_numpy(float))
     fig.suptitle(f"Final {labels(metric)}")
     _caption(fig, f"points: single runs{spread}")
-    return _png(fig)
+    return fig
 
 
-def _seeds_figure(data, metric: str, labels: Labels) -> bytes:
+def _seeds_figure(data, metric: str, labels: Labels):
     """A run of replicates only: the metric of each seed, the mean and ± one s.d."""
     seeds, vals = data["seed"].to_numpy(), data[metric].to_numpy(float)
     fig = _figure(9.0, 4.6)
@@ -406,17 +623,19 @@ def _seeds_figure(data, metric: str, labels: Labels) -> bytes:
     places = decimals(vals)
     if len(vals) > 1:
         sd = vals.std(ddof=1)
-        ax.axhspan(mean - sd, mean + sd, color="#3b528b", alpha=0.12, lw=0, label=f"± s.d. ({sd:.{places}f})")
-    ax.axhline(mean, color="#3b528b", lw=2.4, label=f"mean ({mean:.{places}f})")
-    ax.scatter(seeds, vals, s=60, color="#3b528b", edgecolors="white", linewidths=0.8, zorder=5, label="single runs")
+        ax.axhspan(mean - sd, mean + sd, color=ONE_COLOUR, alpha=0.12, lw=0, label=f"± s.d. ({sd:.{places}f})")
+    ax.axhline(mean, color=ONE_COLOUR, lw=2.4, label=f"mean ({mean:.{places}f})")
+    ax.scatter(seeds, vals, s=60, color=ONE_COLOUR, edgecolors="white", linewidths=0.8, zorder=5, label="single runs")
     if len(seeds) <= 20:
         ax.set_xticks(seeds, [str(s) for s in seeds])
     ax.margins(x=0.12)
     ax.set_xlabel(labels("seed"))
     ax.set_ylabel(labels(metric))
+    if labels.is_accuracy(metric):
+        _clip_fraction(ax, vals)
     fig.legend(loc="outside right center")
     fig.suptitle(f"Final {labels(metric)}")
-    return _png(fig)
+    return fig
 
 
 def _replicates(data, axes: list[str]) -> str:
@@ -439,7 +658,7 @@ def _position(xv, values: list, numeric: bool, log: bool, dodge: float) -> float
     return xv + dodge * span / max(1, len(values) - 1) * 0.6
 
 
-def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
+def heatmap_figure(run: Run, choice: Choice, df):
     labels = choice.labels
     if choice.heatmap is None:
         return None
@@ -462,38 +681,55 @@ def heatmap_figure(run: Run, choice: Choice, df) -> bytes | None:
         return None
     import matplotlib
 
-    cmap = matplotlib.colormaps["viridis" if labels.higher_is_better(metric) else "viridis_r"].with_extremes(bad="#eeeeee")
-    fig = _figure(min(13.0, 3.3 + 1.3 * len(cv)), min(11.0, 1.9 + 0.95 * len(rv)))
+    name = METRIC_CMAP if labels.higher_is_better(metric) else f"{METRIC_CMAP}_r"
+    cmap = matplotlib.colormaps[name].with_extremes(bad="#eeeeee")
+    vmin, vmax, scale = heatmap_scale(run, choice, mean)
+    fig = _figure(min(13.0, 3.3 + 1.3 * len(cv)), min(11.0, 2.4 + 0.95 * len(rv)))
     ax = fig.subplots()
     ax.grid(False)
-    im = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, origin="lower", aspect="auto")
+    im = ax.imshow(np.ma.masked_invalid(mean), cmap=cmap, origin="lower", aspect="auto", vmin=vmin, vmax=vmax)
     ax.set_xticks(range(len(cv)), [fmt_value(v) for v in cv])
     ax.set_yticks(range(len(rv)), [fmt_value(v) for v in rv])
     ax.set_xlabel(labels(cols))
     ax.set_ylabel(labels(rows))
     for s in ax.spines.values():
         s.set_visible(False)
-    lo, hi = np.nanmin(mean), np.nanmax(mean)
     places = decimals(mean)
     for i in range(len(rv)):
         for j in range(len(cv)):
             if not np.isfinite(mean[i, j]):
                 continue
-            frac = 0.5 if hi == lo else (mean[i, j] - lo) / (hi - lo)
-            if not labels.higher_is_better(metric):
-                frac = 1 - frac
+            r, g, b, _ = cmap(im.norm(mean[i, j]))
             text = f"{mean[i, j]:.{places}f}"
             if np.isfinite(std[i, j]) and len(cv) <= 8:
                 text += f"\n± {std[i, j]:.{places}f}"
             ax.text(j, i, text, ha="center", va="center", fontsize=13 if len(cv) <= 6 else 10,
-                    color="black" if frac > 0.55 else "white")
-    bar = fig.colorbar(im, ax=ax, shrink=0.9)
+                    color="black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white")
+    below = bool(np.nanmin(mean) < vmin)
+    bar = fig.colorbar(im, ax=ax, shrink=0.9, extend="min" if below else "neither")
     bar.set_label(labels(metric))
     others = [a for a in choice.axes if a not in (cols, rows)]
     reps = _replicates(data, [cols, rows, *others])
     over = " and ".join([*([reps] if reps else []), *(labels(a) for a in others)])
     ax.set_title(f"{labels(metric).capitalize()}" + (f", mean ± s.d. over {over}" if over else ""))
-    return _png(fig)
+    _caption(fig, scale)
+    return fig
+
+
+def heatmap_scale(run: Run, choice: Choice, cells: np.ndarray) -> tuple[float, float, str]:
+    """The heatmap's colour range and the caption that states it: an accuracy's from chance level
+    (1 / the number of classes, where the tasks say it; else 0) to 1, unless ``min-max`` was asked
+    for; any other metric's, or with ``min-max``, the cells' minimum to maximum."""
+    lo, hi = float(np.nanmin(cells)), float(np.nanmax(cells))
+    places = decimals(cells)
+    if choice.heatmap_scale == "anchored" and choice.labels.is_accuracy(choice.metric):
+        chance = chance_level(run)
+        start = f"chance level {chance:.{places}f}" if chance is not None else "0"
+        below = "; cells below it take its colour" if chance is not None and lo < chance else ""
+        return (chance or 0.0), 1.0, f"colour scale: {start} to 1{below}"
+    if hi == lo:
+        return lo - 0.5 * (abs(lo) or 1), hi + 0.5 * (abs(hi) or 1), f"colour scale: every cell {lo:.{places}f}"
+    return lo, hi, f"colour scale: the cells' minimum {lo:.{places}f} to maximum {hi:.{places}f}"
 
 
 # ------------------------------------------------------------------ the page
@@ -599,7 +835,7 @@ def _table_html(df, choice: Choice) -> str:
     show_err = df["error"].notna().any()
     head = ["task", "state", *dims, *metrics, "iterations", "attempts", "time"] + (["error"] if show_err else [])
     left = {"task", "state", "error"}
-    places = {m: decimals(df[m]) for m in metrics}
+    places = table_decimals(df, metrics, labels)
     out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(
         f'<th class="{"l" if h in left else ""}">{html.escape(labels(h) if h in dims or h in metrics else h)}</th>'
         for h in head) + "</tr></thead><tbody>"]
@@ -617,6 +853,15 @@ def _table_html(df, choice: Choice) -> str:
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)
+
+
+def table_decimals(df, metrics: list[str], labels: Labels) -> dict[str, int]:
+    """Decimals per metric column, the same for every column that measures the same thing (training,
+    validation and test accuracy; the losses): enough for 3 significant digits of their typical value."""
+    kinds: dict[str, list[str]] = {}
+    for m in metrics:
+        kinds.setdefault(labels.base(m), []).append(m)
+    return {m: decimals(np.concatenate([df[k].to_numpy(float) for k in kind])) for kind in kinds.values() for m in kind}
 
 
 def _text(v) -> str:
@@ -716,27 +961,36 @@ def _write(path: Path, data: bytes) -> None:
             tmp.unlink()
 
 
+def figures(run: Run, choice: Choice, df) -> dict:
+    """The report's figures by file name (None where the run has no data for one), drawn in :data:`STYLE`."""
+    import matplotlib
+
+    with matplotlib.rc_context(STYLE):
+        return {"curves.png": curves_figure(run, choice), "final.png": final_figure(run, choice, df),
+                "heatmap.png": heatmap_figure(run, choice, df)}
+
+
 def check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out}: exists and is not a directory")
 
 
 def write_report(run: Run, out, metric: str | None = None, x: str | None = None,
-                 group: str | None = None) -> list[Path]:
+                 group: str | None = None, curves_x: str = "iteration", heatmap_scale: str = "anchored") -> list[Path]:
     """Write the report of ``run`` into the directory ``out``; returns the files written.
 
-    Checks the options first (:func:`choose`): on a bad one, raises :class:`UserError` and
-    writes nothing. Figures without data (no finished task, no second axis) are left out.
+    Checks the options first (:func:`choose`, which says what each means): on a bad one, raises
+    :class:`UserError` and writes nothing. Figures without data (no finished task, no second axis)
+    are left out.
     """
     import matplotlib
 
     out = Path(out)
     check_out(out)
-    choice = choose(run, metric, x, group)
+    choice = choose(run, metric, x, group, curves_x=curves_x, heatmap_scale=heatmap_scale)
     df = run.to_pandas()
     with matplotlib.rc_context(STYLE):
-        images = {"curves.png": curves_figure(run, choice), "final.png": final_figure(run, choice, df),
-                  "heatmap.png": heatmap_figure(run, choice, df)}
+        images = {name: _png(fig) if fig is not None else None for name, fig in figures(run, choice, df).items()}
     files = {"report.html": report_html(run, choice, df, images).encode(),
              "results.csv": df.to_csv(index=False).encode(),
              "results.parquet": _parquet_bytes(df),

@@ -21,8 +21,15 @@ from .app import console, run_command
 @click.option("--group", metavar="AXIS", default=None,
               help="Colour the curves and points by this swept parameter, and use it for the heatmap's rows. "
                    "Default: the first swept parameter.")
+@click.option("--curves-x", type=click.Choice(["iteration", "epoch", "wall-time"]), default="iteration",
+              show_default=True,
+              help="The training curves' x axis. iteration: with an epoch axis on top when the tasks share their "
+                   "iterations per epoch; wall-time: seconds of training over all attempts.")
+@click.option("--heatmap-scale", type=click.Choice(["anchored", "min-max"]), default="anchored", show_default=True,
+              help="The heatmap's colours. anchored: an accuracy's span chance level (1/classes, else 0) to 1, "
+                   "any other metric's its cells' range; min-max: always the cells' range. The figure states it.")
 @run_command
-def report_command(store_path, out, metric, x, group):
+def report_command(store_path, out, metric, x, group, curves_x, heatmap_scale):
     """Write the results table, plots and one HTML page for the run in STORE.
 
     \b
@@ -30,7 +37,8 @@ def report_command(store_path, out, metric, x, group):
       report.html      everything below on one page, images embedded: open it anywhere
       results.csv      one row per task: id, state, the swept parameters and seed, test_accuracy,
       results.parquet    test_loss, final_loss, final_accuracy, iterations, attempts, elapsed_s
-      curves.png       training loss and accuracy against the iteration
+      curves.png       training loss and accuracy against the iteration (epochs on top), and the
+                         validation metrics beside them (dashed) when the tasks validate
       final.png        the final metric against each swept parameter, seeds as spread
       heatmap.png      the final metric over two swept parameters, mean over seeds
 
@@ -38,13 +46,15 @@ def report_command(store_path, out, metric, x, group):
     Examples:
       snnbatch report runs/quickstart
       snnbatch report runs/quickstart --out slides/ --metric test_loss --x lr --group n_hidden
+      snnbatch report runs/quickstart --curves-x wall-time --heatmap-scale min-max
     """
     from ..report import write_report
     from ..results import Run
 
     run = Run(store_path)
     out_dir = Path(out) if out else Path(str(run.path).rstrip("/") + "-report")
-    files = write_report(run, out_dir, metric=metric, x=x, group=group)
+    files = write_report(run, out_dir, metric=metric, x=x, group=group, curves_x=curves_x,
+                         heatmap_scale=heatmap_scale)
     console.print(f"{run.name}: report of {len(run)} tasks in {out_dir}/", highlight=False)
     for f in files:
         console.print(f"  {f.name}", highlight=False)

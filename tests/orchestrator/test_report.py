@@ -259,3 +259,170 @@ def test_to_xarray_random_sweep(tmp_path):
     assert run.axes == ["lr"] and not run.is_grid
     assert ds["lr"].dims == ("task",) and ds.sizes["task"] == 10 and ds["seed"].dims == ("task",)
     assert np.isnan(ds["test_accuracy"].values).all()
+
+
+# ------------------------------------------------------------------ the figures, as a slide needs them
+
+# 4 tasks of 16 iterations, one seed, validating every 4 iterations; 4 classes: chance level 0.25.
+VALIDATING = """\
+name: tiny-valid
+dataset: {n_train: 256, n_test: 64, n_valid: 64, n_classes: 4}
+model: {n_hidden: 16}
+training: {epochs: 2, batch_size: 32, validate_every: 4}
+checkpoint: {every_iterations: 8}
+sweep:
+  grid: {lr: [1.0e-3, 3.0e-2], n_hidden: [8, 16]}
+"""
+
+
+@pytest.fixture(scope="session")
+def validating(tmp_path_factory):
+    base = tmp_path_factory.mktemp("report-valid")
+    (base / "spec.yaml").write_text(VALIDATING)
+    result = CliRunner().invoke(main, ["submit", str(base / "spec.yaml"), "--store", str(base / "store"),
+                                       "--backend", "inline", "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return base / "store"
+
+
+def _figures(store, **options):
+    from snnbatch.orchestrator.report import figures
+
+    run = snnbatch.open_run(store)
+    choice = choose(run, **options)
+    return run, choice, figures(run, choice, run.to_pandas())
+
+
+def _caption_text(fig) -> str:
+    return fig._supxlabel.get_text().replace("\n", " ")
+
+
+def _legend_colours(ax) -> dict[str, tuple]:
+    from matplotlib.colors import to_rgba
+
+    legend = ax.get_legend()
+    return {t.get_text(): to_rgba(h.get_color() if hasattr(h, "get_color") else h.lines[0].get_color())
+            for t, h in zip(legend.get_texts(), legend.legend_handles)}
+
+
+def test_one_variable_one_colour_map_in_every_panel(finished):
+    from matplotlib.colors import to_rgba
+
+    run, choice, figs = _figures(finished)
+    assert choice.cmaps["lr"] != choice.cmaps["n_hidden"]
+    lr = {fmt: to_rgba(c) for fmt, c in zip(["0.001", "0.03"], choice.colours(run, "lr").values())}
+    hidden = {fmt: to_rgba(c) for fmt, c in zip(["8", "16"], choice.colours(run, "n_hidden").values())}
+    assert not set(lr.values()) & set(hidden.values()), "two variables share a colour"
+    x_lr, x_hidden = figs["final.png"].axes  # panels: x = lr (coloured by n_hidden), then x = n_hidden
+    assert _legend_colours(x_lr) == hidden and _legend_colours(x_hidden) == lr
+    # the training curves colour by lr with the same colours, in both panels
+    for ax in figs["curves.png"].axes[:2]:
+        thick = {to_rgba(line.get_color()) for line in ax.get_lines() if line.get_linewidth() > 2}
+        assert thick == set(lr.values())
+    assert figs["heatmap.png"].axes[0].images[0].get_cmap().name.startswith("viridis")
+
+
+def test_accuracy_axes_are_clipped_to_0_1(copy):
+    for t in snnbatch.open_run(copy):
+        TaskStore(copy, t.id).update_status(test_accuracy=1.0)
+    _, _, figs = _figures(copy)
+    for ax in figs["final.png"].axes:
+        lo, hi = ax.get_ylim()
+        assert 0 <= lo < hi <= 1.0
+    accuracy_row = figs["curves.png"].axes[2:]  # below the loss row
+    assert accuracy_row[0].get_ylabel() == "training accuracy"
+    for ax in accuracy_row:
+        lo, hi = ax.get_ylim()
+        assert 0 <= lo < hi <= 1.0
+    bar = figs["heatmap.png"].axes[0].images[0]
+    assert bar.get_clim() == (0.5, 1.0)  # randman's default 2 classes: chance level 0.5
+
+
+def test_heatmap_scale_is_anchored_and_stated(validating):
+    run, choice, figs = _figures(validating)
+    im = figs["heatmap.png"].axes[0].images[0]
+    assert im.get_clim() == (0.25, 1.0)
+    assert _caption_text(figs["heatmap.png"]) == "colour scale: chance level 0.250 to 1"
+    df = run.to_pandas()
+    _, _, figs = _figures(validating, heatmap_scale="min-max")
+    lo, hi = df["test_accuracy"].min(), df["test_accuracy"].max()
+    assert figs["heatmap.png"].axes[0].images[0].get_clim() == pytest.approx((lo, hi))
+    assert _caption_text(figs["heatmap.png"]) == f"colour scale: the cells' minimum {lo:.3f} to maximum {hi:.3f}"
+    # a loss is never anchored: its cells' range, stated
+    _, _, figs = _figures(validating, metric="test_loss")
+    lo, hi = df["test_loss"].min(), df["test_loss"].max()
+    assert figs["heatmap.png"].axes[0].images[0].get_clim() == pytest.approx((lo, hi))
+    assert _caption_text(figs["heatmap.png"]).startswith("colour scale: the cells' minimum")
+    result = report(validating, "--out", validating.parent / "bad", "--heatmap-scale", "median")
+    assert result.exit_code == 2 and "--heatmap-scale" in result.output
+
+
+def test_validation_curves_beside_training_curves(validating):
+    run, _, figs = _figures(validating)
+    fig = figs["curves.png"]
+    assert fig._suptitle.get_text() == "Training and validation curves"
+    assert "dashed: validation" in _caption_text(fig)
+    loss, accuracy = fig.axes[:2], fig.axes[2:]  # rows: loss, accuracy; a panel per hidden size
+    assert accuracy[0].get_ylabel() == "accuracy" and loss[0].get_ylabel() == "loss (cross-entropy)"
+    histories = run.histories()
+    for ax, hidden in zip(accuracy, [8, 16]):
+        dashed = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+        solid = [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+        assert len(dashed) == 2 and len(solid) == 2  # one run per learning rate: a line each, no mean
+        for t in (t for t in run if t.params["n_hidden"] == hidden):
+            valid = histories[t.id]["valid_accuracy"]
+            where = np.flatnonzero(np.isfinite(valid)) + 1
+            assert where.tolist() == [4, 8, 12, 16]
+            assert any(np.array_equal(line.get_xdata(), where) and np.allclose(line.get_ydata(), valid[where - 1])
+                       for line in dashed)
+
+
+def test_curves_have_an_epoch_axis_and_wall_time_on_request(validating):
+    run, _, figs = _figures(validating)
+    fig = figs["curves.png"]
+    tops = [child for ax in fig.axes for child in ax.child_axes]
+    assert len(tops) == 2 and all(t.get_xlabel() == "epoch" for t in tops)  # 256 / 32: 8 iterations per epoch
+    assert "epochs of 8 iterations" in _caption_text(fig)
+    _, _, figs = _figures(validating, curves_x="epoch")
+    ax = figs["curves.png"].axes[0]
+    assert ax.get_xlabel() == "" and figs["curves.png"].axes[-1].get_xlabel() == "epoch"
+    assert np.allclose(ax.get_lines()[0].get_xdata(), np.arange(1, 17) / 8)
+    _, _, figs = _figures(validating, curves_x="wall-time")
+    fig = figs["curves.png"]
+    assert fig.axes[-1].get_xlabel() == "wall time (s)"
+    assert "wall time spread evenly over each attempt" in _caption_text(fig)
+    elapsed = [t.elapsed for t in run]  # each run's line ends at its wall time
+    ends = [float(line.get_xdata()[-1]) for line in fig.axes[0].get_lines() if line.get_linestyle() == "-"]
+    assert len(ends) == 2 and all(min(abs(e - f) for f in elapsed) < 0.01 for e in ends)
+    for line in fig.axes[0].get_lines():
+        x = np.asarray(line.get_xdata(), float)
+        assert (np.diff(x) > 0).all()
+
+
+def test_captions_say_what_is_drawn(finished, validating):
+    _, _, figs = _figures(validating)  # one seed: each colour is a single run
+    caption = _caption_text(figs["curves.png"])
+    assert "one line per run" in caption and "thin" not in caption and "mean" not in caption
+    assert "mean" not in _caption_text(figs["final.png"])
+    _, _, figs = _figures(finished)  # two seeds
+    caption = _caption_text(figs["curves.png"])
+    assert "thin: single runs" in caption and "thick: mean per learning rate" in caption
+    assert "over 2 seeds" in _caption_text(figs["final.png"])
+
+
+def _table_cells(page: str) -> list[dict[str, str]]:
+    table = page.split("<h2>All tasks</h2>")[1]
+    heads = [re.sub("<.*?>", "", h) for h in re.findall(r"<th[^>]*>(.*?)</th>", table)]
+    rows = re.findall(r"<tr[^>]*>(.*?)</tr>", table.split("<tbody>")[1])
+    return [dict(zip(heads, (re.sub("<.*?>", "", c) for c in re.findall(r"<td[^>]*>(.*?)</td>", r)))) for r in rows]
+
+
+def test_training_and_test_accuracy_have_the_same_decimals(validating, tmp_path):
+    assert report(validating, "--out", tmp_path).exit_code == 0
+    rows = _table_cells((tmp_path / "report.html").read_text())
+    assert len(rows) == 4
+    places = {h: {len(r[h].split(".")[1]) for r in rows}
+              for h in ("final training accuracy", "validation accuracy", "test accuracy")}
+    assert places == dict.fromkeys(places, {3}), places
+    losses = {h: {len(r[h].split(".")[1]) for r in rows} for h in rows[0] if "loss" in h}
+    assert len(losses) == 3 and len(set().union(*losses.values())) == 1, losses
