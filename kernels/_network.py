@@ -305,63 +305,283 @@ def _sample_backward_py(
                 g_u[k] = beta * g_u[k] + g_s[k] * _surrogate(U[n, k] - theta, scale, one)
 
 
+# --------------------------------------------------------------------------- backward, a group of samples at once
+#
+# The adjoints of the samples of a group are independent; what they share is the dense
+# dL/dS = W_out·g_io + W_rec·g_i, a matrix-vector product per sample and step. Done for the
+# group at once, each row of W_rec, once loaded, serves four samples (matrix-matrix work instead
+# of four matrix-vector products streaming W_rec from the cache). Each sample's sums still add
+# their terms in the order of _sample_backward_py (readouts, then presynaptic k = 0 .. H-1), and
+# each sample's weight gradients are still added step by step, sample after sample, in the order
+# of _sample_backward_py: the same bits.
+
+GROUP = 8  # samples of a block whose backward passes run together
+
+
+def _group_arrays_py(G, T, H, O, dtype, adaptive=False):
+    """What a block allocates for a group of ``G`` samples: forward history, spike lists, loss gradients, adjoints.
+
+    (U, A, Uo, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, g_u, g_a, g_i, acc, g_uo, g_io), ``A`` of
+    ``T + 1`` rows with adaptation (else one) (benchmarks/bench_scaling.py counts them). After the backward sweep ``U[s, n]`` holds
+    dL/dI[n+1] of sample s (its U[n] is not needed again) and ``g_io_hist[s, n]`` dL/dIo[n+1].
+    """
+    U = np.empty((G, T + 1, H), dtype)
+    A = np.empty((G, T + 1 if adaptive else 1, H), dtype)
+    Uo = np.empty((G, T, O), dtype)
+    spk_idx = np.empty((G, T * H + H), np.int32)
+    spk_val = np.empty((G, T * H + H), dtype)
+    spk_ptr = np.empty((G, T + 1), np.int64)
+    g_step = np.zeros((G, T, O), dtype)
+    g_io_hist = np.empty((G, T, O), dtype)
+    g_u = np.empty((G, H), dtype)
+    g_a = np.empty((G, H), dtype)
+    g_i = np.empty((G, H), dtype)
+    acc = np.empty((G, H), dtype)
+    g_uo = np.empty((G, O), dtype)
+    g_io = np.empty((G, O), dtype)
+    return U, A, Uo, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, g_u, g_a, g_i, acc, g_uo, g_io
+
+
+def _group_dlds_py(w_recT, w_outT, recurrent, act, m, g_i, g_io, acc):
+    """``acc[s] = W_out·g_io[s] (+ W_rec·g_i[s])`` for the samples ``act[:m]``, each in the order of one sample's."""
+    H = acc.shape[1]
+    O = w_outT.shape[0]
+    for q in range(m):
+        a = acc[act[q]]
+        go = g_io[act[q]]
+        for j in range(H):
+            a[j] = 0.0
+        for o in range(O):
+            col = w_outT[o]
+            x = go[o]
+            for j in range(H):
+                a[j] += col[j] * x
+    if not recurrent:
+        return
+    q = 0
+    # four samples per pass over W_rec, four presynaptic rows at a time
+    while q + 4 <= m:
+        a0 = acc[act[q]]
+        a1 = acc[act[q + 1]]
+        a2 = acc[act[q + 2]]
+        a3 = acc[act[q + 3]]
+        x0 = g_i[act[q]]
+        x1 = g_i[act[q + 1]]
+        x2 = g_i[act[q + 2]]
+        x3 = g_i[act[q + 3]]
+        k = 0
+        while k + 4 <= H:
+            c0 = w_recT[k]
+            c1 = w_recT[k + 1]
+            c2 = w_recT[k + 2]
+            c3 = w_recT[k + 3]
+            p0, p1, p2, p3 = x0[k], x0[k + 1], x0[k + 2], x0[k + 3]
+            r0, r1, r2, r3 = x1[k], x1[k + 1], x1[k + 2], x1[k + 3]
+            t0, t1, t2, t3 = x2[k], x2[k + 1], x2[k + 2], x2[k + 3]
+            z0, z1, z2, z3 = x3[k], x3[k + 1], x3[k + 2], x3[k + 3]
+            for j in range(H):
+                e0 = c0[j]
+                e1 = c1[j]
+                e2 = c2[j]
+                e3 = c3[j]
+                a0[j] = a0[j] + e0 * p0 + e1 * p1 + e2 * p2 + e3 * p3
+                a1[j] = a1[j] + e0 * r0 + e1 * r1 + e2 * r2 + e3 * r3
+                a2[j] = a2[j] + e0 * t0 + e1 * t1 + e2 * t2 + e3 * t3
+                a3[j] = a3[j] + e0 * z0 + e1 * z1 + e2 * z2 + e3 * z3
+            k += 4
+        while k < H:
+            c0 = w_recT[k]
+            p0, p1, p2, p3 = x0[k], x1[k], x2[k], x3[k]
+            for j in range(H):
+                u = c0[j]
+                a0[j] += u * p0
+                a1[j] += u * p1
+                a2[j] += u * p2
+                a3[j] += u * p3
+            k += 1
+        q += 4
+    while q < m:
+        a = acc[act[q]]
+        x = g_i[act[q]]
+        k = 0
+        while k + 4 <= H:
+            c0 = w_recT[k]
+            c1 = w_recT[k + 1]
+            c2 = w_recT[k + 2]
+            c3 = w_recT[k + 3]
+            g0, g1, g2, g3 = x[k], x[k + 1], x[k + 2], x[k + 3]
+            for j in range(H):
+                v = a[j]
+                v += c0[j] * g0
+                v += c1[j] * g1
+                v += c2[j] * g2
+                v += c3[j] * g3
+                a[j] = v
+            k += 4
+        while k < H:
+            col = w_recT[k]
+            gk = x[k]
+            for j in range(H):
+                a[j] += col[j] * gk
+            k += 1
+        q += 1
+
+
+def _group_backward_py(
+    w_recT, w_outT, ptr, units, samples, G, consts, recurrent, adaptive, detach_reset, cutoff,
+    U, A, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, last, first, act, gw_in, gw_rec, gw_out,
+    g_u, g_a, g_i, acc, g_uo, g_io,
+):
+    """:func:`_sample_backward_py` for the ``G`` samples ``samples[:G]`` of a group at once, the same bits.
+
+    Row s of ``U, A``, the spike lists, ``g_step`` and ``last`` are sample s's (as for one sample);
+    ``first`` (G,) int64 and ``act`` (G,) int64 are scratch. The adjoint sweep runs over all samples
+    step by step; then each sample's weight gradients are added, sample after sample, in the order of
+    :func:`_sample_backward_py`. ``cutoff`` > 0: surrogate derivatives below it count as zero
+    (not the exact gradient; 0: exact).
+    """
+    alpha, beta, rho, theta, jump, scale, one = consts
+    H = g_u.shape[1]
+    O = g_uo.shape[1]
+    n_hi = -1
+    n_lo = ptr.shape[1]
+    for s in range(G):
+        first[s] = _first_active(ptr, samples[s], spk_ptr[s])
+        n_hi = max(n_hi, last[s])
+        n_lo = min(n_lo, first[s])
+        for k in range(H):
+            g_u[s, k] = 0.0
+            g_a[s, k] = 0.0
+            g_i[s, k] = 0.0
+        for o in range(O):
+            g_uo[s, o] = 0.0
+            g_io[s, o] = 0.0
+    for n in range(n_hi, n_lo - 1, -1):
+        m = 0
+        for s in range(G):
+            if first[s] <= n <= last[s]:
+                act[m] = s
+                m += 1
+        for q in range(m):
+            s = act[q]
+            for o in range(O):
+                g_uo[s, o] = g_step[s, n, o] + beta * g_uo[s, o]
+                g_io[s, o] = g_uo[s, o] + alpha * g_io[s, o]
+                g_io_hist[s, n, o] = g_io[s, o]
+            for k in range(H):
+                g_i[s, k] = g_u[s, k] + alpha * g_i[s, k]
+        _group_dlds(w_recT, w_outT, recurrent, act, m, g_i, g_io, acc)
+        for q in range(m):
+            s = act[q]
+            u = U[s, n]
+            a = acc[s]
+            gu = g_u[s]
+            gi = g_i[s]
+            if adaptive:
+                ga = g_a[s]
+                an = A[s, n]
+                for k in range(H):
+                    v = a[k]
+                    if not detach_reset:
+                        v -= theta * gu[k]
+                    sur = _surrogate(u[k] - theta - jump * an[k], scale, one)
+                    if sur < cutoff:
+                        sur = sur - sur
+                    g_z = (v + ga[k]) * sur
+                    gu[k] = beta * gu[k] + g_z
+                    ga[k] = rho * ga[k] - jump * g_z
+                    u[k] = gi[k]
+            else:
+                for k in range(H):
+                    v = a[k]
+                    if not detach_reset:
+                        v -= theta * gu[k]
+                    sur = _surrogate(u[k] - theta, scale, one)
+                    if sur < cutoff:
+                        sur = sur - sur
+                    gu[k] = beta * gu[k] + v * sur
+                    u[k] = gi[k]
+    # the weight gradients: sample after sample, step by step as one sample's backward pass adds them
+    for s in range(G):
+        smp = samples[s]
+        for n in range(last[s], first[s] - 1, -1):
+            gi = U[s, n]
+            gio = g_io_hist[s, n]
+            for e in range(ptr[smp, n], ptr[smp, n + 1]):
+                row = gw_in[units[e]]
+                for k in range(H):
+                    row[k] += gi[k]
+            for q in range(spk_ptr[s, n], spk_ptr[s, n + 1]):
+                j = spk_idx[s, q]
+                sj = spk_val[s, q]
+                for o in range(O):
+                    gw_out[j, o] += sj * gio[o]
+                if recurrent:
+                    row = gw_rec[j]
+                    for k in range(H):
+                        row[k] += sj * gi[k]
+
+
 # --------------------------------------------------------------------------- batches (the readout loss: readout.py)
 
 
 def _batch_py(
     w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, consts, recurrent, adaptive,
-    detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct, readout_kind,
+    detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct, readout_kind, cutoff,
 ):
     """Per-block losses and correct counts and (optionally) per-block gradient sums for a batch.
 
-    ``gw_*`` have a leading block axis; block b handles samples b, b+n_blocks, ...
-    ``readout_kind``: the readout and its loss (a number of :mod:`readout`).
+    ``gw_*`` have a leading block axis; block b handles samples b, b+n_blocks, ..., in groups of
+    ``GROUP`` (forward passes one by one, then the group's backward passes together).
+    ``readout_kind``: the readout and its loss (a number of :mod:`readout`); ``cutoff``: see
+    :func:`_group_backward_py` (0: the exact gradient).
     """
     B = index.shape[0]
     H = w_in.shape[1]
     O = w_out.shape[1]
     dtype = w_in.dtype
     for b in numba.prange(n_blocks):
-        U = np.empty((T + 1, H), dtype)
-        A = np.empty((T + 1 if adaptive else 1, H), dtype)
-        Uo = np.empty((T, O), dtype)
+        n_mine = (B - b + n_blocks - 1) // n_blocks
+        G = min(GROUP, n_mine)
+        U, A, Uo, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, g_u, g_a, g_i, acc, g_uo, g_io = _group_arrays(
+            G, T, H, O, dtype, adaptive)
         s_row = np.zeros(_padded(H), dtype)
         flags = np.zeros(_padded(H), np.uint8)
         i_syn = np.empty(H, dtype)
         io = np.empty(O, dtype)
         uo = np.empty(O, dtype)
-        spk_idx = np.empty(T * H + H, np.int32)
-        spk_val = np.empty(T * H + H, dtype)
-        spk_ptr = np.empty(T + 1, np.int64)
-        g_u = np.empty(H, dtype)
-        g_a = np.empty(H, dtype)
-        g_i = np.empty(H, dtype)
-        g_s = np.empty(H, dtype)
-        acc = np.empty(H, dtype)
-        g_uo = np.empty(O, dtype)
-        g_io = np.empty(O, dtype)
         m = np.empty(O, dtype)
         g_max = np.empty(O, dtype)
-        t_max = np.empty(O, np.int64)
-        g_step = np.zeros((T, O), dtype)
+        t_max = np.empty((G, O), np.int64)
+        samples = np.empty(G, np.int64)
+        last = np.empty(G, np.int64)
+        first = np.empty(G, np.int64)
+        act = np.empty(G, np.int64)
         loss_b = 0.0
         correct_b = 0
-        for i in range(b, B, n_blocks):
-            s = index[i]
-            _start(consts, adaptive, smooth, U, A, s_row, flags, i_syn, io, uo)
-            _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, np.int64(0), T,
-                     U, A, s_row, flags, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
-            loss, ok, last = _sample_loss(readout_kind, Uo, labels[i], consts[0], consts[1], B, with_grad,
-                                          m, g_max, t_max, g_step)
-            loss_b += loss
-            correct_b += ok
+        for i0 in range(b, B, n_blocks * G):
+            g = 0
+            for i in range(i0, min(B, i0 + n_blocks * G), n_blocks):
+                s = index[i]
+                samples[g] = s
+                Ag = A[g] if adaptive else A[0]
+                _start(consts, adaptive, smooth, U[g], Ag, s_row, flags, i_syn, io, uo)
+                _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, np.int64(0), T,
+                         U[g], Ag, s_row, flags, i_syn, io, uo, spk_idx[g], spk_val[g], spk_ptr[g], Uo[g])
+                loss, ok, lst = _sample_loss(readout_kind, Uo[g], labels[i], consts[0], consts[1], B, with_grad,
+                                             m, g_max, t_max[g], g_step[g])
+                last[g] = lst
+                loss_b += loss
+                correct_b += ok
+                g += 1
             if with_grad:
-                _sample_backward(
-                    w_recT, w_outT, ptr, units, s, consts, recurrent, adaptive, detach_reset,
-                    U, A, spk_idx, spk_val, spk_ptr, g_step, last, gw_in[b], gw_rec[b], gw_out[b],
-                    g_u, g_a, g_i, g_s, acc, g_uo, g_io,
+                _group_backward(
+                    w_recT, w_outT, ptr, units, samples, g, consts, recurrent, adaptive, detach_reset, cutoff,
+                    U, A, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, last, first, act, gw_in[b], gw_rec[b],
+                    gw_out[b], g_u, g_a, g_i, acc, g_uo, g_io,
                 )
-                _clear_readout(readout_kind, t_max, g_step)
+                for q in range(g):
+                    _clear_readout(readout_kind, t_max[q], g_step[q])
         losses[b] = loss_b
         correct[b] = correct_b
 
@@ -402,6 +622,9 @@ _start = jit(_start_py)
 _forward = jit(_forward_py)
 _first_active = jit(_first_active_py)
 _sample_backward = jit(_sample_backward_py)
+_group_arrays = jit(_group_arrays_py)
+_group_dlds = jit(_group_dlds_py)
+_group_backward = jit(_group_backward_py)
 _sample_loss = readout.sample_loss
 _clear_readout = readout.clear
 _batch = jit_parallel(_batch_py)
@@ -424,6 +647,11 @@ def constants(cfg, dtype) -> tuple:
     t = np.dtype(dtype).type
     rho, jump = (cfg.rho, cfg.adapt_jump) if is_adaptive(cfg) else (0.0, 0.0)
     return tuple(t(v) for v in (cfg.alpha, cfg.beta, rho, cfg.threshold, jump, cfg.surrogate_scale, 1.0))
+
+
+def cutoff(cfg, dtype):
+    """``cfg.surrogate_cutoff`` in ``dtype`` (0: the exact gradient; configs without the field: 0)."""
+    return np.dtype(dtype).type(getattr(cfg, "surrogate_cutoff", 0.0))
 
 
 def weights(params, cfg):
@@ -496,7 +724,7 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
             w_in, w_rec, w_out, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(w_out.T), inputs.ptr,
             inputs.units, index, labels, inputs.n_steps, constants(cfg, w_in.dtype), cfg.recurrent,
             is_adaptive(cfg), cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
-            readout.code(cfg),
+            readout.code(cfg), cutoff(cfg, w_in.dtype),
         )
     # block sums added in a fixed order: the same bits for any thread count
     loss = 0.0
