@@ -34,15 +34,16 @@ FIELDS = ("id", "index", "state", "params", "iteration", "total", "attempts", "e
           "halving")
 
 
-def task_rows(store: RunStore) -> list[dict]:
-    """One plain record per task: the stable form behind ``--json``.
+def task_rows(store: RunStore, tasks: list[dict] | None = None) -> list[dict]:
+    """One plain record per task: the stable form behind ``--json``; ``tasks``: the store's
+    :meth:`~RunStore.tasks`, when the caller has read them already.
 
     Besides :data:`FIELDS`, a record has one field per metric the run's algorithms declare
     (:func:`metric_names`): its latest value, or None.
     """
     from ..scheduler import merge
 
-    tasks = merge(store.tasks())
+    tasks = merge(store.tasks() if tasks is None else tasks)
     records = [TaskStatus.from_attrs(t["status"]) for t in tasks]
     metrics = [m for m in metric_names(store, records) if m not in FIELDS]
     rows = []
@@ -278,8 +279,11 @@ def table_text(cols, rows: list[dict]) -> Text:
 @click.option("--watch", is_flag=True, help="Refresh until every task is done or failed (Ctrl-C stops watching).")
 @click.option("--interval", type=click.FloatRange(min=0.2), default=2.0, show_default=True,
               help="Seconds between refreshes with --watch.")
+@click.option("--view", type=click.Choice(["compact", "table"]), default="compact", show_default=True,
+              help="With --watch: compact (a line per state with its count, then the slowest and fastest running "
+                   "tasks by iterations per second, with their ETA) or table (the whole table).")
 @run_command
-def status_command(store_path, as_json, watch, interval):
+def status_command(store_path, as_json, watch, interval, view):
     """Show each task's state, progress and metrics, read from STORE.
 
     The table shows the first 8 characters of each task id, the swept parameters that
@@ -311,6 +315,7 @@ def status_command(store_path, as_json, watch, interval):
       snnbatch status runs/quickstart
       snnbatch status runs/quickstart --json | jq '.summary'
       snnbatch status runs/quickstart --watch
+      snnbatch status runs/quickstart --watch --view table
     """
     store = RunStore.open(store_path)
     halving.decide(store, by="status")  # a halving rung every task of which has parked, left undecided
@@ -322,18 +327,18 @@ def status_command(store_path, as_json, watch, interval):
     if not watch:
         console.print(render(store, task_rows(store)))
         return
-    from rich.live import Live
+    from .. import watch as live
+    from ..progress import Counts
 
-    try:
-        with Live(console=console, auto_refresh=False) as live:
-            while True:
-                rows = task_rows(store)
-                live.update(render(store, rows), refresh=True)
-                if all(r["state"] in FINAL for r in rows):
-                    break
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        pass  # stopping to watch changes nothing in the store
+    def read():
+        tasks = store.tasks()  # read once for both: about a second for 1,000 tasks
+        return task_rows(store, tasks), Counts(tasks)
+
+    if view == "table":
+        show = lambda rows, counts: render(store, rows)  # noqa: E731
+    else:
+        show = lambda rows, counts: live.compact(store.name, str(store.path), rows, counts)  # noqa: E731
+    live.watch(read, show, console, interval)
 
 
 COMMANDS = [status_command]
