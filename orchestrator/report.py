@@ -296,18 +296,18 @@ def iterations_per_epoch(task) -> int | None:
 def wall_time(task, length: int) -> np.ndarray:
     """The wall time (s) at which a task reached each of its ``length`` iterations, over all its
     attempts: each attempt's span from its start to its end (or last heartbeat) spread evenly over
-    the iterations it trained (those redone after a resume count at their last attempt); NaN where
-    unknown."""
+    the iterations it trained up to its last checkpoint (those redone after a resume count at their
+    last attempt; an attempt that saved none still counts its time); NaN where unknown."""
     out = np.full(length, np.nan)
     spent = 0.0
     for a in task.record.attempts:
         start, first = a.get("started"), a.get("from_iteration") or 0
         end = a.get("ended") or (task.status.get("heartbeat") if a is task.record.attempts[-1] else None)
         last = a.get("checkpointed") if a.get("ended") else task.record.iterations_done
-        if start is None or end is None or last is None:
+        if start is None or end is None:
             continue
         duration = max(0.0, end - start)
-        if last > first:
+        if last is not None and last > first:
             i = np.arange(first + 1, min(last, length) + 1)
             out[i - 1] = spent + duration * (i - first) / (last - first)
         spent += duration

@@ -426,3 +426,17 @@ def test_training_and_test_accuracy_have_the_same_decimals(validating, tmp_path)
     assert places == dict.fromkeys(places, {3}), places
     losses = {h: {len(r[h].split(".")[1]) for r in rows} for h in rows[0] if "loss" in h}
     assert len(losses) == 3 and len(set().union(*losses.values())) == 1, losses
+
+
+def test_wall_time_counts_every_attempt(copy):
+    from snnbatch.orchestrator.report import wall_time
+
+    tid = snnbatch.open_run(copy).tasks[0].id
+    TaskStore(copy, tid).update_status(attempts=[
+        {"n": 1, "started": 100.0, "ended": 110.0, "from_iteration": 0, "checkpointed": 8},
+        {"n": 2, "started": 200.0, "ended": 205.0, "from_iteration": 8},  # lost before a checkpoint: 5 s
+        {"n": 3, "started": 300.0, "ended": 310.0, "from_iteration": 8, "checkpointed": 16}])
+    t = snnbatch.open_run(copy).task(tid)
+    i = np.arange(1, 17)
+    expected = np.where(i <= 8, 10 * i / 8, 15 + 10 * (i - 8) / 8)
+    np.testing.assert_allclose(wall_time(t, 16), expected)
