@@ -43,7 +43,7 @@ ALGORITHM = Algorithm(
     model=ALIFModel,
     rules=(Rule(BPTTLearning, ALIFBPTTTrainer), Rule(EpropLearning, "snnbatch.jobs.eprop:EpropTrainer")),
     datasets=("randman", "shd"),
-    data_kinds=("spikes",),
+    data_kinds=("spikes", "dense"),
     metrics=CLASSIFIER_METRICS,
     description="adaptive LIF network (seed 001), BPTT with surrogate gradients or e-prop",
 )

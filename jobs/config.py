@@ -361,6 +361,7 @@ def compatibility_problems(config) -> list[tuple[str, str]]:
 
     problems += config_problems(config, alg)
     problems += optimizer_problems(config, alg)
+    problems += readout_problems(config)
     if config.dataset.type not in data:
         problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
                                          f"(choose from: {', '.join(data)})"))
@@ -383,6 +384,31 @@ def optimizer_problems(config, alg) -> list[tuple[str, str]]:
         return []
     return [(f"training.{k}", f"rule '{config.learning.rule}' of model '{config.model.type}' takes no gradient "
                               "steps, so it has no optimizer to apply this to") for k in given]
+
+
+def readout_problems(config) -> list[tuple[str, str]]:
+    """A regression readout (``learning.readout: mse``) without target trajectories, or targets without it;
+    a metric a regression does not report (accuracy) asked for by early stopping or validation."""
+    if "readout" not in type(config.learning).model_fields:
+        return []
+    mse = config.learning.readout == "mse"
+    kind = registry.dataset(config.dataset.type).kind
+    target = getattr(config.dataset, "target", None)
+    if mse and (kind != "dense" or target == "labels"):
+        return [("learning.readout", "mse regresses on target trajectories: it needs a dense dataset with "
+                                     f"targets (array_files), not '{config.dataset.type}'"
+                                     + (" with target: labels" if target == "labels" else ""))]
+    if not mse and target == "targets":
+        return [("dataset.target", "target trajectories are learnt by regression: set learning.readout: mse")]
+    problems = []
+    t = config.training
+    if mse and t.early_stopping is not None and t.early_stopping.metric.endswith("accuracy"):
+        problems.append(("training.early_stopping.metric", "a regression (readout mse) reports no accuracy: "
+                                                           "stop on loss or valid_loss"))
+    if mse and t.validate_every is not None and not (t.select_on or "").endswith("loss"):
+        problems.append(("training.select_on", "a regression (readout mse) reports no accuracy: "
+                                               "set select_on: valid_loss"))
+    return problems
 
 
 def algorithm_of(config) -> "registry.Algorithm":

@@ -6,6 +6,7 @@ entry point in snnbatch's own ``pyproject.toml``, exactly as a plugin's would be
 from __future__ import annotations
 
 import importlib
+from types import SimpleNamespace
 from typing import Literal, Optional
 
 import numpy as np
@@ -49,8 +50,8 @@ class BPTTLearning(Section):
     """steepness of the fast-sigmoid surrogate 1/(scale·|U−ϑ|+1)²"""
     detach_reset: bool = True
     """no gradient through the reset"""
-    readout: Literal["max", "mean", "last", "per_step", "count"] = Field("max", json_schema_extra=ID_WHEN_SET)
-    """what the cross-entropy loss and the prediction see of the output voltages: max, mean or last over time, per_step (the loss of every step), count (the hidden spike counts weighted by w_out)"""
+    readout: Literal["max", "mean", "last", "per_step", "count", "mse"] = Field("max", json_schema_extra=ID_WHEN_SET)
+    """what the cross-entropy loss and the prediction see of the output voltages: max, mean or last over time, per_step (the loss of every step), count (the hidden spike counts weighted by w_out); mse: regression to the target trajectories of an array_files dataset"""
 
 
 class EpropLearning(Section):
@@ -71,11 +72,11 @@ class EpropLearning(Section):
 
 # What a spiking classifier reports: the training metrics of each step, the test metrics at the end.
 CLASSIFIER_METRICS = (
-    Metric("loss", "training loss (cross-entropy)", "lower", status=True),
-    Metric("accuracy", "training accuracy", "higher", status=True),
-    Metric("valid_loss", "validation loss (cross-entropy)", "lower", validation=True),
+    Metric("loss", "training loss (cross-entropy; readout mse: mean squared error)", "lower", status=True),
+    Metric("accuracy", "training accuracy (none with readout mse)", "higher", status=True),
+    Metric("valid_loss", "validation loss (cross-entropy; readout mse: mean squared error)", "lower", validation=True),
     Metric("valid_accuracy", "validation accuracy", "higher", status=True, validation=True),
-    Metric("test_loss", "test loss (cross-entropy)", "lower", final=True),
+    Metric("test_loss", "test loss (cross-entropy; readout mse: mean squared error)", "lower", final=True),
     Metric("test_accuracy", "test accuracy", "higher", status=True, final=True),
 )
 
@@ -93,7 +94,8 @@ class LIFBPTTTrainer(GradientTrainer):
     def __init__(self, config):
         super().__init__(config)
         self.kernel = importlib.import_module(f"snnbatch.kernels.{self.kernel_name}")
-        self.data = build_dataset(config.dataset)
+        self.data = spike_data(build_dataset(config.dataset), config)
+        self.regression = getattr(config.learning, "readout", "max") == "mse"
         self.kcfg = self.kernel_config()
         t = config.training
         self.n_train = len(self.data.train_labels)
@@ -115,7 +117,7 @@ class LIFBPTTTrainer(GradientTrainer):
         loss, acc, grads = self.kernel.loss_acc_grad(params, self.data.train_events, self.data.train_labels,
                                                      self.kcfg, index)
         self.apply_gradients(state, grads)
-        return {"loss": loss, "accuracy": acc}
+        return self.named(loss, acc)
 
     def validate(self, state: TrainState) -> dict[str, float]:
         events = getattr(self.data, "valid_events", None)
@@ -123,19 +125,65 @@ class LIFBPTTTrainer(GradientTrainer):
             raise ValueError(f"dataset '{self.config.dataset.type}' built no validation split")
         params, _ = self.split(state)
         res = self.kernel.evaluate(params, events, self.data.valid_labels, self.kcfg)
-        return {"valid_loss": res["loss"], "valid_accuracy": res["accuracy"]}
+        return self.named(res["loss"], res["accuracy"], "valid_")
 
     def evaluate(self, state: TrainState) -> dict[str, float]:
         params, _ = self.split(state)
         res = self.kernel.evaluate(params, self.data.test_events, self.data.test_labels, self.kcfg)
-        return {"test_loss": res["loss"], "test_accuracy": res["accuracy"]}
+        return self.named(res["loss"], res["accuracy"], "test_")
+
+    def named(self, loss, accuracy, prefix="") -> dict[str, float]:
+        """The metrics: loss and accuracy, or the loss alone for a regression (readout mse)."""
+        if self.regression:
+            return {f"{prefix}loss": loss}
+        return {f"{prefix}loss": loss, f"{prefix}accuracy": accuracy}
+
+
+def spike_data(data, config):
+    """The trainer's view of a dataset: spike events with labels, or with target trajectories (readout mse).
+
+    A dense dataset (``array_files``) is made into spike events: its inputs must be 0/1 (a spike
+    raster, steps × channels per sample), each 1 an input spike. Its target trajectories are the
+    labels of readout ``mse``, which takes nothing else.
+    """
+    from ..kernels import events
+    from .file_datasets import DenseData
+
+    readout = getattr(config.learning, "readout", "max")
+    if not isinstance(data, DenseData):
+        if readout == "mse":
+            raise ValueError(f"learning.readout: mse needs target trajectories; dataset '{config.dataset.type}' "
+                             "has class labels (use dataset array_files with targets)")
+        return data
+    targets = data.n_outputs is not None
+    if targets and "readout" not in type(config.learning).model_fields:
+        raise ValueError(f"dataset.train_path: the files hold target trajectories, which rule "
+                         f"'{config.learning.rule}' does not learn (regression is learning.readout: mse of rule bptt)")
+    if targets != (readout == "mse"):
+        raise ValueError("learning.readout: mse trains on target trajectories and only on them: the dataset's "
+                         + ("files hold targets, set learning.readout: mse" if targets else
+                            "files hold class labels, choose another readout"))
+    splits = {"train": data.train, "test": data.test, "valid": data.valid}
+    out = {"n_inputs": data.n_inputs, "n_steps": data.n_steps,
+           "n_classes": data.n_outputs if targets else data.n_classes}
+    for part, split in splits.items():
+        if split is None:
+            out[f"{part}_events"] = out[f"{part}_labels"] = None
+            continue
+        x = np.asarray(split.inputs)
+        if not np.isin(x, (0, 1)).all():
+            raise ValueError(f"dataset.{part}_path: model '{config.model.type}' takes spikes: the inputs must be "
+                             "0/1 (a spike raster, samples × steps × channels)")
+        out[f"{part}_events"] = events.from_dense(x)
+        out[f"{part}_labels"] = split.targets if targets else split.labels
+    return SimpleNamespace(**out)
 
 
 ALGORITHM = Algorithm(
     model=LIFModel,
     rules=(Rule(BPTTLearning, LIFBPTTTrainer), Rule(EpropLearning, "snnbatch.jobs.eprop:EpropTrainer")),
     datasets=("randman", "shd"),
-    data_kinds=("spikes",),
+    data_kinds=("spikes", "dense"),
     metrics=CLASSIFIER_METRICS,
     description="LIF network with current synapses (seed 004), BPTT with surrogate gradients or e-prop",
 )

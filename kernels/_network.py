@@ -528,13 +528,15 @@ def _group_backward_py(
 def _batch_py(
     w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, consts, recurrent, adaptive,
     detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct, readout_kind, cutoff,
+    targets,
 ):
     """Per-block losses and correct counts and (optionally) per-block gradient sums for a batch.
 
     ``gw_*`` have a leading block axis; block b handles samples b, b+n_blocks, ..., in groups of
     ``GROUP`` (forward passes one by one, then the group's backward passes together).
     ``readout_kind``: the readout and its loss (a number of :mod:`readout`); ``cutoff``: see
-    :func:`_group_backward_py` (0: the exact gradient).
+    :func:`_group_backward_py` (0: the exact gradient); ``targets``: the batch's target trajectories
+    (B, T, O) of a regression readout, else a (1, 1, 1) placeholder.
     """
     B = index.shape[0]
     H = w_in.shape[1]
@@ -568,8 +570,8 @@ def _batch_py(
                 _start(consts, adaptive, smooth, U[g], Ag, s_row, flags, i_syn, io, uo)
                 _forward(w_in, w_rec, w_out, ptr, units, s, consts, recurrent, adaptive, smooth, np.int64(0), T,
                          U[g], Ag, s_row, flags, i_syn, io, uo, spk_idx[g], spk_val[g], spk_ptr[g], Uo[g])
-                loss, ok, lst = _sample_loss(readout_kind, Uo[g], labels[i], consts[0], consts[1], B, with_grad,
-                                             m, g_max, t_max[g], g_step[g])
+                loss, ok, lst = _sample_loss(readout_kind, Uo[g], labels[i], targets[min(i, targets.shape[0] - 1)],
+                                             consts[0], consts[1], B, with_grad, m, g_max, t_max[g], g_step[g])
                 last[g] = lst
                 loss_b += loss
                 correct_b += ok
@@ -708,8 +710,9 @@ def forward_arrays(params, inputs: SpikeEvents, cfg, index=None):
 
 def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
     """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT (lif.py, alif.py)."""
-    index, labels = select(inputs, labels, index)
+    index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
     w_in, w_rec, w_out = weights(params, cfg)
+    labels, targets = readout.labels_and_targets(labels, index, cfg, w_in.dtype, inputs.n_steps)
     nb = n_blocks(cfg, len(index))
     shape = (nb,) if with_grad else (1,)
     gw_in = np.zeros(shape + w_in.shape, w_in.dtype)
@@ -724,7 +727,7 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
             w_in, w_rec, w_out, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(w_out.T), inputs.ptr,
             inputs.units, index, labels, inputs.n_steps, constants(cfg, w_in.dtype), cfg.recurrent,
             is_adaptive(cfg), cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
-            readout.code(cfg), cutoff(cfg, w_in.dtype),
+            readout.code(cfg), cutoff(cfg, w_in.dtype), targets,
         )
     # block sums added in a fixed order: the same bits for any thread count
     loss = 0.0

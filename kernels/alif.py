@@ -63,7 +63,7 @@ class ALIFConfig(NamedTuple):
     n_blocks: int = 16
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None  # w_rec's init std, as lif.py
-    readout: str = "max"  # the readout and its cross-entropy loss: max, mean, last, per_step, count (readout.py)
+    readout: str = "max"  # the readout and its loss: max, mean, last, per_step, count; mse: labels are targets (readout.py)
 
     @property
     def alpha(self) -> float:
@@ -104,7 +104,11 @@ def forward(params: dict[str, np.ndarray], inputs: SpikeEvents, cfg: ALIFConfig,
 
 
 def loss_and_grad(params, inputs: SpikeEvents, labels, cfg: ALIFConfig, index=None):
-    """``(loss, grads)`` with ``grads`` keyed like ``params``; ``index`` selects samples of ``inputs``."""
+    """``(loss, grads)`` with ``grads`` keyed like ``params``; ``index`` selects samples of ``inputs``.
+
+    ``labels``: one class per sample, or with ``readout="mse"`` the target trajectories (samples, steps,
+    outputs) of the readout voltages (for all samples or for those of ``index``).
+    """
     loss, _, grads = _network.run(params, inputs, labels, cfg, index, True)
     return loss, grads
 

@@ -60,7 +60,7 @@ class LIFConfig(NamedTuple):
     n_blocks: int = 16
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None  # w_rec's init std = this * (1 − β) / sqrt(n_hidden); None: weight_scale
-    readout: str = "max"  # the readout and its cross-entropy loss: max, mean, last, per_step, count (readout.py)
+    readout: str = "max"  # the readout and its loss: max, mean, last, per_step, count; mse: labels are targets (readout.py)
 
     @property
     def alpha(self) -> float:
@@ -119,7 +119,11 @@ def forward(params: dict[str, np.ndarray], inputs: SpikeEvents, cfg: LIFConfig, 
 
 
 def loss_and_grad(params, inputs: SpikeEvents, labels, cfg: LIFConfig, index=None):
-    """``(loss, grads)`` with ``grads`` keyed like ``params``; ``index`` selects samples of ``inputs``."""
+    """``(loss, grads)`` with ``grads`` keyed like ``params``; ``index`` selects samples of ``inputs``.
+
+    ``labels``: one class per sample, or with ``readout="mse"`` the target trajectories (samples, steps,
+    outputs) of the readout voltages (for all samples or for those of ``index``).
+    """
     loss, _, grads = _network.run(params, inputs, labels, cfg, index, True)
     return loss, grads
 

@@ -14,7 +14,10 @@ respect to every ``Uo[n]`` (``g_step``), which is all the backward pass needs:
 * ``count``: ``m_o = Σ_n (W_out·S[n])_o``, the hidden spike counts weighted by ``w_out``:
   the readout's input summed over time, without its two leaky filters. It is computed
   from the voltages by undoing the filters, ``Io[n] = Uo[n] − β Uo[n−1]``,
-  ``m = Io[T−1] + (1−α) Σ_{n<T−1} Io[n]``, and differentiated as written.
+  ``m = Io[T−1] + (1−α) Σ_{n<T−1} Io[n]``, and differentiated as written;
+* ``mse``: regression, not classification: the mean over steps and outputs of
+  ``(Uo_o[n] − y_o[n])²`` for a target trajectory ``y`` (steps × outputs) per sample; no sample
+  counts as correct.
 
 The loss of a batch is the mean of the samples' losses, so each ``g_step`` is divided by
 the batch size. Everything here is compiled (called from the network's block loop) and
@@ -24,10 +27,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ._jit import njit
 
-READOUTS = ("max", "mean", "last", "per_step", "count")
-MAX, MEAN, LAST, PER_STEP, COUNT = range(len(READOUTS))
+READOUTS = ("max", "mean", "last", "per_step", "count", "mse")
+MAX, MEAN, LAST, PER_STEP, COUNT, MSE = range(len(READOUTS))
 
 jit = njit(nogil=True, fastmath=False, error_model="numpy")
 
@@ -38,6 +43,24 @@ def code(cfg) -> int:
     if name not in READOUTS:
         raise ValueError(f"unknown readout {name!r} (choose from: {', '.join(READOUTS)})")
     return READOUTS.index(name)
+
+
+def labels_and_targets(labels, index, cfg, dtype, n_steps: int):
+    """``(labels, targets)`` for the batch loop: int64 labels of the samples ``index`` and a (1, 1, 1) dummy,
+    or, for ``mse``, zeros and the target trajectories (batch, steps, outputs) in ``dtype``.
+
+    ``labels`` (and, for ``mse``, the targets given in its place) are given for all samples or for those
+    of ``index``.
+    """
+    if code(cfg) != MSE:
+        labels = np.asarray(labels, np.int64)
+        return (labels[index] if labels.shape[0] != index.shape[0] else labels), np.zeros((1, 1, 1), dtype)
+    targets = np.asarray(labels)
+    if targets.ndim != 3 or targets.shape[1:] != (n_steps, cfg.n_outputs):
+        raise ValueError(f"readout mse needs target trajectories (samples, {n_steps} steps, {cfg.n_outputs} "
+                         f"outputs), got an array of shape {targets.shape}")
+    targets = targets[index] if targets.shape[0] != index.shape[0] else targets
+    return np.zeros(index.shape[0], np.int64), np.ascontiguousarray(targets, dtype=dtype)
 
 
 def _softmax_xent(m, label, g_out):
@@ -62,14 +85,25 @@ def _softmax_xent(m, label, g_out):
 _softmax_xent_jit = jit(_softmax_xent)
 
 
-def _sample_loss_py(kind, Uo, label, alpha, beta, B, with_grad, m, g, t_max, g_step):
+def _sample_loss_py(kind, Uo, label, target, alpha, beta, B, with_grad, m, g, t_max, g_step):
     """(loss, correct, last) of one sample; with ``with_grad``, ``g_step[n, o]`` = dL/dUo_o[n] / B for n <= last.
+
+    ``label``: the class; ``target`` (T, O): the trajectory of ``mse`` (ignored by the others).
 
     ``g_step`` (T, O) must be zero on entry and is left for :func:`clear` to zero again; ``m``, ``g`` (O,)
     in the voltages' dtype and ``t_max`` (O,) int64 are scratch. ``alpha``, ``beta``: the readout's
     filters, in the voltages' dtype (used by ``count``).
     """
     T, O = Uo.shape
+    if kind == MSE:
+        loss = 0.0
+        for n in range(T):
+            for o in range(O):
+                d = Uo[n, o] - target[n, o]
+                loss += d * d
+                if with_grad:
+                    g_step[n, o] = 2.0 * d / (T * O * B)
+        return loss / (T * O), 0, T - 1
     if kind == PER_STEP:
         loss = 0.0
         for o in range(O):

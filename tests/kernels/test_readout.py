@@ -1,4 +1,4 @@
-"""Readouts (max, mean, last, per_step, count): each loss's value against a NumPy reference computed
+"""Readouts (max, mean, last, per_step, count, mse): each loss's value against a NumPy reference computed
 from the forward pass, and each hand-written gradient against central finite differences in float64."""
 import numpy as np
 import pytest
@@ -6,9 +6,13 @@ import pytest
 from snnbatch.kernels import alif, events, lif, readout
 
 
-def _data(n_in=8, T=30, B=5, O=3, rate=0.15, seed=0):
+def _data(n_in=8, T=30, B=5, O=3, rate=0.15, seed=0, kind="max"):
+    """Input events and labels, or for ``mse`` target trajectories (smooth, of the readout's size)."""
     rng = np.random.default_rng(seed)
     ev = events.from_dense((rng.random((B, T, n_in)) < rate).astype(float))
+    if kind == "mse":
+        t = np.arange(T) / T
+        return ev, np.sin(2 * np.pi * (t[None, :, None] + rng.random((B, 1, O))))
     return ev, rng.integers(0, O, B)
 
 
@@ -29,6 +33,8 @@ def _xent(logits, labels):
 def reference_loss(kind, S, Uo, w_out, labels, cfg):
     """The readout's loss and accuracy from the forward pass's spikes S (B, T, H) and voltages Uo (B, T, O)."""
     B, T, _ = Uo.shape
+    if kind == "mse":
+        return float(((Uo - labels) ** 2).mean()), 0.0
     if kind == "per_step":
         loss, logp = _xent(Uo, np.repeat(labels[:, None], T, axis=1))
         pred = logp.sum(axis=1).argmax(axis=1)
@@ -45,7 +51,7 @@ MODULES = {"lif": lif, "alif": alif}
 @pytest.mark.parametrize("kind", readout.READOUTS)
 @pytest.mark.parametrize("model", ["lif", "alif"])
 def test_the_loss_is_the_readout_of_the_forward_pass(model, kind):
-    ev, labels = _data()
+    ev, labels = _data(kind=kind)
     mod = MODULES[model]
     cfg = _cfg(model, True, kind)
     params = mod.init_params(cfg, np.random.default_rng(1))
@@ -61,7 +67,7 @@ def test_the_loss_is_the_readout_of_the_forward_pass(model, kind):
 @pytest.mark.parametrize("kind", readout.READOUTS)
 @pytest.mark.parametrize("model, recurrent", [("lif", False), ("lif", True), ("alif", True)])
 def test_gradient_matches_central_finite_differences(model, recurrent, kind):
-    ev, labels = _data()
+    ev, labels = _data(kind=kind)
     mod = MODULES[model]
     cfg = _cfg(model, recurrent, kind)
     params = mod.init_params(cfg, np.random.default_rng(1))
@@ -84,9 +90,9 @@ def test_gradient_matches_central_finite_differences(model, recurrent, kind):
 
 
 def test_readouts_differ_and_float32_follows_float64():
-    ev, labels = _data()
     losses = {}
     for kind in readout.READOUTS:
+        ev, labels = _data(kind=kind)
         cfg64 = _cfg("lif", True, kind)
         p64 = lif.init_params(cfg64, np.random.default_rng(1))
         l64, g64 = lif.loss_and_grad(p64, ev, labels, cfg64)
@@ -98,6 +104,19 @@ def test_readouts_differ_and_float32_follows_float64():
             np.testing.assert_allclose(g32[k], g64[k], rtol=1e-2, atol=1e-3 * np.abs(g64[k]).max(), err_msg=kind)
         losses[kind] = l64
     assert len(set(losses.values())) == len(losses)
+
+
+def test_mse_takes_targets_of_the_readouts_shape_and_index_selects_them():
+    ev, targets = _data(kind="mse")
+    cfg = _cfg("lif", True, "mse")
+    params = lif.init_params(cfg, np.random.default_rng(1))
+    index = np.array([3, 1])
+    whole = lif.loss_and_grad(params, ev, targets, cfg, index)
+    given = lif.loss_and_grad(params, ev, targets[index], cfg, index)
+    assert whole[0] == given[0] and all(np.array_equal(whole[1][k], given[1][k]) for k in params)
+    assert lif.evaluate(params, ev, targets, cfg)["accuracy"] == 0.0
+    with pytest.raises(ValueError, match=r"readout mse needs target trajectories \(samples, 30 steps, 3 outputs\)"):
+        lif.evaluate(params, ev, targets[:, :, :2], cfg)
 
 
 def test_an_unknown_readout_is_refused():

@@ -74,7 +74,7 @@ BAD_FILES = [
     ("optimizer-key-without-gradients", "model: {type: force}\ntraining: {clip_grad_norm: 1.0}",
      "training.clip_grad_norm: rule 'rls' of model 'force' takes no gradient steps"),
     ("readout-unknown", "learning: {readout: median}",
-     "learning.readout: expected one of: 'max', 'mean', 'last', 'per_step', 'count', got 'median'"),
+     "learning.readout: expected one of: 'max', 'mean', 'last', 'per_step', 'count', 'mse', got 'median'"),
     ("readout-on-eprop", "learning: {rule: eprop, readout: mean}", "learning.readout: unknown key 'readout'"),
     ("epochs-and-iterations", "training: {epochs: 2, iterations: 3}",
      "training: give either 'iterations' or 'epochs', not both"),
