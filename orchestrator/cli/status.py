@@ -120,12 +120,23 @@ def summary(rows: list[dict]) -> dict[str, int]:
     return counts
 
 
-def _metric_cells(values: list) -> list[str]:
-    """A metric column: as many decimals as show 3 significant digits of its typical value (0.910,
-    2.31, 41.7), the same in every row; very large values in exponent form."""
+def _places(values: list) -> int:
+    """As many decimals as show 3 significant digits of the typical value (0.910, 2.31, 41.7)."""
     sizes = [abs(v) for v in values if v is not None and math.isfinite(v) and v != 0]
-    places = 3 if not sizes else min(6, max(0, 2 - math.floor(math.log10(statistics.median(sizes)))))
+    return 3 if not sizes else min(6, max(0, 2 - math.floor(math.log10(statistics.median(sizes)))))
+
+
+def _metric_cells(values: list, places: int | None = None) -> list[str]:
+    """A metric column with ``places`` decimals (default :func:`_places` of its values), the same in
+    every row; very large values in exponent form."""
+    places = _places(values) if places is None else places
     return ["" if v is None else f"{v:.4g}" if abs(v) >= 1e5 else f"{v:.{places}f}" for v in values]
+
+
+def _kind(metric: str) -> str:
+    """What a metric measures whichever split it is of (training, valid_, test_): columns of one
+    kind get the same decimals, so that training and test accuracy read alike."""
+    return metric.split("_", 1)[1] if metric.startswith(("valid_", "test_")) else metric
 
 
 def _param(v) -> str:
@@ -154,9 +165,13 @@ def _columns(rows: list[dict], metrics: Mapping[str, bool] | None = None,
     shown = [m for m in metrics if any(r.get(m) is not None for r in rows)]
     held_out = {m for m in shown if metrics[m]} or set(shown[-1:])
     training = [m for m in shown if m not in held_out and m not in validation]
+    kinds: dict[str, list] = {}
+    for m in shown:
+        kinds.setdefault(_kind(m), []).extend(r.get(m) for r in rows)
     for m in shown:
         priority = 2 if m in held_out else 3 if m in validation or training[:1] == [m] else 6
-        cols.append((_header(m, m in held_out and bool(metrics[m])), priority, _metric_cells([r.get(m) for r in rows])))
+        cells = _metric_cells([r.get(m) for r in rows], _places(kinds[_kind(m)]))
+        cols.append((_header(m, m in held_out and bool(metrics[m])), priority, cells))
     if any(r.get("selected_on") for r in rows):  # validating tasks: the iteration their result comes from
         cols.append(("best at", 4, [str(r["best_iteration"]) if r.get("selected_on") else "" for r in rows]))
     if any(r["attempts"] > 1 for r in rows):
