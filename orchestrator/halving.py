@@ -84,3 +84,22 @@ def drive(store: RunStore, ids: list[str], backend: Backend) -> SubmitResult:
         last = backend.submit(store, ids)
         outcomes.update(last.outcomes)
     return SubmitResult(waited=True, outcomes=outcomes, text=result.text)
+
+
+def describe(spec, tasks: list[Task]) -> str | None:
+    """A line for ``plan``: the rungs, how many tasks reach each, and the iterations trained at most."""
+    record = plan_record(spec, tasks)
+    if record is None:
+        return None
+    plan = halving.Plan.from_record(record)
+    length = min(t.config.training.iterations for t in tasks)
+    counts, spent = [len(tasks)], 0
+    for budget in plan.rungs:
+        counts.append(max(1, counts[-1] // plan.eta))
+        spent += (counts[-2] - counts[-1]) * budget
+    spent += counts[-1] * length
+    grid = sum(t.config.training.iterations for t in tasks)
+    rungs = ", ".join(map(str, plan.rungs)) or "none"
+    return (f"halving on {plan.metric} ({plan.better} is better), eta {plan.eta}: rungs at {rungs} iterations, "
+            f"{' -> '.join(map(str, counts))} tasks; {counts[-1]} train{'s' * (counts[-1] == 1)} to the end; at most {spent} of the "
+            f"full grid's {grid} iterations ({spent / grid:.0%})")

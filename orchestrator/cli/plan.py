@@ -61,6 +61,11 @@ def plan_command(spec_path, overrides, as_json, show_spec, estimate):
         f"{summary.n_tasks} tasks × {summary.cpus_per_task} cpu × {spec.resources.time} "
         f"= {summary.core_hours:.1f} core-hours requested"
     )
+    from ..halving import describe
+
+    rungs = describe(spec, tasks)
+    if rungs:
+        console.print(rungs)
     if estimate:
         _print_estimate(spec, tasks)
 

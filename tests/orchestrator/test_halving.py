@@ -228,3 +228,12 @@ def test_tasks_that_validate_are_ranked_by_their_validation_metric(tmp_path):
     for t in tasks:  # the value validated at the rung's budget
         assert values[t.id] == run.task(t.id).metrics["valid_accuracy"][1]
     assert len(promoted) == 1 and values[promoted[0]] == max(values.values())
+
+
+def test_plan_says_the_rungs_and_the_iterations_at_most(tmp_path, cli):
+    (tmp_path / "hv.yaml").write_text(SPEC)
+    r = cli("plan", "hv.yaml")
+    assert r.exit_code == 0, r.output
+    # 9 -> 3 -> 1: 6 stop at 2, 2 at 6, 1 trains 18: 12 + 12 + 18 of 9 x 18
+    assert ("halving on accuracy (higher is better), eta 3: rungs at 2, 6 iterations, 9 -> 3 -> 1 tasks; 1 trains "
+            "to the end; at most 42 of the full grid's 162 iterations (26%)") in " ".join(r.output.split())
