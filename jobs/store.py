@@ -113,6 +113,37 @@ def check_task_id(task_id, store=None) -> str:
     return task_id
 
 
+TASK_PREFIX = re.compile(r"[0-9a-f]{1,12}")
+SHOWN_CANDIDATES = 10  # an ambiguous prefix names this many of the tasks it matches
+
+
+def resolve_task_id(store, prefix, ids=None) -> str:
+    """The id of the one task of the run store at ``store`` whose id starts with ``prefix``, as git
+    takes a commit's (any unique prefix, the whole id included); a :class:`StoreError` naming the
+    candidates when several match, or saying that none does. ``ids``: the store's task ids, when
+    the caller has them (else the ``tasks`` directory is listed)."""
+    text = prefix
+    if not isinstance(text, str) or not TASK_PREFIX.fullmatch(text):
+        raise StoreError(f"{store}: {prefix!r} is not a task id: expected lowercase hex digits (the whole 12 or a prefix), "
+                         "as 'snnbatch status STORE' lists them")
+    if ids is None:
+        open_root(store)  # a store of this format, or a clear error
+        try:
+            ids = [e.name for e in os.scandir(Path(store) / TASKS) if e.is_dir() and TASK_ID.fullmatch(e.name)]
+        except OSError:
+            ids = []
+    found = sorted(i for i in ids if i.startswith(text))
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise StoreError(f"{store}: no task {text!r} in this store ({len(ids)} tasks; "
+                         f"'snnbatch status {store}' lists them)")
+    shown = ", ".join(found[:SHOWN_CANDIDATES]) + (f" and {len(found) - SHOWN_CANDIDATES} more"
+                                                   if len(found) > SHOWN_CANDIDATES else "")
+    raise StoreError(f"{store}: task id {text!r} is ambiguous: {len(found)} tasks start with it ({shown}); "
+                     "give more of its characters")
+
+
 def is_store_full_or_readonly(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in STORE_ERRNOS
 

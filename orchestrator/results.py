@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ..jobs.status import TaskStatus
-from ..jobs.store import TASKS, TaskStore, read_metric_history  # noqa: F401  (read_metric_history: importable here)
+from ..jobs.store import TASKS, TaskStore, read_metric_history, resolve_task_id  # noqa: F401  (read_metric_history: importable here)
 from .labels import FINAL, Labels
 from .store import RunStore
 
@@ -138,10 +138,10 @@ class Run:
                 for t in self.store.tasks()]
 
     def task(self, task_id: str) -> TaskResult:
-        for t in self.tasks:
-            if t.id == task_id:
-                return t
-        raise KeyError(task_id)
+        """The task of this id, or of any unique prefix of it (``run.task("3fa2c1d0")``); a
+        :class:`~snnbatch.jobs.errors.StoreError` names the candidates of an ambiguous prefix."""
+        wanted = resolve_task_id(self.path, task_id, ids=[t.id for t in self.tasks])
+        return next(t for t in self.tasks if t.id == wanted)
 
     def __len__(self) -> int:
         return len(self.tasks)

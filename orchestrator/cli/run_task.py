@@ -7,6 +7,7 @@ import click
 
 from ...jobs.errors import ExitCode
 from ...jobs.runner import StopFlag, install_signal_handlers, run_task
+from ...jobs.store import resolve_task_id
 from .app import abort, run_command
 
 EXIT = {"done": ExitCode.DONE, "failed": ExitCode.TASKS_FAILED, "interrupted": ExitCode.INTERRUPTED,
@@ -23,6 +24,8 @@ EXIT = {"done": ExitCode.DONE, "failed": ExitCode.TASKS_FAILED, "interrupted": E
 def run_task_command(store_path, task_id, deadline, backend, job_id):
     """Run one task of STORE until it is done, from its newest checkpoint.
 
+    TASK_ID: the task's id or any unique prefix of it (as 'snnbatch status STORE' lists them).
+
     SIGTERM, SIGUSR2 and SIGINT make it checkpoint and exit with status 3.
     Exit status 0: done; 1: the task failed (traceback in the store); 2: bad input (a task id or a
     store that cannot be used); 3: stopped after a checkpoint; 4: another live process runs this
@@ -30,8 +33,9 @@ def run_task_command(store_path, task_id, deadline, backend, job_id):
 
     \b
     Example:
-      snnbatch run-task runs/quickstart 3fa2c1d09b7e
+      snnbatch run-task runs/quickstart 3fa2c1d0
     """
+    task_id = resolve_task_id(store_path, task_id)
     stop = StopFlag()
     install_signal_handlers(stop)
     outcome = run_task(store_path, task_id, stop=stop, deadline=deadline, backend=backend, job_id=job_id)
