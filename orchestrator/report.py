@@ -40,7 +40,7 @@ from ..jobs.version import snnbatch_version
 from .labels import LABELS, Labels  # noqa: F401  (LABELS: importable here)
 from .results import Run, format_duration
 
-FILES = ("report.html", "results.csv", "results.parquet", "curves.png", "final.png", "heatmap.png")
+FILES = ("report.html", "results.csv", "results.parquet", "curves.png", "final.png", "heatmap.png", "halving.png")
 STYLE = {
     "font.size": 13,
     "axes.titlesize": 15,
@@ -369,6 +369,38 @@ def _mean(curves: list[np.ndarray]) -> np.ndarray:
     with warnings.catch_warnings():  # 'mean of empty slice' past the end of shorter runs
         warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(np.vstack(curves), axis=0)
+
+
+def halving_figure(run: Run, choice: Choice):
+    """A halving sweep's metric against iterations, one line per task: those pruned faded, the rung
+    budgets marked; None for a sweep without halving."""
+    from ..jobs import halving
+
+    plan = halving.plan_of(run.path)
+    if plan is None:
+        return None
+    histories = run.histories()
+    words = halving.overview(run.path, [t.id for t in run.tasks])
+    fig = _figure(8.0, 4.6)
+    ax = fig.subplots()
+    for pruned in (True, False):  # the pruned ones first, under the others
+        for t in run.tasks:
+            if (words[t.id]["halving"] == "pruned") != pruned:
+                continue
+            y = np.asarray(histories[t.id].get(plan.metric, []), dtype=float)
+            x = np.arange(1, len(y) + 1)
+            ok = np.isfinite(y)
+            style = {"color": "#999999", "alpha": 0.35, "lw": 0.8} if pruned else {"color": "#3b528b", "lw": 1.8}
+            ax.plot(x[ok], y[ok], marker="." if plan.validation else None, **style)
+    for k, budget in enumerate(plan.rungs):
+        ax.axvline(budget, color="#b2182b", ls="--", lw=1)
+        ax.annotate(f"rung {k}", (budget, 1.0), xycoords=("data", "axes fraction"), xytext=(3, -12),
+                    textcoords="offset points", color="#b2182b", fontsize=10)
+    ax.set_xlabel(choice.labels("iteration"))
+    ax.set_ylabel(choice.labels(plan.metric))
+    fig.suptitle(f"Successive halving (eta {plan.eta})")
+    _caption(fig, "grey: pruned at a rung  ·  blue: promoted  ·  dashed: rung budgets")
+    return fig
 
 
 def curves_figure(run: Run, choice: Choice):
@@ -927,6 +959,8 @@ def report_html(run: Run, choice: Choice, df, images: dict[str, bytes | None]) -
         parts.append(f"<div>{configurations}</div></div>")
     if images.get("curves.png"):
         parts.append(f"<h2>Training</h2>{_img(images['curves.png'], 'training curves')}")
+    if images.get("halving.png"):
+        parts.append(f"<h2>Successive halving</h2>{_img(images['halving.png'], 'the metric by rung, pruned faded')}")
     parts.append("<h2>All tasks</h2>")
     parts.append(_table_html(df, choice))
     if run.store.root.attrs.get("spec_yaml"):
@@ -967,7 +1001,7 @@ def figures(run: Run, choice: Choice, df) -> dict:
 
     with matplotlib.rc_context(STYLE):
         return {"curves.png": curves_figure(run, choice), "final.png": final_figure(run, choice, df),
-                "heatmap.png": heatmap_figure(run, choice, df)}
+                "heatmap.png": heatmap_figure(run, choice, df), "halving.png": halving_figure(run, choice)}
 
 
 def check_out(out: Path) -> None:

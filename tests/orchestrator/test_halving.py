@@ -237,3 +237,11 @@ def test_plan_says_the_rungs_and_the_iterations_at_most(tmp_path, cli):
     # 9 -> 3 -> 1: 6 stop at 2, 2 at 6, 1 trains 18: 12 + 12 + 18 of 9 x 18
     assert ("halving on accuracy (higher is better), eta 3: rungs at 2, 6 iterations, 9 -> 3 -> 1 tasks; 1 trains "
             "to the end; at most 42 of the full grid's 162 iterations (26%)") in " ".join(r.output.split())
+
+
+def test_the_report_draws_the_rungs(reference, tmp_path, cli):
+    _, _, ref = reference
+    r = cli("report", ref, "--out", tmp_path / "report")
+    assert r.exit_code == 0, r.output
+    assert (tmp_path / "report" / "halving.png").stat().st_size > 1000
+    assert "Successive halving" in (tmp_path / "report" / "report.html").read_text()
