@@ -143,6 +143,25 @@ class Run:
         wanted = resolve_task_id(self.path, task_id, ids=[t.id for t in self.tasks])
         return next(t for t in self.tasks if t.id == wanted)
 
+    def best(self, metric: str = "accuracy") -> TaskResult:
+        """The done task with the best value of ``metric``, in the direction its algorithm declares.
+
+        A bare name is judged on held-out data where the tasks have it: ``best("accuracy")`` picks
+        on ``valid_accuracy`` when the tasks validate, else on ``test_accuracy``, else on the last
+        training value ``final_accuracy``; a full name (``test_loss``) is taken as it is.
+        :meth:`best_metric` says which column it used. With validation, the task's final checkpoint
+        (:attr:`TaskResult.checkpoint`) holds the state of its best validation.
+        """
+        from .export import best_task
+
+        return best_task(self, metric)[0]
+
+    def best_metric(self, metric: str = "accuracy") -> str:
+        """The column :meth:`best` judges ``metric`` on (``valid_accuracy``, ``test_accuracy``, ...)."""
+        from .export import choose_metric
+
+        return choose_metric(self, metric)
+
     def __len__(self) -> int:
         return len(self.tasks)
 

@@ -14,7 +14,7 @@ from .app import run_command  # noqa: F401  (re-exported for the commands)
 
 # Each command's module (its COMMANDS list holds the click command of that name).
 COMMANDS = {"plan": "plan", "submit": "submit", "resume": "submit", "status": "status", "report": "report",
-            "run-task": "run_task", "cancel": "cancel", "keys": "keys"}
+            "run-task": "run_task", "cancel": "cancel", "keys": "keys", "export": "export"}
 
 
 class _Commands(click.Group):
