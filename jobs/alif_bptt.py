@@ -5,7 +5,7 @@ from typing import Literal
 
 from pydantic import NonNegativeFloat, PositiveFloat
 
-from .lif_bptt import CLASSIFIER_METRICS, BPTTLearning, EpropLearning, LIFBPTTTrainer, LIFModel
+from .lif_bptt import CLASSIFIER_METRICS, BPTTLearning, EpropLearning, LIFBPTTTrainer, LIFModel, recurrent_given
 from .registry import Algorithm, Rule
 from .trainer import kernel_config
 
@@ -28,8 +28,7 @@ def alif_config(trainer: LIFBPTTTrainer):
     """The kernel config of an ``alif`` model section."""
     from ..kernels import alif
 
-    return kernel_config(alif.ALIFConfig, trainer.config.model, trainer.config.learning,
-                         n_inputs=trainer.data.n_inputs, n_outputs=trainer.data.n_classes)
+    return kernel_config(alif.ALIFConfig, trainer.config.model, trainer.config.learning, **recurrent_given(trainer))
 
 
 class ALIFBPTTTrainer(LIFBPTTTrainer):

@@ -7,13 +7,19 @@ from __future__ import annotations
 
 import importlib
 from types import SimpleNamespace
-from typing import Literal, Optional
+from typing import Literal, Optional, Union
 
 import numpy as np
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt
+from pydantic import (Field, NonNegativeFloat, PositiveFloat, PositiveInt, TypeAdapter, ValidationError,
+                      model_validator)
 
 from .registry import ID_WHEN_SET, Algorithm, Metric, Rule, Section
 from .trainer import GradientTrainer, TrainState, build_dataset, epoch_order, iterations_per_epoch, kernel_config
+
+
+# The defaults of a recurrent network (``auto``), chosen by measurement: README, Recurrent networks
+RECURRENT_WEIGHT_SCALE = 0.5
+RECURRENT_LR_SCALE = 0.1
 
 
 class LIFModel(Section):
@@ -35,10 +41,37 @@ class LIFModel(Section):
     """firing threshold ϑ"""
     weight_scale: PositiveFloat = 7.0
     """initial weight std = weight_scale·(1−β)/√fan-in"""
-    recurrent_weight_scale: Optional[NonNegativeFloat] = Field(None, json_schema_extra=ID_WHEN_SET)
-    """initial recurrent weight std = recurrent_weight_scale·(1−β)/√n_hidden; none: weight_scale, as before the key existed (0.5 recommended, see Algorithms)"""
+    recurrent_weight_scale: Union[Literal["auto"], NonNegativeFloat, None] = Field("auto", json_schema_extra=ID_WHEN_SET)
+    """initial recurrent weight std = recurrent_weight_scale·(1−β)/√n_hidden; auto: 0.5 in a recurrent network; none: weight_scale (7), the initialisation before the key existed"""
+    recurrent_lr_scale: Union[Literal["auto"], NonNegativeFloat] = Field("auto", json_schema_extra=ID_WHEN_SET)
+    """the recurrent weights' learning rate, relative to training.lr; auto: 0.1 in a recurrent network, 1 where recurrent_weight_scale is none (as before the key existed)"""
     dtype: Literal["float32", "float64"] = "float32"
     """float32 or float64 (the arithmetic of the whole network)"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recurrent_defaults(cls, data):
+        """A recurrent network's ``auto`` keys become numbers, so that the task id names them.
+
+        Specs written before these keys existed mean, for a recurrent network, the old
+        initialisation and learning rate; written again now they mean the new defaults,
+        and the numbers in the id give them new ids (README: Recurrent networks). A stored
+        config of such a task holds ``recurrent_weight_scale: null``, which keeps the old
+        learning rate: the task resumes with the bits it started with.
+        """
+        if not isinstance(data, dict):
+            return data
+        try:
+            if not TypeAdapter(bool).validate_python(data.get("recurrent", False)):
+                return data
+        except ValidationError:
+            return data  # the field's own validation names the error
+        data = dict(data)
+        if data.get("recurrent_weight_scale", "auto") == "auto":
+            data["recurrent_weight_scale"] = RECURRENT_WEIGHT_SCALE
+        if data.get("recurrent_lr_scale", "auto") == "auto":
+            data["recurrent_lr_scale"] = 1.0 if data["recurrent_weight_scale"] is None else RECURRENT_LR_SCALE
+        return data
 
 
 class BPTTLearning(Section):
@@ -101,12 +134,14 @@ class LIFBPTTTrainer(GradientTrainer):
         self.n_train = len(self.data.train_labels)
         self.batch_size = min(t.batch_size, self.n_train)
         self.iterations_per_epoch = iterations_per_epoch(self.n_train, self.batch_size)
+        m = config.model
+        if m.recurrent and m.recurrent_lr_scale not in ("auto", 1.0):  # "auto" stays only where it means 1
+            self.lr_scale = {"w_rec": float(m.recurrent_lr_scale)}
 
     def kernel_config(self):
         from ..kernels import lif
 
-        return kernel_config(lif.LIFConfig, self.config.model, self.config.learning,
-                             n_inputs=self.data.n_inputs, n_outputs=self.data.n_classes)
+        return kernel_config(lif.LIFConfig, self.config.model, self.config.learning, **recurrent_given(self))
 
     def init_state(self) -> TrainState:
         return self.new_state(self.kernel.init_params(self.kcfg, np.random.default_rng(self.seeds()[0])))
@@ -177,6 +212,13 @@ def spike_data(data, config):
         out[f"{part}_events"] = events.from_dense(x)
         out[f"{part}_labels"] = split.targets if targets else split.labels
     return SimpleNamespace(**out)
+
+
+def recurrent_given(trainer) -> dict:
+    """The kernel config's data sizes and recurrent scale (``auto`` stays only in a network without recurrence)."""
+    scale = trainer.config.model.recurrent_weight_scale
+    return {"n_inputs": trainer.data.n_inputs, "n_outputs": trainer.data.n_classes,
+            "recurrent_weight_scale": None if scale == "auto" else scale}
 
 
 ALGORITHM = Algorithm(

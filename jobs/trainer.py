@@ -60,6 +60,9 @@ class GradientTrainer(Trainer):
     :meth:`apply_gradients` in ``step``.
     """
 
+    lr_scale: dict[str, float] = {}
+    """per parameter name, its learning rate relative to ``training.lr`` (1 for names not in it)"""
+
     def __init__(self, config):
         super().__init__(config)
         from ..kernels import optim
@@ -103,11 +106,13 @@ class GradientTrainer(Trainer):
         if t.clip_grad_norm is not None:
             grads, _ = optim.clip_by_global_norm(grads, t.clip_grad_norm)
         lr = self.learning_rate(state)
-        decay = {"weight_decay": t.weight_decay} if t.weight_decay else {}
+        extra = {"weight_decay": t.weight_decay} if t.weight_decay else {}
+        if self.lr_scale:
+            extra["lr_scale"] = self.lr_scale
         if t.optimizer == "adam":
-            self.opt_step(params, grads, opt, lr, t.beta1, t.beta2, **decay)
+            self.opt_step(params, grads, opt, lr, t.beta1, t.beta2, **extra)
         else:
-            self.opt_step(params, grads, opt, lr, **decay)
+            self.opt_step(params, grads, opt, lr, **extra)
 
 
 def kernel_config(cls, *sections, **given):

@@ -64,12 +64,15 @@ def clip_by_global_norm(grads: dict[str, np.ndarray], max_norm: float) -> tuple[
     return {k: g * g.dtype.type(coef) for k, g in grads.items()}, norm
 
 
-def decay(params: dict[str, np.ndarray], lr: float, weight_decay: float) -> None:
-    """Decoupled weight decay, in place: ``p ← p·(1 − lr·weight_decay)`` for every parameter."""
+def decay(params: dict[str, np.ndarray], lr: float, weight_decay: float,
+          lr_scale: dict[str, float] | None = None) -> None:
+    """Decoupled weight decay, in place: ``p ← p·(1 − lr·weight_decay)`` for every parameter
+    (``lr`` times its factor in ``lr_scale``, if it has one)."""
     if weight_decay == 0:
         return
-    for p in params.values():
-        p *= p.dtype.type(1.0 - lr * weight_decay)
+    for name, p in params.items():
+        rate = lr * lr_scale[name] if lr_scale and name in lr_scale else lr
+        p *= p.dtype.type(1.0 - rate * weight_decay)
 
 
 def adam_init(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -89,13 +92,16 @@ def adam_step(
     beta2: float = 0.999,
     eps: float = 1e-8,
     weight_decay: float = 0.0,
+    lr_scale: dict[str, float] | None = None,
 ) -> None:
     """One Adam step (Kingma & Ba 2015), updating ``params`` and ``state`` in place.
 
     With ``weight_decay`` > 0 it is AdamW: each parameter first shrinks by ``lr·weight_decay``
     of itself (as PyTorch's ``AdamW`` does), then takes the Adam step; 0 is Adam exactly.
+    ``lr_scale``: per parameter name, a factor on ``lr`` (names not in it take ``lr`` itself),
+    in the decay and in the step.
     """
-    decay(params, lr, weight_decay)
+    decay(params, lr, weight_decay, lr_scale)
     state["t"][...] = state["t"] + 1
     t = int(state["t"])
     c1 = 1.0 - beta1**t
@@ -107,15 +113,17 @@ def adam_step(
         m += (1.0 - beta1) * g
         v *= beta2
         v += (1.0 - beta2) * (g * g)
-        p -= (lr / c1) * m / (np.sqrt(v / c2) + eps)
+        rate = lr * lr_scale[name] if lr_scale and name in lr_scale else lr
+        p -= (rate / c1) * m / (np.sqrt(v / c2) + eps)
 
 
-def sgd_step(params, grads, state, lr: float, weight_decay: float = 0.0) -> None:
-    """Plain gradient descent; ``state`` only counts steps. ``weight_decay``: as in :func:`adam_step`."""
-    decay(params, lr, weight_decay)
+def sgd_step(params, grads, state, lr: float, weight_decay: float = 0.0,
+             lr_scale: dict[str, float] | None = None) -> None:
+    """Plain gradient descent; ``state`` only counts steps. ``weight_decay``, ``lr_scale``: as in :func:`adam_step`."""
+    decay(params, lr, weight_decay, lr_scale)
     state["t"][...] = state["t"] + 1
     for name, p in params.items():
-        p -= lr * grads[name]
+        p -= (lr * lr_scale[name] if lr_scale and name in lr_scale else lr) * grads[name]
 
 
 def sgd_init(params: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -21,6 +21,13 @@ purpose. They must still run to completion, with the same task ids and the same
 array names, dtypes and shapes, and finite final metrics. Once the fix is in,
 record the file again and drop the mark.
 
+Entries a commit changed on purpose were recorded again (``rerecorded``: why, from which
+commit, what they held before). Since recurrent networks got their own defaults
+(``recurrent_weight_scale`` and ``recurrent_lr_scale``), a recurrent task planned from a spec
+that leaves them out has a new id: in a re-recorded plan exactly the tasks of recurrent networks
+changed their ids, and a re-recorded run's ``legacy_text`` (the spec as a stored config from
+before reads: ``recurrent_weight_scale: null``) still gives the bits recorded before.
+
 The bits are those of one CPU type and of the NumPy / Numba versions in
 ``recorded_from`` (the thread count never changes them). The packed RLS kernel
 compiles its dot products with reassociation allowed, so on another CPU type
@@ -68,19 +75,26 @@ def test_planning_gives_the_recorded_task_ids_and_params(name):
         f"{name}: task params changed")
 
 
-@pytest.mark.parametrize("name", list(GOLDEN["bits"]))
-def test_runs_give_the_recorded_bits(name, tmp_path):
-    case = GOLDEN["bits"][name]
-    text = case["text"]
+@pytest.mark.parametrize("name", [n for n, p in GOLDEN["plans"].items() if "rerecorded" in p])
+def test_rerecorded_plans_changed_the_ids_of_recurrent_tasks_only(name):
+    entry = GOLDEN["plans"][name]
+    before = [t["id"] for t in entry["rerecorded"]["before"]["tasks"]]
+    tasks = planner.plan(spec_mod.parse(entry["text"]))
+    assert len(tasks) == len(before)
+    changed = [t.id != b for t, b in zip(tasks, before)]
+    recurrent = [bool(getattr(t.config.model, "recurrent", False)) for t in tasks]
+    assert changed == recurrent, f"{name}: ids changed {changed}, recurrent networks {recurrent}"
+
+
+def _run_and_compare(name, case, text, recorded_tasks, tmp_path):
     spec = spec_mod.parse(text)
     tasks = planner.plan(spec)
-    assert [t.id for t in tasks] == list(case["tasks"]), f"{name}: task ids changed"
+    assert len(tasks) == len(recorded_tasks), f"{name}: number of tasks changed"
     store, _ = RunStore.create_or_update(tmp_path / "store", spec, text, tasks)
-    for t in tasks:
+    for t, recorded in zip(tasks, recorded_tasks.values()):
         outcome = run_task(store.path, t.id)
         assert outcome.state == "done", f"{name}: task {t.id} ended {outcome.state}: {outcome.error}"
         result = open_run(store.path).task(t.id)
-        recorded = case["tasks"][t.id]
         checkpoint = {k: _digest(v) for k, v in result.checkpoint.items()}
         metrics = {k: _digest(v) for k, v in result.metrics.items()}
         assert set(checkpoint) == set(recorded["checkpoint"]), f"{name}: checkpoint arrays changed"
@@ -99,3 +113,17 @@ def test_runs_give_the_recorded_bits(name, tmp_path):
         assert not changed, f"{where}: metric histories with other bits: {changed}"
         changed = {k: (recorded["final"][k], v) for k, v in final.items() if v != recorded["final"][k]}
         assert not changed, f"{where}: final metrics (recorded, now): {changed}"
+
+
+@pytest.mark.parametrize("name", list(GOLDEN["bits"]))
+def test_runs_give_the_recorded_bits(name, tmp_path):
+    case = GOLDEN["bits"][name]
+    tasks = planner.plan(spec_mod.parse(case["text"]))
+    assert [t.id for t in tasks] == list(case["tasks"]), f"{name}: task ids changed"
+    _run_and_compare(name, case, case["text"], case["tasks"], tmp_path)
+
+
+@pytest.mark.parametrize("name", [n for n, c in GOLDEN["bits"].items() if "legacy_text" in c.get("rerecorded", {})])
+def test_stored_configs_from_before_a_rerecord_give_the_bits_recorded_before(name, tmp_path):
+    case = GOLDEN["bits"][name]
+    _run_and_compare(name, case, case["rerecorded"]["legacy_text"], case["rerecorded"]["before"]["tasks"], tmp_path)

@@ -13,6 +13,15 @@ It records, with whichever ``snnbatch`` it imports:
   Each case is run twice, in two stores, and must give the same bits both
   times, so only reproducible values are recorded.
 
+Entries whose ids or bits a commit changes on purpose are recorded again, alone, with
+``--rerecord NAME ... --why TEXT``: each keeps what it held before (``rerecorded.before``)
+and says why it changed. A bits case re-recorded that way also gets ``legacy_text``, its spec
+with ``recurrent_weight_scale: null`` (how a stored config of such a task from before the
+change reads), which must still give the bits held before::
+
+    .venv/bin/python tests/golden/record_behaviour.py tests/golden/behaviour.json \\
+        --rerecord lif-bptt-recurrent-float64 ... --why "..."
+
 To record the behaviour of one commit without the changes in a working tree,
 run it from a clean worktree of that commit, named ``snnbatch`` so that it
 imports as the package::
@@ -300,11 +309,51 @@ def source_commit(package_dir: str) -> dict:
     return {"commit": git("rev-parse", "HEAD"), "clean": status == "" if status is not None else None}
 
 
+def legacy_text(text: str) -> str:
+    """A recurrent spec as a stored config from before ``recurrent_weight_scale`` had a default of its own reads."""
+    if "recurrent: true" not in text:
+        raise ValueError("only the specs of recurrent networks are re-recorded with a legacy text")
+    return text.replace("recurrent: true", "recurrent: true, recurrent_weight_scale: null")
+
+
+def rerecord(out: Path, names: list[str], why: str, package_dir: str) -> int:
+    """Record the entries ``names`` of ``out`` again, each keeping what it held before and why it changed."""
+    record = json.loads(out.read_text(encoding="utf-8"))
+    source = source_commit(package_dir)
+    for name in names:
+        if name in record["plans"]:
+            entry = record["plans"][name]
+            before = entry.pop("rerecorded", {}).get("before", {"tasks": entry["tasks"]})
+            entry["tasks"] = plan_record(entry["text"])
+            entry["rerecorded"] = {"why": why, "from": source, "before": before}
+        elif name in record["bits"]:
+            entry = record["bits"][name]
+            before = entry.pop("rerecorded", {}).get("before", {"tasks": entry["tasks"]})
+            with tempfile.TemporaryDirectory() as d:
+                first = run_record(entry["text"], Path(d) / "a")
+                if first != run_record(entry["text"], Path(d) / "b"):
+                    raise RuntimeError(f"{name}: two runs of the same spec gave different results")
+            entry["tasks"] = first
+            entry["rerecorded"] = {"why": why, "from": source, "before": before,
+                                   "legacy_text": legacy_text(entry["text"])}
+        else:
+            sys.exit(f"{out}: no entry {name!r}")
+        print(f"{name}: recorded again", file=sys.stderr)
+    out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out")
     ap.add_argument("--package-root", help="refuse to run unless snnbatch is imported from under this directory")
+    ap.add_argument("--rerecord", nargs="+", metavar="NAME", help="record only these entries again, in OUT")
+    ap.add_argument("--why", help="with --rerecord: why their ids or bits changed (required)")
     args = ap.parse_args(argv)
+    if args.rerecord:
+        if not args.why:
+            ap.error("--rerecord needs --why")
+        return rerecord(Path(args.out), args.rerecord, args.why, check_package_root(args.package_root))
 
     import numba
     import numpy as np
