@@ -3,11 +3,11 @@
 Two measurements, each network trained in this process through the trainer contract
 (``build_trainer``, ``step``, ``evaluate``: the code a task runs, without a store):
 
-* **Randman, recurrent initialisation.** The setting of examples/eprop.yaml (10-class Randman,
-  64 LIF neurons, 150 iterations of 128 samples): feed-forward, recurrent with the recurrent
-  weights at the input weights' scale (``recurrent_weight_scale`` unset, the initialisation of
-  every run made before the key existed) and recurrent with ``recurrent_weight_scale`` at
-  :data:`RECOMMENDED`, with BPTT and e-prop.
+* **Randman, recurrent defaults.** The setting of examples/eprop.yaml (10-class Randman,
+  64 LIF neurons, 150 iterations of 128 samples): feed-forward, recurrent as before the
+  recurrent keys existed (``recurrent_weight_scale: null``: the recurrent weights at the input
+  weights' scale, learning at ``training.lr``) and recurrent with the defaults
+  (:data:`RECOMMENDED`, :data:`RECURRENT_LR`), with BPTT and e-prop.
 * **Delayed match-to-sample** (``dataset: {type: delayed_match}``, :mod:`snnbatch.kernels.cues`)
   over delay lengths: feed-forward LIF and ALIF with BPTT, recurrent LIF and ALIF with BPTT and
   with e-prop. BPTT's accuracy is that of its max-over-time readout, e-prop's that of its
@@ -17,8 +17,9 @@ Two measurements, each network trained in this process through the trainer contr
 The quick form runs one seed of a few cases (1.7 minutes on 2 shared cores), the full form every
 case over five seeds, three for Randman (18.5 minutes there, 15.5 of them e-prop's; see
 :data:`FORMS`). Mean and range over seeds are reported, with the wall time of each group. The
-README's delayed match-to-sample table is this benchmark's full form; its Randman table, more
-scales over more seeds (20-40 minutes on 2 cores), is ``python -m benchmarks.bench_memory --scales``.
+README's delayed match-to-sample table is this benchmark's full form (``python -m
+benchmarks.bench_memory --memory`` runs it alone on 2 processes); its Randman table, more pairs of
+recurrent_weight_scale and recurrent_lr_scale over more seeds, is ``python -m benchmarks.bench_memory --scales``.
 """
 from __future__ import annotations
 
@@ -26,9 +27,11 @@ import statistics
 import time
 
 NAME = "memory"
-TITLE = "Recurrent initialisation on Randman, and delayed match-to-sample over delays"
+TITLE = "Recurrent defaults on Randman, and delayed match-to-sample over delays"
 
-RECOMMENDED = 0.5  # the recurrent_weight_scale the README and examples/memory.yaml recommend
+# the recurrent defaults (``auto``) of snnbatch.jobs.lif_bptt: recurrent_weight_scale, recurrent_lr_scale
+RECOMMENDED = 0.5
+RECURRENT_LR = 0.1
 
 FORMS = {
     "quick": {"randman": {"bptt": [2e-3]}, "randman_seeds": [0], "delays": [0, 50], "seeds": [0]},
@@ -40,16 +43,18 @@ FORMS = {
 
 RANDMAN = {"type": "randman", "n_inputs": 100, "n_classes": 10, "n_train": 1000, "n_test": 500, "dim": 2,
            "n_steps": 100}
+BEFORE = {"recurrent": True, "recurrent_weight_scale": None}  # the initialisation and learning rate before the keys
 RANDMAN_NETWORKS = {
     "feed-forward": {"recurrent": False},
-    "recurrent, scale unset (= weight_scale 7)": {"recurrent": True},
-    f"recurrent, recurrent_weight_scale {RECOMMENDED}": {"recurrent": True, "recurrent_weight_scale": RECOMMENDED},
+    "recurrent, as before the keys (scale 7, lr ×1)": BEFORE,
+    f"recurrent, the defaults (scale {RECOMMENDED}, lr ×{RECURRENT_LR})": {"recurrent": True},
 }
 
 
-# the README's table of recurrent scales: (rule, seeds); each at both learning rates of examples/eprop.yaml
+# the README's table of recurrent defaults: (rule, seeds), each at both learning rates of examples/eprop.yaml;
+# the networks: (recurrent_weight_scale, recurrent_lr_scale)
 SCALE_SWEEP = {"bptt": [0, 1, 2, 3, 4], "eprop": [0, 1, 2]}
-SCALES = {"bptt": [None, 3.0, 2.0, 1.0, 0.5, 0.25, 0.0], "eprop": [None, 1.0, 0.5, 0.25, 0.0]}
+SCALES = [(None, 1.0), (0.5, 1.0), (0.5, 0.3), (0.5, 0.1), (0.0, 0.1)]
 
 
 def randman_spec(network: dict, rule: str, lr: float, seed: int) -> dict:
@@ -64,10 +69,10 @@ ALIF = {"type": "alif", "tau_adapt": 0.5, "adapt_jump": 0.5}
 MEMORY_NETWORKS = {
     "feed-forward LIF, BPTT": ({"type": "lif", "recurrent": False}, "bptt"),
     "feed-forward ALIF, BPTT": ({**ALIF, "recurrent": False}, "bptt"),
-    "recurrent LIF, BPTT": ({"type": "lif", "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "bptt"),
-    "recurrent ALIF, BPTT": ({**ALIF, "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "bptt"),
-    "recurrent LIF, e-prop": ({"type": "lif", "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "eprop"),
-    "recurrent ALIF, e-prop": ({**ALIF, "recurrent": True, "recurrent_weight_scale": RECOMMENDED}, "eprop"),
+    "recurrent LIF, BPTT": ({"type": "lif", "recurrent": True}, "bptt"),
+    "recurrent ALIF, BPTT": ({**ALIF, "recurrent": True}, "bptt"),
+    "recurrent LIF, e-prop": ({"type": "lif", "recurrent": True}, "eprop"),
+    "recurrent ALIF, e-prop": ({**ALIF, "recurrent": True}, "eprop"),
 }
 MEMORY_TRAINING = {"iterations": 600, "batch_size": 64, "lr": 2e-3}
 
@@ -99,30 +104,34 @@ def train(spec: dict) -> dict:
     return out
 
 
-def _group(label: str, specs: list[dict], log) -> dict:
+def _group(label: str, specs: list[dict], log, pool=None) -> dict:
     t0 = time.perf_counter()
-    runs = [train(s) for s in specs]
+    runs = [train(s) for s in specs] if pool is None else list(pool.map(train, specs))
     acc = [r["test_accuracy"] for r in runs]
     log(f"{label}: test accuracy {', '.join(f'{a:.3f}' for a in acc)}")
     return {"test_accuracy": acc, "train_accuracy": [r["train_accuracy"] for r in runs],
             "mean": statistics.fmean(acc), "min": min(acc), "max": max(acc), "seconds": time.perf_counter() - t0}
 
 
-def run(mode: str, log) -> dict:
+def run(mode: str, log, pool=None, only_memory: bool = False, networks: str = "") -> dict:
+    """The form ``mode`` of :data:`FORMS`; ``pool``: an executor to spread each group's seeds over;
+    ``only_memory``: no Randman part; ``networks``: only the memory networks whose name contains it."""
     form = FORMS[mode]
     randman = []
-    for rule, lrs in form["randman"].items():
+    for rule, lrs in ({} if only_memory else form["randman"]).items():
         for lr in lrs:
             for name, network in RANDMAN_NETWORKS.items():
                 specs = [randman_spec(network, rule, lr, s) for s in form["randman_seeds"]]
                 randman.append({"rule": rule, "lr": lr, "network": name,
-                                **_group(f"Randman {rule} lr {lr:g} {name}", specs, log)})
+                                **_group(f"Randman {rule} lr {lr:g} {name}", specs, log, pool)})
     memory = []
     for name, (network, rule) in MEMORY_NETWORKS.items():
+        if networks not in name:
+            continue
         for delay in form["delays"]:
             specs = [memory_spec(network, rule, delay, s) for s in form["seeds"]]
-            memory.append({"network": name, "delay": delay, **_group(f"delay {delay} {name}", specs, log)})
-    return {"recommended": RECOMMENDED, "randman": randman, "memory": memory, "delays": form["delays"],
+            memory.append({"network": name, "delay": delay, **_group(f"delay {delay} {name}", specs, log, pool)})
+    return {"recommended": RECOMMENDED, "recurrent_lr": RECURRENT_LR, "randman": randman, "memory": memory, "delays": form["delays"],
             "seeds": form["seeds"], "randman_seeds": form["randman_seeds"], "memory_training": MEMORY_TRAINING,
             "memory_data": MEMORY_DATA}
 
@@ -139,8 +148,9 @@ def tables(result):
     n = len(result["randman_seeds"])
     t = Table(title=f"Randman, examples/eprop.yaml's setting: test accuracy, mean (range) over {n} seed(s)",
               title_justify="left",
-              caption="10 classes, 64 LIF neurons, 150 iterations of 128 samples. 'scale unset': the recurrent "
-                      "weights at the input weights' scale, as every run made before recurrent_weight_scale existed.")
+              caption="10 classes, 64 LIF neurons, 150 iterations of 128 samples. 'as before the keys': "
+                      "recurrent_weight_scale null (the recurrent weights at the input weights' scale) and the "
+                      "recurrent weights learning at training.lr, as every run made before the keys existed.")
     for col in ("rule", "lr", "network", "test accuracy", "s"):
         t.add_column(col, justify="left" if col in ("rule", "network") else "right")
     for r in result["randman"]:
@@ -149,7 +159,8 @@ def tables(result):
                     f"{len(result['seeds'])} seed(s)", title_justify="left",
               caption=f"64 neurons, {result['memory_training']['iterations']} iterations of "
                       f"{result['memory_training']['batch_size']}, lr {result['memory_training']['lr']:g}, "
-                      f"recurrent_weight_scale {result['recommended']}, ALIF tau_adapt 0.5 s, adapt_jump 0.5. "
+                      f"recurrent networks with the defaults (recurrent_weight_scale {result['recommended']}, "
+                      f"recurrent_lr_scale {result.get('recurrent_lr', RECURRENT_LR)}), ALIF tau_adapt 0.5 s, adapt_jump 0.5. "
                       "Chance 0.5; 0.75 is reachable without memory through the readout's max (or sum) over time.")
     m.add_column("network", justify="left")
     for d in result["delays"]:
@@ -162,20 +173,35 @@ def tables(result):
     return [t, m]
 
 
-def scale_sweep(log=print) -> list[dict]:
-    """The README's Randman table: feed-forward and every scale of :data:`SCALES`, mean over seeds."""
-    rows = []
+def _label(scale, lr_scale) -> str:
+    return f"scale {'none (7)' if scale is None else scale}, lr ×{lr_scale}"
+
+
+def scale_sweep(log=print, workers: int = 2) -> list[dict]:
+    """The README's Randman table: feed-forward and every pair of :data:`SCALES`, mean over seeds.
+
+    The runs are spread over ``workers`` processes (accuracy only: the seconds are not comparable).
+    """
+    from concurrent.futures import ProcessPoolExecutor
+
+    groups = []
     for rule, seeds in SCALE_SWEEP.items():
         for lr in (2e-3, 5e-3):
             networks = {"feed-forward": {"recurrent": False}}
-            for scale in SCALES[rule]:
-                networks[f"recurrent, scale {'unset' if scale is None else scale}"] = (
-                    {"recurrent": True} if scale is None else {"recurrent": True, "recurrent_weight_scale": scale})
+            for scale, lr_scale in SCALES:
+                networks[_label(scale, lr_scale)] = {"recurrent": True, "recurrent_weight_scale": scale,
+                                                     "recurrent_lr_scale": lr_scale}
             for name, network in networks.items():
-                group = _group(f"Randman {rule} lr {lr:g} {name}", [randman_spec(network, rule, lr, s) for s in seeds],
-                               lambda msg: None)
-                rows.append({"rule": rule, "lr": lr, "network": name, **group})
-                log(f"{rule} lr {lr:g} {name}: mean {group['mean']:.3f} over {len(seeds)} seeds")
+                groups.append((rule, lr, name, [randman_spec(network, rule, lr, s) for s in seeds]))
+    with ProcessPoolExecutor(workers) as pool:
+        futures = [[pool.submit(train, spec) for spec in specs] for *_, specs in groups]
+        rows = []
+        for (rule, lr, name, _), runs in zip(groups, futures):
+            acc = [f.result()["test_accuracy"] for f in runs]
+            rows.append({"rule": rule, "lr": lr, "network": name, "test_accuracy": acc,
+                         "mean": statistics.fmean(acc)})
+            log(f"{rule} lr {lr:g} {name}: mean {statistics.fmean(acc):.3f} over {len(acc)} seeds "
+                f"({', '.join(f'{a:.3f}' for a in acc)})")
     return rows
 
 
@@ -183,7 +209,23 @@ if __name__ == "__main__":
     import argparse
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.bench_memory")
-    parser.add_argument("--scales", action="store_true", required=True,
-                        help="the README's Randman table of recurrent_weight_scale values")
-    parser.parse_args()
-    scale_sweep()
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--scales", action="store_true",
+                       help="the README's Randman table of recurrent_weight_scale and recurrent_lr_scale values")
+    which.add_argument("--memory", action="store_true",
+                       help="the README's delayed match-to-sample table (the full form's), on 2 processes")
+    parser.add_argument("--networks", default="", metavar="TEXT",
+                        help="with --memory: only the networks whose name contains TEXT ('recurrent', 'e-prop')")
+    args = parser.parse_args()
+    if args.scales:
+        scale_sweep()
+    else:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from rich.console import Console
+
+        with ProcessPoolExecutor(2) as pool:
+            t0 = time.perf_counter()
+            result = run("full", print, pool=pool, only_memory=True, networks=args.networks)
+        Console(width=200).print(tables(result)[1])
+        print(f"{(time.perf_counter() - t0) / 60:.1f} minutes")

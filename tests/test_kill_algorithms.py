@@ -15,15 +15,23 @@ from snnbatch.orchestrator.store import RunStore
 
 CLI = [sys.executable, "-m", "snnbatch.orchestrator.cli"]
 SMALL = "dataset: {n_inputs: 30, n_classes: 3, n_train: 192, n_test: 60, n_steps: 40}\n"
+MEMORY = ("dataset: {type: delayed_match, cue_steps: 5, delay_steps: 12, probe_steps: 5, units_per_pattern: 4, "
+          "n_noise: 4, spike_prob: 0.3, n_train: 96, n_test: 32}\n")
 SPECS = {
     "lif-bptt-recurrent": "model: {type: lif, n_hidden: 32, recurrent: true}\n" + SMALL,
     "alif-bptt": "model: {type: alif, n_hidden: 32}\n" + SMALL,
     "lif-eprop": "model: {type: lif, n_hidden: 32}\nlearning: {rule: eprop}\n" + SMALL,
     "dendritic-adjoint": "model: {type: dendritic, n_neurons: 6, n_inputs: 4, duration: 100.0}\n",
     "force-rls": "model: {type: force, n_neurons: 80, n_static: 20, n_plastic: 10, duration: 300.0}\n",
+    # the memory task with the recurrent defaults (recurrent_weight_scale, recurrent_lr_scale: auto)
+    "lif-eprop-recurrent-memory": "model: {type: lif, n_hidden: 16, recurrent: true}\nlearning: {rule: eprop}\n"
+                                  + MEMORY,
+    "alif-bptt-recurrent-memory": "model: {type: alif, n_hidden: 16, recurrent: true, tau_adapt: 0.2, "
+                                  "adapt_jump: 0.5}\n" + MEMORY,
 }
 RUN = "training: {iterations: %d, batch_size: 32, lr: 2.0e-3}\ncheckpoint: {every_iterations: 2}\n"
-ITERATIONS = {"force-rls": 12, "dendritic-adjoint": 40}
+ITERATIONS = {"force-rls": 12, "dendritic-adjoint": 40, "lif-eprop-recurrent-memory": 20,
+              "alif-bptt-recurrent-memory": 20}
 
 
 def _make(path, name):
