@@ -14,9 +14,10 @@ Two measurements, each network trained in this process through the trainer contr
   per-step readout (``argmax Σ_n log softmax``); 0.5 is chance, and 0.75 is what a network
   without memory can reach through either readout (see the README's Algorithms section).
 
-The quick form runs one seed of a few cases (1.7 minutes on 2 shared cores), the full form every
-case over five seeds, three for Randman (18.5 minutes there, 15.5 of them e-prop's; see
-:data:`FORMS`). Mean and range over seeds are reported, with the wall time of each group. The
+The quick form runs one seed of a few cases (about 2 minutes on 2 shared cores), the full form every
+case over five seeds, three for Randman (see :data:`FORMS`; under a load of 6-8 on 2 shared cores its
+memory rows took 33 minutes on 2 processes, most of it e-prop's). Mean and range over seeds are
+reported, with the wall time of each group. The
 README's delayed match-to-sample table is this benchmark's full form (``python -m
 benchmarks.bench_memory --memory`` runs it alone on 2 processes); its Randman table, more pairs of
 recurrent_weight_scale and recurrent_lr_scale over more seeds, is ``python -m benchmarks.bench_memory --scales``.
@@ -71,6 +72,7 @@ MEMORY_NETWORKS = {
     "feed-forward ALIF, BPTT": ({**ALIF, "recurrent": False}, "bptt"),
     "recurrent LIF, BPTT": ({"type": "lif", "recurrent": True}, "bptt"),
     "recurrent ALIF, BPTT": ({**ALIF, "recurrent": True}, "bptt"),
+    "feed-forward ALIF, e-prop": ({**ALIF, "recurrent": False}, "eprop"),  # e-prop's gradient is exact here
     "recurrent LIF, e-prop": ({"type": "lif", "recurrent": True}, "eprop"),
     "recurrent ALIF, e-prop": ({**ALIF, "recurrent": True}, "eprop"),
 }
