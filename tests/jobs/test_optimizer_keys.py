@@ -49,12 +49,14 @@ def test_defaults_keep_the_task_id_and_setting_a_key_renames_it():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_every_gradient_trainer_clips_schedules_and_decays(name):
-    """apply_gradients: clip to the global norm, then p ← p·(1 − lr_i·wd) − lr_i·g (SGD), lr_i by the schedule."""
+    """apply_gradients: clip to the global norm, then p ← p·(1 − lr_i·wd) − lr_i·g (SGD), lr_i by the schedule
+    (times recurrent_lr_scale for the recurrent weights)."""
     cfg = _config(name, optimizer="sgd", lr=0.1, **KEYS)
     trainer = build_trainer(cfg)
     state = initial_state(trainer)
     params, _ = trainer.split(state)
     rng = np.random.default_rng(0)
+    assert trainer.lr_scale == ({"w_rec": 0.1} if cfg.model.type in ("lif", "alif") and cfg.model.recurrent else {})
     expected_lrs = [0.05, 0.1, 0.1, 0.1, 0.05, 0.05, 0.025, 0.025]
     for i, lr_i in enumerate(expected_lrs):
         state.iteration = i  # as the runner would count
@@ -65,7 +67,8 @@ def test_every_gradient_trainer_clips_schedules_and_decays(name):
         before = {k: p.astype(np.float64) for k, p in params.items()}
         trainer.apply_gradients(state, grads)
         for k, p in params.items():
-            want = before[k] * (1 - lr_i * 0.2) - lr_i * grads[k].astype(np.float64) * (0.05 / norm)
+            rate = lr_i * trainer.lr_scale.get(k, 1.0)  # a recurrent network's w_rec: recurrent_lr_scale
+            want = before[k] * (1 - rate * 0.2) - rate * grads[k].astype(np.float64) * (0.05 / norm)
             np.testing.assert_allclose(p, want, rtol=1e-5, atol=1e-6 * np.abs(want).max(), err_msg=k)
     # and a real training step under all three keys with Adam
     cfg = _config(name, **KEYS)
