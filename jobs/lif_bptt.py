@@ -85,6 +85,8 @@ class BPTTLearning(Section):
     """no gradient through the reset"""
     readout: Literal["max", "mean", "last", "per_step", "count", "mse"] = Field("max", json_schema_extra=ID_WHEN_SET)
     """what the cross-entropy loss and the prediction see of the output voltages: max, mean or last over time, per_step (the loss of every step), count (the hidden spike counts weighted by w_out); mse: regression to the target trajectories of an array_files dataset"""
+    surrogate_cutoff: NonNegativeFloat = Field(0.0, le=1.0, json_schema_extra=ID_WHEN_SET)
+    """sparse backward (Perez-Nieves & Goodman 2021): surrogate derivatives below this count as zero, so dL/dS is computed only for neurons near threshold; 0: the exact gradient (σ' is at most 1)"""
 
 
 class EpropLearning(Section):

@@ -33,6 +33,15 @@ how the work is laid out:
 * dL/dS = W_out·g_io + W_rec·g_i is computed as axpys over the postsynaptic
   axis with transposed weights: the sums of all neurons advance together
   (SIMD) while each still adds its terms in the original order;
+* BPTT runs the backward passes of ``GROUP`` samples of a block together, step
+  by step (:func:`_group_backward_py`): four samples share each load of a row
+  of W_rec (matrix-matrix instead of matrix-vector work); each sample's
+  dL/dS sums and weight-gradient additions keep the order of one sample's
+  pass (:func:`_sample_backward_py`, e-prop's BPTT reference), so the bits are
+  those of one sample at a time;
+* opt-in sparse backward (``surrogate_cutoff`` > 0, not the exact gradient):
+  surrogate derivatives below the cut-off count as zero and dL/dS is computed
+  only for the neurons whose derivative is kept (:func:`_sparse_step_py`);
 * with S = 0/1 (not ``smooth``) spikes are found eight neurons at a time
   from a byte mask and recurrent rows are added four at a time (I[k] is
   still summed in spike order; S·w = w exactly, so no product);
@@ -427,8 +436,67 @@ def _group_dlds_py(w_recT, w_outT, recurrent, act, m, g_i, g_io, acc):
         q += 1
 
 
+def _dot_py(row, x):
+    """``row · x`` in eight interleaved partial sums (vectorised, in an order fixed by this code)."""
+    H = x.shape[0]
+    p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = row[0] - row[0]
+    k = 0
+    while k + 8 <= H:
+        p0 += row[k] * x[k]
+        p1 += row[k + 1] * x[k + 1]
+        p2 += row[k + 2] * x[k + 2]
+        p3 += row[k + 3] * x[k + 3]
+        p4 += row[k + 4] * x[k + 4]
+        p5 += row[k + 5] * x[k + 5]
+        p6 += row[k + 6] * x[k + 6]
+        p7 += row[k + 7] * x[k + 7]
+        k += 8
+    t = ((p0 + p1) + (p2 + p3)) + ((p4 + p5) + (p6 + p7))
+    while k < H:
+        t += row[k] * x[k]
+        k += 1
+    return t
+
+
+def _sparse_step_py(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cutoff, u, a_n, gu, ga, gi, gio, sur):
+    """One sample's step of the backward pass with the surrogate cut-off: σ' < ``cutoff`` counts as zero.
+
+    dL/dS[n]_j is only needed where σ'_j ≠ 0, so it is computed only for those neurons (the ones near
+    threshold), as dot products with row j of W_out and W_rec; the others' dL/dU only decays. ``u`` is
+    U[n] (then dL/dI[n+1], as in the exact path), ``a_n`` A[n] (with adaptation), ``sur`` (H,) scratch.
+    """
+    alpha, beta, rho, theta, jump, scale, one = consts
+    H = gu.shape[0]
+    O = gio.shape[0]
+    for k in range(H):
+        if adaptive:
+            x = _surrogate(u[k] - theta - jump * a_n[k], scale, one)
+        else:
+            x = _surrogate(u[k] - theta, scale, one)
+        sur[k] = x if x >= cutoff else x - x
+    for j in range(H):
+        if sur[j] != 0.0:
+            v = gio[0] - gio[0]
+            for o in range(O):
+                v += w_out[j, o] * gio[o]
+            if recurrent:
+                v += _dot(w_rec[j], gi)
+            if not detach_reset:
+                v -= theta * gu[j]
+            if adaptive:
+                g_z = (v + ga[j]) * sur[j]
+            else:
+                g_z = v * sur[j]
+        else:
+            g_z = sur[j]
+        gu[j] = beta * gu[j] + g_z
+        if adaptive:
+            ga[j] = rho * ga[j] - jump * g_z
+        u[j] = gi[j]
+
+
 def _group_backward_py(
-    w_recT, w_outT, ptr, units, samples, G, consts, recurrent, adaptive, detach_reset, cutoff,
+    w_rec, w_out, w_recT, w_outT, ptr, units, samples, G, consts, recurrent, adaptive, detach_reset, cutoff,
     U, A, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, last, first, act, gw_in, gw_rec, gw_out,
     g_u, g_a, g_i, acc, g_uo, g_io,
 ):
@@ -438,7 +506,7 @@ def _group_backward_py(
     ``first`` (G,) int64 and ``act`` (G,) int64 are scratch. The adjoint sweep runs over all samples
     step by step; then each sample's weight gradients are added, sample after sample, in the order of
     :func:`_sample_backward_py`. ``cutoff`` > 0: surrogate derivatives below it count as zero
-    (not the exact gradient; 0: exact).
+    (:func:`_sparse_step_py`; not the exact gradient; 0: exact).
     """
     alpha, beta, rho, theta, jump, scale, one = consts
     H = g_u.shape[1]
@@ -470,6 +538,13 @@ def _group_backward_py(
                 g_io_hist[s, n, o] = g_io[s, o]
             for k in range(H):
                 g_i[s, k] = g_u[s, k] + alpha * g_i[s, k]
+        if cutoff > 0:
+            for q in range(m):
+                s = act[q]
+                Ag = A[s, n] if adaptive else A[s, 0]
+                _sparse_step(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cutoff, U[s, n], Ag,
+                             g_u[s], g_a[s], g_i[s], g_io[s], acc[s])
+            continue
         _group_dlds(w_recT, w_outT, recurrent, act, m, g_i, g_io, acc)
         for q in range(m):
             s = act[q]
@@ -484,10 +559,7 @@ def _group_backward_py(
                     v = a[k]
                     if not detach_reset:
                         v -= theta * gu[k]
-                    sur = _surrogate(u[k] - theta - jump * an[k], scale, one)
-                    if sur < cutoff:
-                        sur = sur - sur
-                    g_z = (v + ga[k]) * sur
+                    g_z = (v + ga[k]) * _surrogate(u[k] - theta - jump * an[k], scale, one)
                     gu[k] = beta * gu[k] + g_z
                     ga[k] = rho * ga[k] - jump * g_z
                     u[k] = gi[k]
@@ -496,10 +568,7 @@ def _group_backward_py(
                     v = a[k]
                     if not detach_reset:
                         v -= theta * gu[k]
-                    sur = _surrogate(u[k] - theta, scale, one)
-                    if sur < cutoff:
-                        sur = sur - sur
-                    gu[k] = beta * gu[k] + v * sur
+                    gu[k] = beta * gu[k] + v * _surrogate(u[k] - theta, scale, one)
                     u[k] = gi[k]
     # the weight gradients: sample after sample, step by step as one sample's backward pass adds them
     for s in range(G):
@@ -578,7 +647,8 @@ def _batch_py(
                 g += 1
             if with_grad:
                 _group_backward(
-                    w_recT, w_outT, ptr, units, samples, g, consts, recurrent, adaptive, detach_reset, cutoff,
+                    w_rec, w_out, w_recT, w_outT, ptr, units, samples, g, consts, recurrent, adaptive, detach_reset,
+                    cutoff,
                     U, A, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, last, first, act, gw_in[b], gw_rec[b],
                     gw_out[b], g_u, g_a, g_i, acc, g_uo, g_io,
                 )
@@ -626,6 +696,8 @@ _first_active = jit(_first_active_py)
 _sample_backward = jit(_sample_backward_py)
 _group_arrays = jit(_group_arrays_py)
 _group_dlds = jit(_group_dlds_py)
+_dot = jit(_dot_py)
+_sparse_step = jit(_sparse_step_py)
 _group_backward = jit(_group_backward_py)
 _sample_loss = readout.sample_loss
 _clear_readout = readout.clear

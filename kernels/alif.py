@@ -64,6 +64,7 @@ class ALIFConfig(NamedTuple):
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None  # w_rec's init std, as lif.py
     readout: str = "max"  # the readout and its loss: max, mean, last, per_step, count; mse: labels are targets (readout.py)
+    surrogate_cutoff: float = 0.0  # surrogate derivatives below this count as zero (sparse backward); 0: exact
 
     @property
     def alpha(self) -> float:

@@ -43,6 +43,11 @@ import numpy as np
 from . import _network
 from .events import SpikeEvents
 
+# BPTT keeps the history of ``GROUP`` samples per block, whose backward passes run together
+# (_network._group_backward_py); benchmarks/bench_scaling.py counts these arrays.
+GROUP = _network.GROUP
+_group_arrays = _network._group_arrays
+
 
 class LIFConfig(NamedTuple):
     n_inputs: int = 100
@@ -61,6 +66,7 @@ class LIFConfig(NamedTuple):
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None  # w_rec's init std = this * (1 − β) / sqrt(n_hidden); None: weight_scale
     readout: str = "max"  # the readout and its loss: max, mean, last, per_step, count; mse: labels are targets (readout.py)
+    surrogate_cutoff: float = 0.0  # surrogate derivatives below this count as zero (sparse backward); 0: exact
 
     @property
     def alpha(self) -> float:

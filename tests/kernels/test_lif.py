@@ -216,3 +216,43 @@ def test_spike_events_to_dense_counts_every_event():
     assert np.array_equal(events.to_dense(7), expected)
     picked = np.array([5, 2, 2, 8])
     assert np.array_equal(events.take(picked).to_dense(7), expected[picked])
+
+
+# --------------------------------------------------------------------------- the sparse backward (surrogate cut-off)
+
+
+@pytest.mark.parametrize("recurrent", [False, True])
+def test_surrogate_cutoff_zero_is_exact_and_tiny_cutoff_changes_only_rounding(recurrent):
+    ev, labels = _data(n_in=10, T=50, B=20, O=3, rate=0.2)
+    cfg = lif.LIFConfig(n_inputs=10, n_hidden=20, n_outputs=3, recurrent=recurrent, dtype="float64",
+                        weight_scale=20.0, n_blocks=2)
+    params = lif.init_params(cfg, np.random.default_rng(2))
+    _, exact = lif.loss_and_grad(params, ev, labels, cfg)
+    _, zero = lif.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.0))
+    for k in exact:
+        np.testing.assert_array_equal(zero[k], exact[k])
+    # below every surrogate derivative: the sparse path computes the same gradient (its sums in another order)
+    _, tiny = lif.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=1e-300))
+    for k in exact:
+        np.testing.assert_allclose(tiny[k], exact[k], rtol=0, atol=1e-12 * np.abs(exact[k]).max())
+        assert np.abs(exact[k]).max() > 0
+
+
+@pytest.mark.parametrize("module", ["lif", "alif"])
+def test_surrogate_cutoff_drops_the_derivatives_below_it(module):
+    from snnbatch.kernels import alif
+
+    mod, C = (lif, lif.LIFConfig) if module == "lif" else (alif, alif.ALIFConfig)
+    ev, labels = _data(n_in=10, T=50, B=20, O=3, rate=0.2)
+    cfg = C(n_inputs=10, n_hidden=20, n_outputs=3, recurrent=True, dtype="float64", weight_scale=20.0, n_blocks=2)
+    params = mod.init_params(cfg, np.random.default_rng(2))
+    _, exact = mod.loss_and_grad(params, ev, labels, cfg)
+    # σ' ≤ 1, equal to 1 only exactly at threshold: a cut-off of 1 stops every path through the hidden layer
+    _, none = mod.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=1.0))
+    np.testing.assert_array_equal(none["w_out"], exact["w_out"])
+    assert not none["w_in"].any() and not none["w_rec"].any()
+    # a moderate cut-off keeps most of the gradient, but not all of it
+    _, some = mod.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.05))
+    g, e = some["w_in"].ravel(), exact["w_in"].ravel()
+    cos = g @ e / np.sqrt((g @ g) * (e @ e))
+    assert 0.5 < cos < 1.0 - 1e-9

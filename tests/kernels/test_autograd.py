@@ -1,0 +1,83 @@
+"""The hand-written BPTT gradients of lif.py and alif.py against PyTorch autograd, float64, to 1e-9.
+
+The reference is written here from the equations of the kernels' docstrings (Heaviside spikes whose
+derivative is the fast-sigmoid surrogate, the reset optionally detached, the max-over-time readout
+loss), so autograd, not the kernel's own backward pass, makes its gradient. PyTorch is in the
+``bench`` extra, not the ``test`` one: these tests run where it is installed (``pip install -e
+".[bench]"``) and are skipped where it is not.
+"""
+import numpy as np
+import pytest
+
+from snnbatch.kernels import alif, events, lif
+
+torch = pytest.importorskip("torch", reason="PyTorch (the bench extra) is not installed")
+
+pytestmark = pytest.mark.torch
+
+
+class _Spike(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, scale):
+        ctx.save_for_backward(x)
+        ctx.scale = scale
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (x,) = ctx.saved_tensors
+        return grad / (ctx.scale * torch.abs(x) + 1.0) ** 2, None
+
+
+def _reference(params, dense, labels, cfg, adaptive):
+    """The max-over-time cross-entropy of the network, by autograd: (loss, grads)."""
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    x = torch.tensor(dense)
+    B, T, _ = x.shape
+    H, O = cfg.n_hidden, cfg.n_outputs
+    rho, jump = (cfg.rho, cfg.adapt_jump) if adaptive else (0.0, 0.0)
+    U, I, A = (torch.zeros(B, H, dtype=x.dtype) for _ in range(3))
+    Io, Uo = torch.zeros(B, O, dtype=x.dtype), torch.zeros(B, O, dtype=x.dtype)
+    S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale)
+    outs = []
+    for n in range(T):
+        I = cfg.alpha * I + x[:, n] @ w["w_in"] + (S @ w["w_rec"] if cfg.recurrent else 0.0)
+        Io = cfg.alpha * Io + S @ w["w_out"]
+        Uo = cfg.beta * Uo + Io
+        outs.append(Uo)
+        U = cfg.beta * U + I - cfg.threshold * (S.detach() if cfg.detach_reset else S)
+        if adaptive:
+            A = rho * A + S
+        S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale)
+    m = torch.stack(outs, 1).max(1).values
+    loss = torch.nn.functional.cross_entropy(m, torch.tensor(labels))
+    loss.backward()
+    return loss.item(), {k: v.grad.numpy() for k, v in w.items()}
+
+
+def _data(n_in=20, T=60, B=24, O=3, rate=0.08, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((B, T, n_in)) < rate).astype(np.float64)
+    return dense, events.from_dense(dense), rng.integers(0, O, B)
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("detach_reset", [True, False], ids=["detached", "reset-grad"])
+def test_gradient_equals_torch_autograd_float64(adaptive, recurrent, detach_reset):
+    dense, ev, labels = _data()
+    mod, C = (alif, alif.ALIFConfig) if adaptive else (lif, lif.LIFConfig)
+    # n_blocks=3 and 24 samples: every block runs a full group of eight samples' backward passes together
+    cfg = C(n_inputs=20, n_hidden=24, n_outputs=3, recurrent=recurrent, detach_reset=detach_reset,
+            dtype="float64", weight_scale=20.0, n_blocks=3)
+    params = mod.init_params(cfg, np.random.default_rng(3))
+    loss, grads = mod.loss_and_grad(params, ev, labels, cfg)
+    ref_loss, ref = _reference(params, dense, labels, cfg, adaptive)
+    S = mod.forward(params, ev, cfg).spikes
+    assert 0.02 < S.mean() < 0.6  # the hidden layer spikes: the surrogate path is exercised
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    assert set(grads) == set(ref)
+    for k in ref:
+        scale = np.abs(ref[k]).max()
+        assert scale > 0
+        assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
