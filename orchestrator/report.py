@@ -3,20 +3,25 @@
 :func:`write_report` writes into one directory:
 
 * ``results.csv``, ``results.parquet``: :meth:`Run.to_pandas`, one row per task;
-* ``curves.png``: training loss (and accuracy) against the iteration, smoothed, one thin
-  line per task and a thick mean per value of the ``group`` axis, one column of panels
-  per value of a second axis when it has few values;
+* ``curves.png``: training loss (and accuracy) against the iteration (an epoch axis on top),
+  the epoch or the wall time, smoothed, one thin line per task and a thick mean per value of
+  the ``group`` axis, one column of panels per value of a second axis when it has few values;
+  the validation metrics dashed beside them when the tasks validate;
 * ``final.png``: the chosen final metric against each swept parameter (or ``x`` alone):
   every task as a point, the mean over replicates as a line with ± one standard deviation,
   coloured by a second axis; a log axis when the values span more than a decade;
-* ``heatmap.png``: the metric's mean over seeds across two swept axes (runs with two or more);
+* ``heatmap.png``: the metric's mean over seeds across two swept axes (runs with two or more),
+  its colour scale stated under it (:func:`colour_scale`);
 * ``report.html``: all of the above on one page, images embedded, nothing to fetch.
 
 Choices are checked against the run (:func:`choose`) before anything is written.
 Each metric is labelled, and its best value chosen, as its algorithm declares it: from
 the record the run store keeps (:attr:`Run.labels`), so no plugin code is imported.
 Figures are drawn on :class:`matplotlib.figure.Figure` objects with the Agg canvas, so
-no global backend is set and nothing needs a display.
+no global backend is set and nothing needs a display (:func:`figures` returns them).
+Each swept parameter keeps one colour map in every figure (:attr:`Choice.cmaps`), and an
+accuracy's axes stay within [0, 1]. The training curves are drawn from :class:`Curve`
+records, each styled by :func:`curve_style`.
 """
 from __future__ import annotations
 
@@ -334,7 +339,7 @@ def curve_style(curve: Curve, colour, mean: bool) -> dict:
     return style
 
 
-def curve_x(run: Run, choice: Choice, task, length: int) -> np.ndarray:
+def curve_x(choice: Choice, task, length: int) -> np.ndarray:
     """The x values of a task's first ``length`` iterations, in the unit of ``choice.curves_x``."""
     iteration = np.arange(1, length + 1, dtype=float)
     if choice.curves_x == "epoch":
@@ -356,13 +361,12 @@ def curve_rows(histories: dict, tasks: list, labels: Labels) -> list[tuple[str, 
 
 
 def _row_label(labels: Labels, metric: str | None, valid: str | None) -> str:
-    """A row's y label: the training metric's label; with validation beside it, what both measure."""
-    if metric is None:
-        return labels(valid)
-    text = labels(metric)
-    if valid is None:
-        return text
-    return text[len("training "):] if text.startswith("training ") else text
+    """A row's y label: the training metric's label; with validation beside it, what both measure
+    (the validation metric's label without its "validation")."""
+    if metric is None or valid is None:
+        return labels(metric or valid)
+    text = labels(valid)
+    return text[len("validation "):] if text.startswith("validation ") else labels(metric)
 
 
 def _mean(curves: list[np.ndarray]) -> np.ndarray:
@@ -423,7 +427,7 @@ def curves_figure(run: Run, choice: Choice):
     colours = choice.colours(run, group)
     length = max(len(histories[t.id]["loss"]) for t in tasks)
     window = max(1, int(round(length / 40)))
-    xs = {t.id: curve_x(run, choice, t, len(histories[t.id]["loss"])) for t in tasks}
+    xs = {t.id: curve_x(choice, t, len(histories[t.id]["loss"])) for t in tasks}
 
     ncols, nrows = len(panel_values), len(rows)
     fig = _figure(max(7.0, 5.2 * ncols + 1.5), 3.9 * nrows + 1.2)
@@ -469,7 +473,7 @@ def curves_figure(run: Run, choice: Choice):
             _clip_fraction(axs[r][0], ys)
         elif labels.base(kind) == "loss" and len(ys) and ys.min() > 0 and ys.max() / ys.min() > 20:
             axs[r][0].set_yscale("log")
-    epochs = _epoch_axis(run, choice, tasks, axs[0])
+    epochs = _epoch_axis(choice, tasks, axs[0])
     handles, names = axs[0][0].get_legend_handles_labels()
     if validating:
         from matplotlib.lines import Line2D
@@ -516,7 +520,7 @@ def _clip_fraction(ax, ys: np.ndarray) -> None:
     ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
 
 
-def _epoch_axis(run: Run, choice: Choice, tasks: list, top_axes) -> str:
+def _epoch_axis(choice: Choice, tasks: list, top_axes) -> str:
     """Against iterations: an epoch axis on top of each top panel when every task has the same
     iterations per epoch. Returns what the caption says about epochs."""
     if choice.curves_x != "iteration":
@@ -537,13 +541,13 @@ def _curves_caption(choice: Choice, group: str | None, window: int, several: boo
                     epochs: str) -> str:
     """What the curves figure shows, in words true to it."""
     labels = choice.labels
-    smooth = f" (training: moving average over {window} iterations)" if window > 1 else ""
+    smoothed = "training: " if validating else ""
+    smooth = f" ({smoothed}moving average over {window} iterations)" if window > 1 else ""
     if several:
         mean = f"mean per {labels(group)}" if group else "mean"
         parts = [f"thin: single runs{smooth}", f"thick: {mean}"]
     else:
         parts = [f"one line per run{smooth}"]
-
     if validating:
         parts.append("dashed: validation, at each validation")
     if choice.curves_x == "wall-time":
@@ -715,7 +719,7 @@ def heatmap_figure(run: Run, choice: Choice, df):
 
     name = METRIC_CMAP if labels.higher_is_better(metric) else f"{METRIC_CMAP}_r"
     cmap = matplotlib.colormaps[name].with_extremes(bad="#eeeeee")
-    vmin, vmax, scale = heatmap_scale(run, choice, mean)
+    vmin, vmax, scale = colour_scale(run, choice, mean)
     fig = _figure(min(13.0, 3.3 + 1.3 * len(cv)), min(11.0, 2.4 + 0.95 * len(rv)))
     ax = fig.subplots()
     ax.grid(False)
@@ -748,7 +752,7 @@ def heatmap_figure(run: Run, choice: Choice, df):
     return fig
 
 
-def heatmap_scale(run: Run, choice: Choice, cells: np.ndarray) -> tuple[float, float, str]:
+def colour_scale(run: Run, choice: Choice, cells: np.ndarray) -> tuple[float, float, str]:
     """The heatmap's colour range and the caption that states it: an accuracy's from chance level
     (1 / the number of classes, where the tasks say it; else 0) to 1, unless ``min-max`` was asked
     for; any other metric's, or with ``min-max``, the cells' minimum to maximum."""
