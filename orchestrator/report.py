@@ -140,7 +140,7 @@ class Choice:
         cmap = matplotlib.colormaps[self.cmaps[axis]]
         if self.cmaps[axis] in QUALITATIVE:
             return {v: cmap(i % cmap.N) for i, v in enumerate(values)}
-        pos = np.linspace(0.5, 0.95, len(values)) if len(values) > 1 else [0.75]
+        pos = np.linspace(0.4, 1.0, len(values)) if len(values) > 1 else [0.75]
         return {v: cmap(p) for v, p in zip(values, pos)}
 
     def discrete(self, run: Run, axis: str, most: int = 8) -> bool:
@@ -470,7 +470,7 @@ def curves_figure(run: Run, choice: Choice):
         ys = np.concatenate(all_y) if all_y else np.array([])
         kind = metric or valid
         if labels.is_accuracy(kind):
-            _clip_fraction(axs[r][0], ys)
+            _clip_fraction(axs[r][0])
         elif labels.base(kind) == "loss" and len(ys) and ys.min() > 0 and ys.max() / ys.min() > 20:
             axs[r][0].set_yscale("log")
     epochs = _epoch_axis(choice, tasks, axs[0])
@@ -510,14 +510,13 @@ def _x_label(choice: Choice) -> str:
             "wall-time": "wall time (s)"}[choice.curves_x]
 
 
-def _clip_fraction(ax, ys: np.ndarray) -> None:
-    """An accuracy's y axis: the data's range with a margin, never below 0 or above 1."""
-    if not len(ys):
+def _clip_fraction(ax) -> None:
+    """An accuracy's y axis: as matplotlib fits it to what is drawn (error bars too), within [0, 1]."""
+    lo, hi = ax.get_ylim()
+    if hi <= 0 or lo >= 1:
         ax.set_ylim(0, 1)
-        return
-    lo, hi = float(ys.min()), float(ys.max())
-    pad = max(0.02, 0.05 * (hi - lo))
-    ax.set_ylim(max(0.0, lo - pad), min(1.0, hi + pad))
+    else:
+        ax.set_ylim(max(0.0, lo), min(1.0, hi))
 
 
 def _epoch_axis(choice: Choice, tasks: list, top_axes) -> str:
@@ -644,7 +643,7 @@ def final_figure(run: Run, choice: Choice, df):
     else:
         spread = f"  ·  line and bars: mean ± s.d. over {reps}" if reps else ""
     if labels.is_accuracy(metric):
-        _clip_fraction(axs[0][0], data[metric].to_numpy(float))
+        _clip_fraction(axs[0][0])
     fig.suptitle(f"Final {labels(metric)}")
     _caption(fig, f"points: single runs{spread}")
     return fig
@@ -668,7 +667,7 @@ def _seeds_figure(data, metric: str, labels: Labels):
     ax.set_xlabel(labels("seed"))
     ax.set_ylabel(labels(metric))
     if labels.is_accuracy(metric):
-        _clip_fraction(ax, vals)
+        _clip_fraction(ax)
     fig.legend(loc="outside right center")
     fig.suptitle(f"Final {labels(metric)}")
     return fig
