@@ -11,7 +11,7 @@
 2. Submitting 300 tasks to the live SLURM: ``snnbatch submit --backend slurm`` (it
    returns after submission), the arrays it made (from the store's scheduler records
    and squeue), then ``snnbatch cancel``. Reference: one plain ``sbatch --wrap true``.
-3. ``snnbatch status`` of 1,000 tasks, some with status records and metrics, against
+3. ``snnbatch status`` of 1,000 tasks (and one refresh of ``--watch``), some with status records and metrics, against
    the interpreter start-up with the CLI imported, reading the 3,000 small JSON
    documents with plain ``json`` (the floor for any reader of this layout), all in this run.
 4. Checkpoint cost: one checkpoint of the quick-start network (and the status write
@@ -361,10 +361,27 @@ def status_in_process(path: str, repeats: int = 3) -> dict:
                 pass
         return time.perf_counter() - t1
 
+    def watch_refresh():
+        """One refresh of ``status --watch``'s compact view: read the store, build the view, print it."""
+        from rich.console import Console
+
+        from snnbatch.orchestrator.cli.status import task_rows
+        from snnbatch.orchestrator.progress import Counts
+        from snnbatch.orchestrator.store import RunStore
+        from snnbatch.orchestrator.watch import compact
+
+        t1 = time.perf_counter()
+        store = RunStore.open(path)
+        tasks = store.tasks()
+        Console(file=io.StringIO(), width=200).print(compact(store.name, path, task_rows(store, tasks), Counts(tasks)))
+        return time.perf_counter() - t1
+
     json_runs = [call(["status", path, "--json"]) for _ in range(repeats)]
     table_runs = [call(["status", path]) for _ in range(repeats)]
+    watch_runs = [watch_refresh() for _ in range(repeats)]
     return {"import_seconds": imported, "json_seconds": sorted(json_runs)[repeats // 2],
-            "table_seconds": sorted(table_runs)[repeats // 2], "json_runs": json_runs, "table_runs": table_runs}
+            "table_seconds": sorted(table_runs)[repeats // 2], "watch_seconds": sorted(watch_runs)[repeats // 2],
+            "json_runs": json_runs, "table_runs": table_runs, "watch_runs": watch_runs}
 
 
 # ---------------------------------------------------------------------------- in this process
@@ -593,6 +610,7 @@ def run(mode: str, log) -> dict:
             "import_seconds": median(import_runs),
             "json_work_seconds": work_in_process["json_seconds"],
             "table_work_seconds": work_in_process["table_seconds"],
+            "watch_work_seconds": work_in_process["watch_seconds"],
             "in_process": work_in_process,
             "runs": {"json": json_runs, "table": table_runs, "import": import_runs},
             **reads,
@@ -689,6 +707,9 @@ def tables(result):
               "the work beyond interpreter start-up")
     t.add_row("  status (table), CLI already imported", _s(st["table_work_seconds"]),
               "the work beyond interpreter start-up")
+    if "watch_work_seconds" in st:
+        t.add_row("  one refresh of status --watch (compact view)", _s(st["watch_work_seconds"]),
+                  f"{st['watch_work_seconds'] / st['run_store_tasks_seconds']:.2f}× RunStore.tasks()")
     t.add_row("RunStore.tasks() in-process", _s(st["run_store_tasks_seconds"]), "Zarr's store, reads concurrent")
     t.add_row("plain json of the 3 documents per task (reference)", _s(st["plain_json_seconds"]),
               f"RunStore.tasks() = {st['run_store_tasks_seconds'] / st['plain_json_seconds']:.1f}×")
