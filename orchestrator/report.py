@@ -849,8 +849,8 @@ p.meta { font-size: 14px; color: #5d6773; margin: 0 0 14px; }
 table.conf { font-size: 16px; } table.conf td, table.conf th { padding: 6px 14px; }
 table.conf tbody tr:first-child td { font-weight: 600; background: #eef6ee; }
 img { max-width: 100%; height: auto; display: block; margin: 6px 0; }
-table { border-collapse: collapse; font-size: 14px; font-variant-numeric: tabular-nums; }
-th, td { padding: 4px 10px; text-align: right; border-bottom: 1px solid #eceef1; white-space: nowrap; }
+table { border-collapse: collapse; font-size: 13px; font-variant-numeric: tabular-nums; }
+th, td { padding: 4px 7px; text-align: right; border-bottom: 1px solid #eceef1; white-space: nowrap; }
 th { background: #f4f6f8; white-space: normal; vertical-align: bottom; }
 td.l, th.l { text-align: left; }
 td.id { font-family: ui-monospace, Menlo, Consolas, monospace; }
