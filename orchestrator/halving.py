@@ -103,3 +103,22 @@ def describe(spec, tasks: list[Task]) -> str | None:
     return (f"halving on {plan.metric} ({plan.better} is better), eta {plan.eta}: rungs at {rungs} iterations, "
             f"{' -> '.join(map(str, counts))} tasks; {counts[-1]} train{'s' * (counts[-1] == 1)} to the end; at most {spent} of the "
             f"full grid's {grid} iterations ({spent / grid:.0%})")
+
+
+def check_resubmission(store_path, spec, tasks: list[Task]) -> None:
+    """Refuse, before anything is written, a spec that would change a halving sweep already planned in
+    the store: another halving plan, or new tasks once its first rung is decided (they could not be ranked)."""
+    from ..jobs.errors import UserError
+
+    recorded = halving.plan_of(store_path)
+    if recorded is None:
+        return
+    wanted = plan_record(spec, tasks)
+    if wanted != recorded.record():
+        raise UserError(f"{store_path}: holds a halving sweep planned as {recorded.record()}; this spec's "
+                        f"sweep.halving gives {wanted}; choose another --store")
+    made = halving.decisions(store_path, recorded)
+    new = {t.id for t in tasks} - set(halving._task_ids(store_path))
+    if made and new:
+        raise UserError(f"{store_path}: rung 0 of its halving sweep is decided: {len(new)} new task(s) could not "
+                        "be ranked with the others; choose another --store")

@@ -103,6 +103,7 @@ def submit_command(spec_path, overrides, store_path, backend, max_parallel, sche
     if dry_run:
         _dry_run(runner, store_path, spec.name, spec.resources, [t.id for t in tasks])
         return
+    halving.check_resubmission(store_path, spec, tasks)
     store, added = RunStore.create_or_update(store_path, spec, text, tasks)
     using_store(store.path)
     _announce_plugins(store)

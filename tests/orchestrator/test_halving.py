@@ -245,3 +245,21 @@ def test_the_report_draws_the_rungs(reference, tmp_path, cli):
     assert r.exit_code == 0, r.output
     assert (tmp_path / "report" / "halving.png").stat().st_size > 1000
     assert "Successive halving" in (tmp_path / "report" / "report.html").read_text()
+
+
+def test_a_halving_store_refuses_another_plan_or_tasks_after_its_first_rung(reference, tmp_path, cli):
+    import shutil
+
+    _, _, ref = reference
+    store = tmp_path / "copy"
+    shutil.copytree(ref, store)
+    before = tree(store)
+    (tmp_path / "eta.yaml").write_text(SPEC.replace("eta: 3", "eta: 4"))
+    r = cli("submit", "eta.yaml", "--store", store, "--backend", "inline")
+    assert r.exit_code == 2 and "holds a halving sweep planned as" in r.output, r.output
+    (tmp_path / "more.yaml").write_text(SPEC.replace("1.0]}", "1.0, 2.0]}"))
+    r = cli("submit", "more.yaml", "--store", store, "--backend", "inline")
+    assert r.exit_code == 2 and "1 new task(s) could not be ranked" in r.output, r.output
+    assert tree(store) == before
+    (tmp_path / "same.yaml").write_text(SPEC)
+    assert cli("submit", "same.yaml", "--store", store, "--backend", "inline").exit_code == 0
