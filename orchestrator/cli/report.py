@@ -40,7 +40,8 @@ def report_command(store_path, out, metric, x, group, curves_x, heatmap_scale):
       curves.png       training loss and accuracy against the iteration (epochs on top), and the
                          validation metrics beside them (dashed) when the tasks validate
       final.png        the final metric against each swept parameter, seeds as spread
-      heatmap.png      the final metric over two swept parameters, mean over seeds
+      heatmap.png      the final metric over two swept parameters, mean over seeds, its colour
+                         scale stated under it (an accuracy's from chance level to 1)
 
     \b
     Examples:
