@@ -48,8 +48,9 @@ training: {iterations: 10}
 sweep: {grid: {n_plastic: [10, 20]}, seeds: 2}
 """
 # The modules of snnbatch that reading a run may import; nothing else of snnbatch.jobs.
+# jobs.halving reads and writes rung decisions from the store's data alone (status may decide a rung).
 READING = {"snnbatch.jobs", "snnbatch.jobs.errors", "snnbatch.jobs.lease", "snnbatch.jobs.state",
-           "snnbatch.jobs.status", "snnbatch.jobs.store", "snnbatch.jobs.version"}
+           "snnbatch.jobs.status", "snnbatch.jobs.store", "snnbatch.jobs.version", "snnbatch.jobs.halving"}
 
 
 def plan_store(path: Path, text: str) -> tuple[RunStore, list]:
