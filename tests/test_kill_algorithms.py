@@ -20,6 +20,9 @@ MEMORY = ("dataset: {type: delayed_match, cue_steps: 5, delay_steps: 12, probe_s
 SPECS = {
     "lif-bptt-recurrent": "model: {type: lif, n_hidden: 32, recurrent: true}\n" + SMALL,
     "alif-bptt": "model: {type: alif, n_hidden: 32}\n" + SMALL,
+    # the sparse backward (surrogate cut-off) of the recurrent network
+    "lif-bptt-recurrent-sparse": "model: {type: lif, n_hidden: 32, recurrent: true}\n"
+                                 "learning: {surrogate_cutoff: 0.01}\n" + SMALL,
     "lif-eprop": "model: {type: lif, n_hidden: 32}\nlearning: {rule: eprop}\n" + SMALL,
     "dendritic-adjoint": "model: {type: dendritic, n_neurons: 6, n_inputs: 4, duration: 100.0}\n",
     "force-rls": "model: {type: force, n_neurons: 80, n_static: 20, n_plastic: 10, duration: 300.0}\n",
