@@ -26,6 +26,7 @@ MODULES = [
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
     "benchmarks.bench_memory",  # recurrent initialisation on Randman; delayed match-to-sample over delays
     "benchmarks.bench_halving",  # 81 Randman configurations: full grid vs successive halving, iterations and best accuracy
+    "benchmarks.bench_scale",  # plan, create, status, resume selection, report of 1,000-100,000 tasks vs plain JSON
     "benchmarks.bench_overhead",  # per-task backend overhead, 300-task SLURM submit, status of 1,000 tasks, checkpoint cost
 ]
 
