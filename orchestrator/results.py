@@ -62,7 +62,7 @@ class TaskResult:
     run: "Run"
     id: str
     index: int
-    params: dict[str, Any]
+    params: dict[str, Any]  # a swept mapping or list in its YAML flow form ("{type: cosine, to: 0.1}")
     config: dict[str, Any]
     state: str
     status: dict[str, Any]  # the status record as stored; :attr:`record` is the same, typed
@@ -133,7 +133,7 @@ class Run:
 
     @cached_property
     def tasks(self) -> list[TaskResult]:
-        return [TaskResult(self, t["id"], t["index"], t["params"], t["config"], t["state"], t["status"],
+        return [TaskResult(self, t["id"], t["index"], _scalar_params(t["params"]), t["config"], t["state"], t["status"],
                            t["scheduler"])
                 for t in self.store.tasks()]
 
@@ -322,6 +322,15 @@ class Run:
         for k in [*dims, "iteration", *data]:
             ds[k].attrs["long_name"] = self.labels(k)
         return ds
+
+
+def _scalar_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Swept values as table cells: a mapping or a list (``lr_schedule: {type: cosine}``) becomes its
+    YAML flow form, so it can label a column, a colour and a coordinate (the config keeps the value)."""
+    import yaml
+
+    return {k: yaml.safe_dump(v, default_flow_style=True, sort_keys=False, width=10**6).strip()
+            if isinstance(v, (dict, list)) else v for k, v in params.items()}
 
 
 def _distinct(values: list) -> list:

@@ -261,6 +261,25 @@ def test_to_xarray_random_sweep(tmp_path):
     assert np.isnan(ds["test_accuracy"].values).all()
 
 
+def test_a_swept_mapping_labels_its_column_colours_and_coordinates(tmp_path):
+    """A sweep axis whose values are mappings (``lr_schedule: [constant, {type: cosine, ...}]``)
+    reports like any other: its values in their YAML flow form, in the table, the figures and xarray."""
+    text = SPEC.split("sweep:")[0].replace("epochs: 2", "iterations: 4") + (
+        "sweep:\n  grid: {lr_schedule: [constant, {type: cosine, to: 0.1}], lr: [1.0e-3, 3.0e-2]}\n")
+    (tmp_path / "spec.yaml").write_text(text)
+    r = CliRunner().invoke(main, ["submit", str(tmp_path / "spec.yaml"), "--store", str(tmp_path / "store"),
+                                  "--backend", "inline", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    result = report(tmp_path / "store", "--out", tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    csv = pd.read_csv(tmp_path / "report" / "results.csv")
+    assert sorted(set(csv["lr_schedule"])) == ["constant", "{type: cosine, to: 0.1}"]
+    run = snnbatch.open_run(tmp_path / "store")
+    assert list(run.to_xarray()["lr_schedule"].values) == ["constant", "{type: cosine, to: 0.1}"]
+    cosine = next(t for t in run.tasks if t.params["lr_schedule"] != "constant")
+    assert cosine.config["training"]["lr_schedule"]["type"] == "cosine"  # the config keeps the mapping
+
+
 # ------------------------------------------------------------------ the figures, as a slide needs them
 
 # 4 tasks of 16 iterations, one seed, validating every 4 iterations; 4 classes: chance level 0.25.
