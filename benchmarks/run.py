@@ -19,7 +19,6 @@ import time
 # One module per benchmark, run in this order. Register new ones here.
 MODULES = [
     "benchmarks.bench_lif",  # LIF kernel vs PyTorch peers: s/epoch, peak memory, 1 and 2 threads
-    "benchmarks.bench_bound",  # LIF kernel vs its state-update-only bound
     "benchmarks.bench_compile",  # cold vs warm Numba cache at task start-up
     "benchmarks.bench_scaling",  # BPTT and e-prop: time and memory vs hidden size, steps, batch; plot
     "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
