@@ -27,6 +27,12 @@ quickstart: $(VENV)/.installed
 	$(SNN) submit examples/quickstart.yaml --store runs/quickstart
 	$(SNN) status runs/quickstart
 
+# The autograd reference of the gradient tests (tests/kernels/test_autograd.py): the bench extra's PyTorch
+# (CPU build, 2.13.0), not the rest of the bench extra.
+$(VENV)/.reference: $(VENV)/.installed
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	touch $@
+
 system-deps: browser-deps
 	@if ! command -v slurmctld >/dev/null 2>&1 || ! command -v munged >/dev/null 2>&1 || ! command -v mariadbd >/dev/null 2>&1; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
@@ -47,10 +53,10 @@ browser-deps:
 	  fi; \
 	fi
 
-test: $(VENV)/.installed system-deps
+test: $(VENV)/.installed system-deps $(VENV)/.reference
 	$(PY) -m pytest
 
-test-fast: $(VENV)/.installed browser-deps
+test-fast: $(VENV)/.installed browser-deps $(VENV)/.reference
 	$(PY) -m pytest -m "not slurm and not slow"
 
 test-slow: $(VENV)/.installed system-deps
