@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import zarr
 from zarr.core.buffer import default_buffer_prototype
-from zarr.errors import ContainsGroupError
+from zarr.core.group import GroupMetadata
 from zarr.storage import LocalStore
 
 from ..jobs.errors import StoreError, StoreWriteError
@@ -79,20 +79,16 @@ class RunStore:
             )
         have = set(store.task_ids())
         added = []
-        tasks_group = store.root[TASKS]
         offset = len(have)
+        new = {}
         for task in tasks:
-            if task.id in have:
+            if task.id in have or task.id in new:
                 continue
-            try:
-                tasks_group.create_group(task.id, attributes={
-                    "config": task.config_dict(),
-                    "params": task.params,
-                    "index": offset + len(added),
-                })
-            except ContainsGroupError:
-                continue  # another driver added it just now
-            added.append(task.id)
+            new[task.id] = {"config": task.config_dict(), "params": task.params, "index": offset + len(new)}
+        # each task's group written concurrently, each file created whole or not at all; one another
+        # driver added just now is left as it is
+        made = asyncio.run(_write_groups(path / TASKS, new, exclusive=True))
+        added = [tid for tid, ok in zip(new, made) if ok]
         if added:
             history = list(store.root.attrs.get("spec_history", []))
             overrides = list(getattr(spec, "_overrides", None) or [])
@@ -222,12 +218,16 @@ class RunStore:
 
     def record_submission(self, task_ids: list[str], backend: str, jobs: dict[str, dict]) -> None:
         """Append a submission (backend, job id per task) to each task's ``scheduler`` group."""
-        tasks = self.root[TASKS]
-        for tid in task_ids:
-            g = tasks[tid].require_group("scheduler")
-            subs = list(g.attrs.get("submissions", []))
+        keys = [f"{TASKS}/{tid}/scheduler" for tid in task_ids]
+        for tid, meta in zip(task_ids, self.read_many([f"{TASKS}/{tid}" for tid in task_ids])):
+            if meta is None:
+                raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")
+        groups = {}
+        for key, tid, old in zip(keys, task_ids, self.read_many(keys)):
+            subs = list((old or {}).get("submissions", []))
             subs.append({"backend": backend, "time": time.time(), **jobs.get(tid, {})})
-            g.update_attributes({"backend": backend, "submissions": subs, **jobs.get(tid, {})})
+            groups[key] = {**(old or {}), "backend": backend, "submissions": subs, **jobs.get(tid, {})}
+        asyncio.run(_write_groups(self.path, groups))
 
 
 def code_attrs(attrs, tasks: list[Task]) -> dict:
@@ -286,3 +286,46 @@ async def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
                 return None
 
     return await asyncio.gather(*(one(k) for k in keys))
+
+
+def _group_document(attrs: dict) -> bytes:
+    """A Zarr v3 group's ``zarr.json`` holding ``attrs``, as zarr itself writes it."""
+    return GroupMetadata(attributes=attrs).to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
+
+
+def _write_group(path: Path, data: bytes, exclusive: bool) -> bool:
+    """Write ``path/zarr.json`` whole (a temporary file renamed, or linked when ``exclusive``: False
+    when the group exists already), so that a reader never sees half a document."""
+    path.mkdir(parents=True, exist_ok=True)
+    dest = path / "zarr.json"
+    tmp = path / f".zarr.json.{uuid.uuid4().hex[:8]}.partial"
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    try:
+        if not exclusive:
+            os.replace(tmp, dest)
+            return True
+        try:
+            os.link(tmp, dest)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        if exclusive or tmp.exists():
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+
+
+async def _write_groups(base: Path, groups: dict[str, dict], exclusive: bool = False) -> list[bool]:
+    """Write many groups' attributes (``{key: attrs}`` under ``base``) concurrently; with ``exclusive``,
+    only the groups that do not exist yet (False for the others)."""
+    sem = asyncio.Semaphore(64)
+
+    async def one(key, attrs):
+        data = _group_document(attrs)
+        async with sem:
+            return await asyncio.to_thread(_write_group, base / key, data, exclusive)
+
+    return await asyncio.gather(*(one(k, a) for k, a in groups.items()))

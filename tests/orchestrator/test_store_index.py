@@ -50,3 +50,35 @@ def test_submissions_accumulate_and_zarr_reads_them(planned_store):
     by_id = {t["id"]: t for t in store.tasks()}
     assert by_id[tid]["scheduler"] == sched
     assert by_id[tasks[0].id]["scheduler"] == {}
+
+
+def test_a_task_another_driver_wrote_first_is_kept_and_not_counted_as_added(planned_store, write_spec):
+    from snnbatch.orchestrator import planner, spec as spec_mod
+
+    store, tasks, _, _ = planned_store(SPEC)
+    text = SPEC + "  seeds: 2\n"
+    spec = spec_mod.load(write_spec(text))
+    more = planner.plan(spec)
+    new = [t for t in more if t.id not in {t.id for t in tasks}]
+    assert new
+    first = store.path / TASKS / new[0].id
+    zarr.open_group(str(first), mode="w-", attributes={"config": new[0].config_dict(), "params": new[0].params,
+                                                         "index": 99})
+    before = (first / "zarr.json").read_bytes()
+    _, added = RunStore.create_or_update(store.path, spec, text, more)
+    assert new[0].id not in added and sorted(added) == sorted(t.id for t in new[1:])
+    assert (first / "zarr.json").read_bytes() == before
+    assert not list(store.path.glob(f"{TASKS}/*/.zarr.json.*"))  # no temporary file left behind
+    assert len(store.tasks()) == len(more)
+
+
+def test_a_write_killed_before_its_rename_leaves_the_old_record_readable(planned_store):
+    store, tasks, _, _ = planned_store(SPEC)
+    store.record_submission([t.id for t in tasks], "local", {t.id: {"job_id": "1"} for t in tasks})
+    sched = store.path / TASKS / tasks[0].id / "scheduler"
+    (sched / ".zarr.json.0badc0de.partial").write_bytes(b'{"attributes": {"backe')  # killed mid-write
+    by_id = {t["id"]: t for t in store.tasks()}
+    assert by_id[tasks[0].id]["scheduler"]["job_id"] == "1"
+    store.record_submission([tasks[0].id], "local", {tasks[0].id: {"job_id": "2"}})
+    attrs = dict(zarr.open_group(str(sched), mode="r").attrs)
+    assert attrs["job_id"] == "2" and [s["job_id"] for s in attrs["submissions"]] == ["1", "2"]
