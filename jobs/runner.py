@@ -51,6 +51,7 @@ from .lease import LEASE_HEARTBEAT_SECONDS, Lease, describe_holder
 from .store import TaskStore
 
 HEARTBEAT_SECONDS = 10.0
+STOP_POLL_SECONDS = 0.25  # how often a task run with a stop file looks for it
 # Fault injection for tests (snnbatch.testing): SIGKILL this process right after this iteration, so
 # a test kills a task at a known state instead of racing a fast kernel with a timer.
 # The value is an iteration, or TASK_ID:ITERATION for one task of a sweep (a prefix of its id).
@@ -123,23 +124,29 @@ def run_task(
     job_id: str | None = None,
     cpus: int | None = None,
     lease_wait: float | None = None,
+    stop_file=None,
 ) -> Outcome:
     """Run task ``task_id`` of the store at ``store_path`` until it is done or asked to stop.
 
     ``deadline`` (epoch seconds) makes the task checkpoint and stop on its own
     before a scheduler would kill it. ``lease_wait``: see
-    :meth:`TaskStore.acquire_lease`. Never raises for a failure inside
+    :meth:`TaskStore.acquire_lease`. ``stop_file``: a path whose existence asks the task to checkpoint
+    and stop as a signal would (a driver's stop request to workers that get no signal, see
+    :mod:`snnbatch.orchestrator.backends.dask`); polled every :data:`STOP_POLL_SECONDS`, and
+    before anything is done (then nothing is written). Never raises for a failure inside
     training: the traceback goes to the store and the outcome says ``failed``.
     Raises :class:`~snnbatch.jobs.errors.StoreError` for a task id, a store or
     a store format it cannot use, before anything is written.
     """
     ts = TaskStore(store_path, task_id)
+    if stop_file is not None and os.path.exists(stop_file):  # stopped before it started: nothing to record
+        return Outcome(task_id, "interrupted", ts.read_status().iteration, "interrupt")
     lease, holder = ts.acquire_lease(wait=lease_wait)
     if lease is None:
         return Outcome(task_id, "leased", ts.read_status().iteration,
                        f"running elsewhere: {describe_holder(holder)}")
     stop = stop if stop is not None else StopFlag()  # a fresh StopFlag is falsy: "or" would replace it
-    beat = _Heartbeat(lease)
+    beat = _Heartbeat(lease, stop, stop_file)
     beat.start()
     try:
         outcome = _run_leased(ts, lease, stop, deadline, backend, job_id, cpus)
@@ -156,18 +163,27 @@ def run_task(
 
 
 class _Heartbeat(threading.Thread):
-    """Refreshes the lease while the task runs (Numba kernels release the GIL)."""
+    """Refreshes the lease while the task runs (Numba kernels release the GIL), and turns a stop
+    request (``stop_file`` appearing) into a request on the task's :class:`StopFlag`."""
 
-    def __init__(self, lease: Lease):
+    def __init__(self, lease: Lease, stop: StopFlag | None = None, stop_file=None):
         super().__init__(daemon=True, name="snnbatch-lease")
-        self.lease = lease
+        self.lease, self.stop, self.stop_file = lease, stop, stop_file
         self._done = threading.Event()
 
     def run(self):
-        while not self._done.wait(LEASE_HEARTBEAT_SECONDS):
+        poll = STOP_POLL_SECONDS if self.stop_file is not None else LEASE_HEARTBEAT_SECONDS
+        next_beat = time.monotonic() + LEASE_HEARTBEAT_SECONDS
+        beating = True
+        while not self._done.wait(poll):
+            if self.stop_file is not None and self.stop is not None and os.path.exists(self.stop_file):
+                self.stop.request("interrupt")
+            if not beating or time.monotonic() < next_beat:
+                continue
+            next_beat = time.monotonic() + LEASE_HEARTBEAT_SECONDS
             try:
                 if not self.lease.refresh():
-                    return  # lost: the training loop sees it through lease.held()
+                    beating = False  # lost: the training loop sees it through lease.held()
             except OSError:
                 pass  # a full or flaky file system: try again at the next beat
 

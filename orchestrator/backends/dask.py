@@ -7,8 +7,15 @@ in their environment before they start, so Numba and BLAS load with them.
 """
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import os
+import signal
+import sys
+import threading
+import time
+import uuid
 
 from ...jobs import threads
 from ...jobs.errors import BackendError, UserError
@@ -17,8 +24,26 @@ from ..progress import Monitor
 from .base import Backend, SubmitOptions, SubmitResult
 
 
-def _run(store_path: str, task_id: str, backend: str) -> str:
-    return run_task(store_path, task_id, backend=backend).state
+STOP_WAIT_SECONDS = 300.0  # Ctrl-C: how long the driver waits for its running tasks to checkpoint
+
+
+def _run(store_path: str, task_id: str, backend: str, stop_file: str | None = None) -> str:
+    return run_task(store_path, task_id, backend=backend, stop_file=stop_file).state
+
+
+@contextlib.contextmanager
+def _sigint_ignored():
+    """Processes started inside ignore SIGINT (an ignored signal stays ignored in a child, and Python
+    keeps it so): a Ctrl-C, which the terminal sends to every process of the group, reaches the
+    driver only, and the driver asks the tasks to stop through the store (:meth:`_DaskBase.submit`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 class _DaskBase(Backend):
@@ -29,13 +54,19 @@ class _DaskBase(Backend):
         from distributed import as_completed
 
         cpus = int(store.spec_dict().get("resources", {}).get("cpus", 1))
-        client, closer = self._client(cpus, len(task_ids))
+        # Ctrl-C: the driver creates this file; each task sees it within a quarter second, checkpoints
+        # and records its attempt as interrupted, as a signal would make it (Dask's workers get none)
+        stop_file = store.path.resolve() / f".stop-request-{uuid.uuid4().hex[:12]}"
+        with _sigint_ignored():
+            client, closer = self._client(cpus, len(task_ids))
         outcomes: dict[str, str] = {}
+        futures: dict = {}
         try:
             self._warm_up(client, store, task_ids)
             with Monitor(store, task_ids, enabled=self.options.progress):
                 futures = {
-                    client.submit(_run, str(store.path.resolve()), tid, self.name, key=f"snnbatch-{tid}", pure=False): tid
+                    client.submit(_run, str(store.path.resolve()), tid, self.name, str(stop_file),
+                                  key=f"snnbatch-{tid}", pure=False): tid
                     for tid in task_ids
                 }
                 for fut in as_completed(futures):
@@ -44,9 +75,32 @@ class _DaskBase(Backend):
                         outcomes[tid] = fut.result()
                     except Exception:  # the worker process died (killed, out of memory)
                         outcomes[tid] = "interrupted"
+        except KeyboardInterrupt:
+            self._stop_tasks(stop_file, futures)
+            raise
         finally:
+            try:
+                stop_file.unlink(missing_ok=True)
+            except OSError:
+                pass
             closer()
         return SubmitResult(waited=True, outcomes=outcomes)
+
+    @staticmethod
+    def _stop_tasks(stop_file, futures) -> None:
+        """Ask every task of this submission to checkpoint and stop, and wait until they have (a
+        second Ctrl-C stops waiting: the tasks then end as lost, and resume from their checkpoints)."""
+        from distributed import wait
+
+        try:
+            stop_file.write_text(json.dumps({"time": time.time(), "pid": os.getpid()}))
+        except OSError:
+            return  # the store cannot be written: nothing the tasks could record either
+        running = [f for f in futures if not f.done()]
+        if running:
+            print("\nstopping: each running task checkpoints and records its attempt (Ctrl-C again not to wait)",
+                  file=sys.stderr, flush=True)
+            wait(running, timeout=STOP_WAIT_SECONDS)
 
     def _warm_up(self, client, store, task_ids):
         """Compile each kind of kernel once on one worker, so the others load it from the disk cache."""
