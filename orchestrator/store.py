@@ -16,13 +16,13 @@ import os
 import shutil
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zarr
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.group import GroupMetadata
-from zarr.storage import LocalStore
 
 from ..jobs.errors import StoreError, StoreWriteError
 from ..jobs.lease import LEASE, LEASE_STALE_SECONDS, lease_alive, read_lease
@@ -177,28 +177,37 @@ class RunStore:
 
     def read_many(self, keys: list[str]) -> list[dict | None]:
         """The ``attributes`` of many groups at once (missing groups give None), concurrently."""
-        return asyncio.run(_read_attrs(self.path, keys))
+        return _read_attrs(self.path, keys)
 
     def tasks(self) -> list[dict[str, Any]]:
         """Every task: id, index, params, config, status and scheduler info, in plan order."""
-        ids = self.task_ids()
+        # the directories under tasks/, each document read once (zarr's group listing would read
+        # each task's zarr.json a first time to tell that it is a group)
+        try:
+            ids = sorted(e.name for e in os.scandir(self.path / TASKS) if e.is_dir() and not e.name.startswith("."))
+        except FileNotFoundError:
+            raise StoreError(f"{self.path}: store has no 'tasks' group") from None
         keys = []
         for tid in ids:
             keys += [f"{TASKS}/{tid}", f"{TASKS}/{tid}/{STATUS}", f"{TASKS}/{tid}/scheduler"]
         attrs = self.read_many(keys)
         out = []
         now = time.time()
+        listed = []
         for i, tid in enumerate(ids):
             meta, status, sched = attrs[3 * i : 3 * i + 3]
             if meta is None:
+                if not (self.path / TASKS / tid / "zarr.json").exists():
+                    continue  # a driver is adding it: not a task yet
                 raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")
+            listed.append(tid)
             status = status or {"state": "pending"}
             state = status.get("state", "pending")
             if state == "running" and not _lease_held(self.path / TASKS / tid, now):
                 state = "interrupted"
             out.append({
                 "id": tid,
-                "index": meta.get("index", i),
+                "index": meta.get("index", len(listed) - 1),
                 "params": meta.get("params", {}),
                 "config": meta.get("config", {}),
                 "status": status,
@@ -206,7 +215,7 @@ class RunStore:
                 "scheduler": sched or {},
             })
         out.sort(key=lambda t: t["index"])
-        rungs = overview(self.path, ids)  # a halving sweep: each task's rung, promoted or pruned
+        rungs = overview(self.path, listed)  # a halving sweep: each task's rung, promoted or pruned
         for t in out:
             if t["id"] in rungs:
                 t["halving"] = rungs[t["id"]]
@@ -267,25 +276,28 @@ def _lease_held(task_dir: Path, now: float) -> bool:
     return info is not None and lease_alive(info, now)
 
 
-async def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
-    store = LocalStore(str(path), read_only=True)
-    proto = default_buffer_prototype()
-    sem = asyncio.Semaphore(64)
+def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
+    """The ``attributes`` of each group ``key`` under ``path`` (None where missing or unreadable), read
+    in chunks by a few threads: one thread per chunk, not an event-loop task per file, so that the
+    reading costs about what reading the files does, and a shared file system's latency overlaps."""
+    base = str(path)
 
-    async def one(key):
-        async with sem:
+    def chunk(part: list[str]) -> list[dict | None]:
+        out = []
+        for key in part:
             try:
-                buf = await store.get(f"{key}/zarr.json", prototype=proto)
-            except OSError:
-                return None
-            if buf is None:
-                return None
-            try:
-                return json.loads(buf.to_bytes()).get("attributes", {})
-            except ValueError:
-                return None
+                with open(os.path.join(base, key, "zarr.json"), "rb") as fh:
+                    out.append(json.loads(fh.read()).get("attributes", {}))
+            except (OSError, ValueError, AttributeError):
+                out.append(None)
+        return out
 
-    return await asyncio.gather(*(one(k) for k in keys))
+    size = 512
+    parts = [keys[i : i + size] for i in range(0, len(keys), size)]
+    if len(parts) <= 1:
+        return chunk(keys)
+    with ThreadPoolExecutor(max_workers=min(8, len(parts))) as pool:
+        return [doc for part in pool.map(chunk, parts) for doc in part]
 
 
 def _group_document(attrs: dict) -> bytes:
