@@ -22,6 +22,8 @@ RECURRENT_WEIGHT_SCALE = 0.5
 RECURRENT_LR_SCALE = 0.1
 
 
+_BOOL = TypeAdapter(bool)  # built once: planning validates one config per task
+
 class LIFModel(Section):
     """Discrete-time LIF hidden layer with current synapses and a leaky readout (seed 004)."""
 
@@ -62,7 +64,7 @@ class LIFModel(Section):
         if not isinstance(data, dict):
             return data
         try:
-            if not TypeAdapter(bool).validate_python(data.get("recurrent", False)):
+            if not _BOOL.validate_python(data.get("recurrent", False)):
                 return data
         except ValidationError:
             return data  # the field's own validation names the error
