@@ -133,8 +133,10 @@ def members(task_ids: list[str], rung: int, made: dict[int, dict]) -> list[str]:
 
 
 def _task_ids(store_path) -> list[str]:
+    from .store import task_ids
+
     try:
-        return sorted(e.name for e in os.scandir(Path(store_path) / "tasks") if e.is_dir() and len(e.name) == 12)
+        return task_ids(store_path)
     except OSError:
         return []
 

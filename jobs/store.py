@@ -1,16 +1,22 @@
 """One task's part of the run store: its config, status, checkpoints and lease.
 
-Layout (Zarr v3, one directory per run)::
+Layout (Zarr v3, one directory per run; format 2)::
 
     RUN/zarr.json                       root attrs: format, snnbatch version, resolved spec
-    RUN/tasks/<id>/zarr.json            attrs: config, swept parameters, index   (written once, by the planner)
+    RUN/plan/<seq>.json                 the tasks one driver added: ids, plan index, swept parameters
+    RUN/plan/<token>.configs.jsonl      their configs, one a line     (both written once, by the planner)
+    RUN/submissions/<ns>-<token>.json   one submission: backend, tasks, job ids  (the submitting driver)
     RUN/tasks/<id>/status/zarr.json     attrs: state, iteration, metrics, attempts, warnings, error
                                         (the task's own writer)
-    RUN/tasks/<id>/scheduler/zarr.json  attrs: backend and job ids                (the submitting driver)
     RUN/tasks/<id>/checkpoints/<seq>/   one group per checkpoint: every state array, the metric
                                         history, and attrs with the iteration, the RNG state and
                                         a SHA-256 of every array
     RUN/tasks/<id>/lease                who runs the task now: host, pid, heartbeat (plain JSON)
+
+A pending task has no file of its own: ``tasks/<id>/`` is made when the task starts. The plan and
+submission documents are described below ("the plan and submission index"); format 1 stores, where
+each task was a group ``tasks/<id>/zarr.json`` holding its config and ``tasks/<id>/scheduler``
+its submissions, read as before.
 
 Task ids are 12 lowercase hex digits and nothing else (:func:`check_task_id`),
 so no id can name a path outside the store.
@@ -70,7 +76,8 @@ from .version import snnbatch_version
 # place; a reader listing a group at that instant sees the temporary name and warns about it.
 warnings.filterwarnings("ignore", message=r"Object at .*\.partial is not recognized", category=UserWarning)
 
-FORMAT = 1
+FORMAT = 2  # what this snnbatch writes (see "the plan and submission index" below)
+READS = (1, 2)  # the formats it reads
 TASKS = "tasks"
 STATUS = "status"
 CHECKPOINTS = "checkpoints"
@@ -129,7 +136,7 @@ def resolve_task_id(store, prefix, ids=None) -> str:
     if ids is None:
         open_root(store)  # a store of this format, or a clear error
         try:
-            ids = [e.name for e in os.scandir(Path(store) / TASKS) if e.is_dir() and TASK_ID.fullmatch(e.name)]
+            ids = task_ids(store)
         except OSError:
             ids = []
     found = sorted(i for i in ids if i.startswith(text))
@@ -172,13 +179,13 @@ def open_root(path: str | os.PathLike, mode: str = "r") -> zarr.Group:
         raise StoreError(f"{path}: cannot read the store's metadata: {exc}") from None
     if not isinstance(meta, dict) or "format" not in meta:
         raise StoreError(f"{path}: a Zarr store, but not one written by snnbatch (no 'snnbatch' attribute)")
-    if meta["format"] != FORMAT:
+    if meta["format"] not in READS:
         newer = isinstance(meta["format"], int) and meta["format"] > FORMAT
         advice = ("upgrade snnbatch to read it" if newer else
                   "read it with the snnbatch version that wrote it, or start a new store")
         raise StoreError(
             f"{path}: store format {meta['format']!r} (written by snnbatch {meta.get('version', '?')}); "
-            f"this snnbatch {snnbatch_version()} reads format {FORMAT}: {advice}. Nothing was changed."
+            f"this snnbatch {snnbatch_version()} reads format {' and '.join(map(str, READS))}: {advice}. Nothing was changed."
         )
     return root
 
@@ -189,23 +196,27 @@ class TaskStore:
     def __init__(self, path: str | os.PathLike, task_id: str, mode: str = "r+"):
         self.path = Path(path)
         self.task_id = check_task_id(task_id, self.path)
-        root = open_root(self.path, mode="r" if mode == "r" else "r+")
-        self.root = root
-        try:
-            self.group = root[f"{TASKS}/{task_id}"]
-        except KeyError:
-            raise StoreError(f"{self.path}: no task {task_id!r} in this store") from None
-        except Exception as exc:
-            raise StoreError(f"{self.path}: task {task_id}: unreadable metadata: {exc}") from None
+        self.root = open_root(self.path, mode="r" if mode == "r" else "r+")
         self.dir = self.path / TASKS / task_id
-        self._status = None
+        self._config = planned_config(self.path, task_id)
+        if self._config is None:  # a format 1 task group
+            doc = _read_json(self.dir / "zarr.json")
+            if doc is None:
+                raise StoreError(f"{self.path}: no task {task_id!r} in this store")
+            try:
+                self._config = dict(doc["attributes"]["config"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise StoreError(f"{self.path}: task {task_id}: unreadable metadata: {exc}") from None
+        if mode != "r":
+            self.dir.mkdir(parents=True, exist_ok=True)  # the task's own directory, made when it starts
+        self._status: dict | None = None
         self._removals: list[threading.Thread] = []
 
     # -------------------------------------------------------------- config and status
 
     @property
     def config_dict(self) -> dict:
-        return dict(self.group.attrs["config"])
+        return dict(self._config)
 
     def config(self):
         """The task's typed config; first loads the plugin files the run records (this runs their code)."""
@@ -223,10 +234,8 @@ class TaskStore:
 
     def status(self) -> dict[str, Any]:
         """The status record as stored (plain data); :meth:`read_status` reads it typed."""
-        try:
-            return dict(self.group[STATUS].attrs)
-        except KeyError:
-            return {"state": "pending"}
+        doc = _read_json(self.dir / STATUS / "zarr.json")
+        return dict(doc.get("attributes", {})) if doc is not None else {"state": "pending"}
 
     def read_status(self) -> TaskStatus:
         return TaskStatus.from_attrs(self.status())
@@ -238,8 +247,12 @@ class TaskStore:
         values["updated"] = now()
         try:
             if self._status is None:
-                self._status = self.group.require_group(STATUS)
-            self._status.update_attributes(values)
+                (self.dir / STATUS).mkdir(parents=True, exist_ok=True)
+                doc = _read_json(self.dir / STATUS / "zarr.json")
+                self._status = dict(doc.get("attributes", {})) if doc is not None else {}
+            self._status.update(values)
+            # the task's own document, written whole: a reader sees this record or the one before
+            write_whole(self.dir / STATUS / "zarr.json", group_document(self._status))
         except OSError as exc:
             if is_store_full_or_readonly(exc):
                 raise _write_error(self.path, exc, f"write the status of task {self.task_id}") from None
@@ -285,8 +298,11 @@ class TaskStore:
 
     # -------------------------------------------------------------- checkpoints
 
-    def _checkpoints(self) -> zarr.Group:
-        return self.group.require_group(CHECKPOINTS)
+    def _checkpoints(self) -> None:
+        ckdir = self.dir / CHECKPOINTS
+        if not (ckdir / "zarr.json").exists():
+            ckdir.mkdir(parents=True, exist_ok=True)
+            write_whole(ckdir / "zarr.json", group_document({}))
 
     def checkpoint_names(self) -> list[str]:
         """The committed checkpoints' names, oldest first."""
@@ -480,3 +496,219 @@ def _env_seconds(name: str) -> float:
         return max(0.0, float(os.environ.get(name) or 0))
     except ValueError:
         return 0.0
+
+
+# ------------------------------------------------------------------ the plan and submission index
+#
+# Format 2 (this snnbatch writes it). A task pending has no file of its own: the driver that plans
+# tasks writes them as one plan document per call that adds tasks, and each submission as one
+# submission document; a task's directory ``tasks/<id>/`` is made by the task when it starts
+# (lease, status, checkpoints)::
+#
+#     RUN/plan/<seq>.json              the tasks one driver added: ids (one string, 12 characters
+#                                      each), plan index and swept parameters of each, and the name
+#                                      of the configs file with each config's byte offsets
+#     RUN/plan/<token>.configs.jsonl   one config a line (JSON), in the order of the ids
+#     RUN/submissions/<ns>-<token>.json  one submission: backend, time, the tasks and their job ids
+#
+# Every one of these documents is written whole under a temporary name and then renamed (configs,
+# submissions) or hard-linked (a plan document, under the next free ``<seq>``) into place; none is
+# ever changed afterwards. A plan document is committed at ``<seq>`` only once ``<seq> - 1`` is
+# there (a driver takes the lowest free number), so the documents before a driver's own are all
+# complete when it commits: a task that an earlier document holds is that earlier driver's
+# (:func:`add_planned` does not count it as added), and readers take each task from the first
+# document that holds it. Nothing names an absolute path or depends on a file's time or inode, so a
+# copied store (cp -r, rsync) reads the same. Format 1 stores (every task a group
+# ``tasks/<id>/zarr.json`` with its config, and ``tasks/<id>/scheduler/zarr.json``) read as before,
+# and tasks added to one later go to plan documents.
+
+PLAN = "plan"
+SUBMISSIONS = "submissions"
+PLAN_DOC = re.compile(r"[0-9]{8}\.json")
+SUBMISSION_DOC = re.compile(r"[0-9]{20}-[0-9a-f]{8}\.json")
+
+
+def write_whole(path: Path, data: bytes, exclusive: bool = False) -> bool:
+    """Write ``path`` whole: a temporary file beside it, renamed over it (or, with ``exclusive``,
+    hard-linked into place: False, and nothing changed, when ``path`` exists already)."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.partial")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        if not exclusive:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        _unlink(tmp)
+
+
+def _read_json(path) -> Any:
+    try:
+        with open(path, "rb") as fh:
+            return json.loads(fh.read())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise StoreError(f"{path}: unreadable store document: {exc}") from None
+
+
+def plan_documents(store_path) -> list[tuple[int, dict]]:
+    """``(seq, document)`` of every committed plan document, in order."""
+    base = Path(store_path) / PLAN
+    try:
+        names = sorted(n for n in os.listdir(base) if PLAN_DOC.fullmatch(n))
+    except FileNotFoundError:
+        return []
+    out = []
+    for name in names:
+        doc = _read_json(base / name)
+        if doc is not None:
+            out.append((int(name[:8]), doc))
+    return out
+
+
+def _doc_ids(doc: dict) -> list[str]:
+    ids = doc["ids"]
+    return [ids[i : i + 12] for i in range(0, len(ids), 12)]
+
+
+def planned_tasks(store_path, docs: list[tuple[int, dict]] | None = None) -> dict[str, dict]:
+    """Every task of the plan documents: ``{id: {"index", "params"}}``, each from the first
+    document holding it, in document order."""
+    docs = plan_documents(store_path) if docs is None else docs
+    out: dict[str, dict] = {}
+    for _, doc in docs:
+        for tid, index, params in zip(_doc_ids(doc), doc["index"], doc["params"]):
+            if tid not in out:
+                out[tid] = {"index": index, "params": params}
+    return out
+
+
+def planned_configs(store_path, docs: list[tuple[int, dict]] | None = None) -> dict[str, dict]:
+    """Every planned task's config, ``{id: config}`` (each configs file read once)."""
+    docs = plan_documents(store_path) if docs is None else docs
+    out: dict[str, dict] = {}
+    for _, doc in docs:
+        with open(Path(store_path) / PLAN / doc["configs"], "rb") as fh:
+            lines = fh.read().splitlines()
+        for tid, line in zip(_doc_ids(doc), lines):
+            if tid not in out:
+                out[tid] = json.loads(line)
+    return out
+
+
+def planned_config(store_path, task_id: str) -> dict | None:
+    """One planned task's config, reading only its own line of the configs file; None when no plan
+    document holds the task."""
+    for _, doc in plan_documents(store_path):
+        ids, at = doc["ids"], -1
+        while True:
+            at = ids.find(task_id, at + 1)
+            if at < 0 or at % 12 == 0:
+                break
+        if at < 0:
+            continue
+        k = at // 12
+        start, end = doc["offsets"][k], doc["offsets"][k + 1]
+        with open(Path(store_path) / PLAN / doc["configs"], "rb") as fh:
+            fh.seek(start)
+            return json.loads(fh.read(end - start))
+    return None
+
+
+def add_planned(store_path, tasks: list[dict]) -> list[str]:
+    """Add ``tasks`` (``{"id", "index", "params", "config"}`` each) as one plan document; returns
+    the ids this call added (not those an earlier document holds, another driver's)."""
+    if not tasks:
+        return []
+    base = Path(store_path) / PLAN
+    base.mkdir(exist_ok=True)
+    lines, offsets = [], [0]
+    for t in tasks:
+        line = json.dumps(t["config"], separators=(",", ":")).encode() + b"\n"
+        lines.append(line)
+        offsets.append(offsets[-1] + len(line))
+    configs = f"{uuid.uuid4().hex[:16]}.configs.jsonl"
+    write_whole(base / configs, b"".join(lines))
+    doc = json.dumps({"ids": "".join(t["id"] for t in tasks), "index": [t["index"] for t in tasks],
+                      "params": [t["params"] for t in tasks], "configs": configs, "offsets": offsets,
+                      "created": now(), "host": socket.gethostname()}).encode()
+    docs = plan_documents(store_path)
+    seq = docs[-1][0] + 1 if docs else 0
+    while not write_whole(base / f"{seq:08d}.json", doc, exclusive=True):
+        seq += 1
+    earlier = planned_tasks(store_path, [(s, d) for s, d in plan_documents(store_path) if s < seq])
+    return [t["id"] for t in tasks if t["id"] not in earlier]
+
+
+def add_submission(store_path, task_ids: list[str], backend: str, jobs: dict[str, dict]) -> None:
+    """Record one submission of ``task_ids`` (``jobs``: each task's job ids) as one document."""
+    base = Path(store_path) / SUBMISSIONS
+    base.mkdir(exist_ok=True)
+    t = now()
+    doc = {"backend": backend, "time": t, "tasks": list(task_ids),
+           "jobs": {tid: jobs[tid] for tid in task_ids if tid in jobs}}
+    write_whole(base / f"{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.json", json.dumps(doc).encode())
+
+
+def submissions(store_path) -> dict[str, dict]:
+    """Each submitted task's scheduler record, folded from the submission documents in time order:
+    ``{"backend", "submissions": [...], **the last job ids}``, the form format 1 stored per task."""
+    base = Path(store_path) / SUBMISSIONS
+    try:
+        names = sorted(n for n in os.listdir(base) if SUBMISSION_DOC.fullmatch(n))
+    except FileNotFoundError:
+        return {}
+    out: dict[str, dict] = {}
+    for name in names:
+        doc = _read_json(base / name)
+        if doc is None:
+            continue
+        fold_submission(out, doc)
+    return out
+
+
+def fold_submission(records: dict[str, dict], doc: dict) -> None:
+    backend, jobs = doc["backend"], doc.get("jobs", {})
+    for tid in doc["tasks"]:
+        old = records.get(tid, {})
+        job = jobs.get(tid, {})
+        subs = list(old.get("submissions", []))
+        subs.append({"backend": backend, "time": doc["time"], **job})
+        records[tid] = {**old, "backend": backend, "submissions": subs, **job}
+
+
+def started_dirs(store_path) -> list[str]:
+    """The task directories under ``tasks/``: the tasks that started (and, in a format 1 store, all)."""
+    try:
+        return sorted(e.name for e in os.scandir(Path(store_path) / TASKS)
+                      if TASK_ID.fullmatch(e.name) and e.is_dir())
+    except FileNotFoundError:
+        return []
+
+
+def legacy_tasks(store_path, dirs: list[str]) -> dict[str, dict]:
+    """The format 1 task groups among ``dirs``: ``{id: attrs}`` (config, params, index)."""
+    out = {}
+    for tid in dirs:
+        doc = _read_json(Path(store_path) / TASKS / tid / "zarr.json")
+        if doc is not None:
+            out[tid] = doc.get("attributes", {})
+    return out
+
+
+def task_ids(store_path) -> list[str]:
+    """Every task id of the store, sorted: planned ones and format 1 groups."""
+    planned = planned_tasks(store_path)
+    extra = [d for d in started_dirs(store_path) if d not in planned]
+    return sorted([*planned, *legacy_tasks(store_path, extra)])
+
+
+def group_document(attrs: dict) -> bytes:
+    """A Zarr v3 group's ``zarr.json`` holding ``attrs``."""
+    return json.dumps({"attributes": attrs, "zarr_format": 3, "node_type": "group"}, indent=2).encode()

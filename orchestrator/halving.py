@@ -40,7 +40,7 @@ def plan_record(spec, tasks: list[Task]) -> dict | None:
 def runnable(store: RunStore, tasks: list[dict] | None = None, include_failed: bool = False) -> list[str]:
     """The tasks with training to do now: not ended, not running, and, in a halving sweep, not parked
     at a rung that is still open."""
-    tasks = store.tasks() if tasks is None else tasks
+    tasks = store.tasks(configs=False) if tasks is None else tasks
     skip = {"done", "running", "pruned"} | (set() if include_failed else {"failed"})
     plan = halving.plan_of(store.path)
     made = halving.decisions(store.path, plan) if plan else {}

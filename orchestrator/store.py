@@ -1,8 +1,9 @@
 """The run store's index: create a run, add tasks, read every task's status quickly.
 
 See :mod:`snnbatch.jobs.store` for the layout. The driver writes the root
-attrs, each task's config group (once) and the ``scheduler`` group; tasks
-write their own ``status`` and ``checkpoints``. A new store is built under a
+attrs, one plan document per call that adds tasks and one submission document
+per submission, never rewriting one; tasks write their own ``status`` and
+``checkpoints``. A new store is built under a
 temporary name beside its path and renamed into place, so two drivers
 creating the same store at once end up sharing one. A task is ``running``
 only while a live process holds its lease; one whose status says running
@@ -10,22 +11,22 @@ without a live lease holder is shown as ``interrupted``.
 """
 from __future__ import annotations
 
-import asyncio
+import gc
 import json
 import os
 import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import zarr
-from zarr.core.buffer import default_buffer_prototype
-from zarr.core.group import GroupMetadata
 
 from ..jobs.errors import StoreError, StoreWriteError
 from ..jobs.lease import LEASE, LEASE_STALE_SECONDS, lease_alive, read_lease
+from ..jobs import store as layout
 from ..jobs.store import FORMAT, STATUS, TASKS, is_store_full_or_readonly, open_root
 from ..jobs.halving import HALVING, overview
 from ..jobs.version import snnbatch_version
@@ -78,17 +79,17 @@ class RunStore:
                 f"{path}: holds run '{existing.get('name')}', not '{spec.name}'; choose another --store"
             )
         have = set(store.task_ids())
-        added = []
-        offset = len(have)
         new = {}
         for task in tasks:
             if task.id in have or task.id in new:
                 continue
-            new[task.id] = {"config": task.config_dict(), "params": task.params, "index": offset + len(new)}
-        # each task's group written concurrently, each file created whole or not at all; one another
-        # driver added just now is left as it is
-        made = asyncio.run(_write_groups(path / TASKS, new, exclusive=True))
-        added = [tid for tid, ok in zip(new, made) if ok]
+            new[task.id] = {"id": task.id, "config": task.config_dict(), "params": task.params,
+                            "index": len(have) + len(new)}
+        if new:
+            store._upgrade()
+        # one plan document for all of them, committed whole; a task another driver's earlier
+        # document holds is that driver's, not added here
+        added = layout.add_planned(path, list(new.values()))
         if added:
             history = list(store.root.attrs.get("spec_history", []))
             overrides = list(getattr(spec, "_overrides", None) or [])
@@ -124,6 +125,13 @@ class RunStore:
                     raise
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+    def _upgrade(self) -> None:
+        """Mark a format 1 store as format 2 before this snnbatch adds plan or submission documents to
+        it (a snnbatch that reads only format 1 would not see them: it refuses the store instead)."""
+        meta = dict(self.root.attrs.get("snnbatch", {}))
+        if meta.get("format") != FORMAT:
+            self.root.update_attributes({"snnbatch": {**meta, "format": FORMAT, "upgraded_from": meta.get("format")}})
 
     def check_writable(self) -> None:
         """Raise :class:`StoreWriteError` naming the store when a file cannot be written into it."""
@@ -170,52 +178,53 @@ class RunStore:
         return {str(k): dict(v) for k, v in record.items() if isinstance(v, dict)}
 
     def task_ids(self) -> list[str]:
-        try:
-            return sorted(self.root[TASKS].group_keys())
-        except KeyError:
-            raise StoreError(f"{self.path}: store has no 'tasks' group") from None
+        return layout.task_ids(self.path)
 
     def read_many(self, keys: list[str]) -> list[dict | None]:
         """The ``attributes`` of many groups at once (missing groups give None), concurrently."""
         return _read_attrs(self.path, keys)
 
-    def tasks(self) -> list[dict[str, Any]]:
-        """Every task: id, index, params, config, status and scheduler info, in plan order."""
-        # the directories under tasks/, each document read once (zarr's group listing would read
-        # each task's zarr.json a first time to tell that it is a group)
-        try:
-            ids = sorted(e.name for e in os.scandir(self.path / TASKS) if e.is_dir() and not e.name.startswith("."))
-        except FileNotFoundError:
-            raise StoreError(f"{self.path}: store has no 'tasks' group") from None
-        keys = []
-        for tid in ids:
-            keys += [f"{TASKS}/{tid}", f"{TASKS}/{tid}/{STATUS}", f"{TASKS}/{tid}/scheduler"]
-        attrs = self.read_many(keys)
+    def tasks(self, configs: bool = True) -> list[dict[str, Any]]:
+        """Every task: id, index, params, config (left out unless ``configs``), status and scheduler
+        info, in plan order.
+
+        Reads the plan documents, the submission documents and the status documents of the tasks
+        that started (the directories under ``tasks/``, which a pending task does not have), each
+        once; a format 1 store's task groups and scheduler records besides.
+        """
+        if not (self.path / TASKS).is_dir():
+            raise StoreError(f"{self.path}: store has no 'tasks' group")
+        with without_gc():
+            return self._tasks(configs)
+
+    def _tasks(self, configs: bool) -> list[dict[str, Any]]:
+        docs = layout.plan_documents(self.path)
+        planned = layout.planned_tasks(self.path, docs)
+        dirs = layout.started_dirs(self.path)
+        legacy = layout.legacy_tasks(self.path, [d for d in dirs if d not in planned])
+        statuses = dict(zip(dirs, self.read_many([f"{TASKS}/{tid}/{STATUS}" for tid in dirs])))
+        legacy_sched = dict(zip(legacy, self.read_many([f"{TASKS}/{tid}/scheduler" for tid in legacy])))
+        sched = layout.submissions(self.path)
+        config_of = layout.planned_configs(self.path, docs) if configs else {}
         out = []
         now = time.time()
-        listed = []
-        for i, tid in enumerate(ids):
-            meta, status, sched = attrs[3 * i : 3 * i + 3]
-            if meta is None:
-                if not (self.path / TASKS / tid / "zarr.json").exists():
-                    continue  # a driver is adding it: not a task yet
-                raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")
-            listed.append(tid)
-            status = status or {"state": "pending"}
+        entries = [(tid, m) for tid, m in planned.items()] + list(legacy.items())
+        for tid, meta in entries:
+            status = statuses.get(tid) or {"state": "pending"}
             state = status.get("state", "pending")
             if state == "running" and not _lease_held(self.path / TASKS / tid, now):
                 state = "interrupted"
-            out.append({
-                "id": tid,
-                "index": meta.get("index", len(listed) - 1),
-                "params": meta.get("params", {}),
-                "config": meta.get("config", {}),
-                "status": status,
-                "state": state,
-                "scheduler": sched or {},
-            })
+            record = dict(legacy_sched.get(tid) or {})
+            if tid in sched:  # submissions after format 1 continue the task's record
+                new = sched[tid]
+                record = {**record, **new, "submissions": list(record.get("submissions", [])) + new["submissions"]}
+            task = {"id": tid, "index": meta.get("index", 0), "params": meta.get("params", {}),
+                    "status": status, "state": state, "scheduler": record}
+            if configs:
+                task["config"] = config_of[tid] if tid in config_of else meta.get("config", {})
+            out.append(task)
         out.sort(key=lambda t: t["index"])
-        rungs = overview(self.path, listed)  # a halving sweep: each task's rung, promoted or pruned
+        rungs = overview(self.path, [t["id"] for t in out])  # a halving sweep: each task's rung, promoted or pruned
         for t in out:
             if t["id"] in rungs:
                 t["halving"] = rungs[t["id"]]
@@ -227,16 +236,25 @@ class RunStore:
 
     def record_submission(self, task_ids: list[str], backend: str, jobs: dict[str, dict]) -> None:
         """Append a submission (backend, job id per task) to each task's ``scheduler`` group."""
-        keys = [f"{TASKS}/{tid}/scheduler" for tid in task_ids]
-        for tid, meta in zip(task_ids, self.read_many([f"{TASKS}/{tid}" for tid in task_ids])):
-            if meta is None:
+        known = set(self.task_ids())
+        for tid in task_ids:
+            if tid not in known:
                 raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")
-        groups = {}
-        for key, tid, old in zip(keys, task_ids, self.read_many(keys)):
-            subs = list((old or {}).get("submissions", []))
-            subs.append({"backend": backend, "time": time.time(), **jobs.get(tid, {})})
-            groups[key] = {**(old or {}), "backend": backend, "submissions": subs, **jobs.get(tid, {})}
-        asyncio.run(_write_groups(self.path, groups))
+        self._upgrade()
+        layout.add_submission(self.path, task_ids, backend, jobs)
+
+
+@contextmanager
+def without_gc():
+    """Python's cyclic garbage collector paused: building a record per task of 100,000 (none of them
+    cyclic) otherwise runs it over and over, a third of the time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def code_attrs(attrs, tasks: list[Task]) -> dict:
@@ -298,46 +316,3 @@ def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
         return chunk(keys)
     with ThreadPoolExecutor(max_workers=min(8, len(parts))) as pool:
         return [doc for part in pool.map(chunk, parts) for doc in part]
-
-
-def _group_document(attrs: dict) -> bytes:
-    """A Zarr v3 group's ``zarr.json`` holding ``attrs``, as zarr itself writes it."""
-    return GroupMetadata(attributes=attrs).to_buffer_dict(default_buffer_prototype())["zarr.json"].to_bytes()
-
-
-def _write_group(path: Path, data: bytes, exclusive: bool) -> bool:
-    """Write ``path/zarr.json`` whole (a temporary file renamed, or linked when ``exclusive``: False
-    when the group exists already), so that a reader never sees half a document."""
-    path.mkdir(parents=True, exist_ok=True)
-    dest = path / "zarr.json"
-    tmp = path / f".zarr.json.{uuid.uuid4().hex[:8]}.partial"
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    try:
-        if not exclusive:
-            os.replace(tmp, dest)
-            return True
-        try:
-            os.link(tmp, dest)
-        except FileExistsError:
-            return False
-        return True
-    finally:
-        if exclusive or tmp.exists():
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
-
-
-async def _write_groups(base: Path, groups: dict[str, dict], exclusive: bool = False) -> list[bool]:
-    """Write many groups' attributes (``{key: attrs}`` under ``base``) concurrently; with ``exclusive``,
-    only the groups that do not exist yet (False for the others)."""
-    sem = asyncio.Semaphore(64)
-
-    async def one(key, attrs):
-        data = _group_document(attrs)
-        async with sem:
-            return await asyncio.to_thread(_write_group, base / key, data, exclusive)
-
-    return await asyncio.gather(*(one(k, a) for k, a in groups.items()))

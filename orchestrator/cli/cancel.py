@@ -23,7 +23,7 @@ def cancel_command(store_path, task_ids):
       snnbatch cancel runs/sweep --task 3fa2c1d0
     """
     store = RunStore.open(store_path)
-    tasks = store.tasks()
+    tasks = store.tasks(configs=False)
     if task_ids:
         ids = [t["id"] for t in tasks]
         wanted = {resolve_task_id(store.path, tid, ids=ids) for tid in task_ids}

@@ -52,7 +52,7 @@ def _run(store: RunStore, ids: list[str], backend: Backend) -> None:
         console.print(result.text, highlight=False)
     if not result.waited:
         return
-    tasks = {t["id"]: t for t in store.tasks()}
+    tasks = {t["id"]: t for t in store.tasks(configs=False)}
     counts: dict[str, int] = {}
     for tid in ids:
         counts[tasks[tid]["state"]] = counts.get(tasks[tid]["state"], 0) + 1

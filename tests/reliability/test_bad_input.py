@@ -35,9 +35,9 @@ def _set_format(path, meta):
 
 
 @pytest.mark.parametrize("meta, words", [
-    ({"format": 2, "version": "9.1.0"},
-     ["store format 2", "snnbatch 9.1.0", f"this snnbatch {__version__} reads format 1", "upgrade snnbatch"]),
-    ({"format": 0, "version": "0.0.3"}, ["store format 0", "snnbatch 0.0.3", "reads format 1",
+    ({"format": 3, "version": "9.1.0"},
+     ["store format 3", "snnbatch 9.1.0", f"this snnbatch {__version__} reads format 1 and 2", "upgrade snnbatch"]),
+    ({"format": 0, "version": "0.0.3"}, ["store format 0", "snnbatch 0.0.3", "reads format 1 and 2",
                                          "the snnbatch version that wrote it"]),
     (None, ["not one written by snnbatch"]),
 ])
