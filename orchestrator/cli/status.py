@@ -34,6 +34,13 @@ FIELDS = ("id", "index", "state", "params", "iteration", "total", "attempts", "e
           "halving")
 
 
+PENDING = TaskStatus()  # the record of every task that never started (read, never changed)
+
+
+def _never_started(status: dict) -> bool:
+    return len(status) == 1 and status.get("state") == "pending"
+
+
 def task_rows(store: RunStore, tasks: list[dict] | None = None) -> list[dict]:
     """One plain record per task: the stable form behind ``--json``; ``tasks``: the store's
     :meth:`~RunStore.tasks`, when the caller has read them already.
@@ -44,12 +51,21 @@ def task_rows(store: RunStore, tasks: list[dict] | None = None) -> list[dict]:
     from ..scheduler import merge
 
     tasks = merge(store.tasks(configs=False) if tasks is None else tasks)
-    records = [TaskStatus.from_attrs(t["status"]) for t in tasks]
+    records = [PENDING if _never_started(t["status"]) else TaskStatus.from_attrs(t["status"]) for t in tasks]
     metrics = [m for m in metric_names(store, records) if m not in FIELDS]
     rows = []
     now = time.time()
+    unstarted = {m: None for m in metrics}  # the middle of a row of a task that never started
+    unstarted.update({"attempts": 0, "elapsed_s": 0.0})
     for t, st in zip(tasks, records):
         sched = t["scheduler"]
+        if st is PENDING and "halving" not in t:  # the same as below, without the work
+            row = {"id": t["id"], "index": t["index"], "state": t["state"], "params": t["params"], "iteration": 0,
+                   "total": None, **unstarted, "job_id": sched.get("job_id"),
+                   "scheduler_state": t.get("scheduler_state") or sched.get("scheduler_state"), "error": None,
+                   "stopped_early": None, "best_iteration": None, "selected_on": None}
+            rows.append(row)
+            continue
         row = {
             "id": t["id"],
             "index": t["index"],

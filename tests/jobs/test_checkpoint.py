@@ -96,3 +96,28 @@ def test_old_checkpoints_are_gone_once_removals_finish(task_store):
     ckdir = task_store.path / "tasks" / task_store.task_id / "checkpoints"
     assert sorted(p.name for p in ckdir.iterdir()) == ["00000004", "00000005", "zarr.json"]
     assert task_store.latest_checkpoint()[0].iteration == 5
+
+
+def test_arrays_read_without_zarr_are_zarrs_and_other_forms_go_through_zarr(task_store):
+    import zarr
+
+    from snnbatch.jobs.store import _read_plain_array, read_checkpoint
+
+    state = _state()
+    state.arrays.update({"zeros": np.zeros((3, 2)), "scalar": np.array(5, dtype=np.int64),
+                         "mask": np.array([True, False, True]), "half": np.arange(4, dtype=np.float32)})
+    name = task_store.save_checkpoint(state, keep=2)
+    path = task_store.dir / "checkpoints" / name
+    ck = zarr.open_group(str(path), mode="r")
+    keys = list(ck.array_keys())
+    assert len(keys) >= len(state.arrays)
+    for key in keys:
+        plain, read = _read_plain_array(path / key), np.asarray(ck[key][...])
+        assert plain is not None and plain.dtype == read.dtype and np.array_equal(plain, read), key
+    # an array stored compressed (not how snnbatch writes one) is read by zarr, and still verified
+    w = "params.w"  # the array of "params/w"
+    value = np.asarray(ck[w][...])
+    zarr.open_group(str(path), mode="r+").create_array(w, data=value, chunks=(1,) + value.shape[1:], overwrite=True)
+    assert _read_plain_array(path / w) is None
+    _, arrays = read_checkpoint(path)
+    assert np.array_equal(arrays["params/w"], state.arrays["params/w"])

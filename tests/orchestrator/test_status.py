@@ -199,3 +199,15 @@ def test_many_failures_are_grouped_by_message(tmp_path):
     assert f"21 tasks MemoryError: cannot allocate 12 GB ({tasks[0].id[:8]}, {tasks[1].id[:8]}, " in words
     assert "+18 more)" in words
     assert "2 tasks FloatingPointError: loss is not finite at iteration 7 (nan)" in words
+
+
+def test_rows_of_tasks_never_started_are_those_of_a_pending_record(store, monkeypatch):
+    from snnbatch.orchestrator.cli import status as status_module
+
+    rows = task_rows(store)
+    assert sum(r["state"] == "pending" for r in rows) == 1 and rows[0]["job_id"] == "4242_0"
+    monkeypatch.setattr(status_module, "_never_started", lambda status: False)  # every task read in full
+    slow = task_rows(store)
+    assert rows == slow and [list(r) for r in rows] == [list(r) for r in slow]  # the same fields, in order
+    doc = json.loads(status_module.json_document({"store": "s"}, rows))
+    assert doc["tasks"] == json.loads(json.dumps(slow))
