@@ -598,17 +598,23 @@ def final_figure(run: Run, choice: Choice, df):
                 continue
             dodge = (j - (len(c_values) - 1) / 2) * 0.06 if len(c_values) > 1 and xa not in choice.drawn else 0.0
             xs, means, stds, counts = [], [], [], []
+            points_x, points_y = [], []
             for xv in x_values:
                 vals = sub[sub[xa].map(lambda v: v == xv)][metric].to_numpy(float)
                 if not len(vals):
                     continue
                 pos = _position(xv, x_values, numeric, log, dodge)
-                ax.scatter(np.full(len(vals), pos), vals, s=44, color=colours[cv], alpha=0.6,
-                           edgecolors="white", linewidths=0.6, zorder=5, clip_on=False)
+                points_x.append(np.full(len(vals), pos))
+                points_y.append(vals)
                 xs.append(pos)
                 means.append(vals.mean())
                 stds.append(vals.std(ddof=1) if len(vals) > 1 else 0.0)
                 counts.append(len(vals))
+            if not xs:
+                continue
+            # every run of this colour in one call (one per x value costs a second per thousand values)
+            ax.scatter(np.concatenate(points_x), np.concatenate(points_y), s=44, color=colours[cv], alpha=0.6,
+                       edgecolors="white", linewidths=0.6, zorder=5, clip_on=False)
             if max(counts) > 1:  # replicates: mean and spread
                 ax.errorbar(xs, means, yerr=stds, color=colours[cv], lw=2.4, capsize=5, capthick=1.8,
                             marker="o", ms=6, zorder=4, label=fmt_value(cv) if colour_axis else "mean ± s.d.")
