@@ -4,7 +4,8 @@ Layout (Zarr v3, one directory per run; format 2)::
 
     RUN/zarr.json                       root attrs: format, snnbatch version, resolved spec
     RUN/plan/<seq>.json                 the tasks one driver added: ids, plan index, swept parameters
-    RUN/plan/<token>.configs.jsonl      their configs, one a line     (both written once, by the planner)
+    RUN/plan/<token>.configs.jsonl      their configs, one a line, and <token>.lookup: where each
+                                        one starts          (all three written once, by the planner)
     RUN/submissions/<ns>-<token>.json   one submission: backend, tasks, job ids  (the submitting driver)
     RUN/tasks/<id>/status/zarr.json     attrs: state, iteration, metrics, attempts, warnings, error
                                         (the task's own writer)
@@ -546,6 +547,8 @@ def _env_seconds(name: str) -> float:
 #                                      each), plan index and swept parameters of each, and the name
 #                                      of the configs file with each config's byte offsets
 #     RUN/plan/<token>.configs.jsonl   one config a line (JSON), in the order of the ids
+#     RUN/plan/<token>.lookup          fixed-width records: each id and its config's byte offsets
+#                                      (how a starting task finds its config alone)
 #     RUN/submissions/<ns>-<token>.json  one submission: backend, time, the tasks and their job ids
 #
 # Every one of these documents is written whole under a temporary name and then renamed (configs,
@@ -626,6 +629,12 @@ def planned_tasks(store_path, docs: list[tuple[int, dict]] | None = None) -> dic
     return out
 
 
+def planned_ids(store_path, docs: list[tuple[int, dict]] | None = None) -> set[str]:
+    """The ids of every task of the plan documents."""
+    docs = plan_documents(store_path) if docs is None else docs
+    return {tid for _, doc in docs for tid in _doc_ids(doc)}
+
+
 def planned_configs(store_path, docs: list[tuple[int, dict]] | None = None) -> dict[str, dict]:
     """Every planned task's config, ``{id: config}`` (each configs file read once)."""
     docs = plan_documents(store_path) if docs is None else docs
@@ -639,23 +648,55 @@ def planned_configs(store_path, docs: list[tuple[int, dict]] | None = None) -> d
     return out
 
 
+LOOKUP_RECORD = 37  # a lookup file's record: the id (12), its config's start and end offsets (12 hex each), "\n"
+_CONFIGS_NAME = re.compile(rb'\{"configs": "([0-9a-f]{16})\.configs\.jsonl"')
+
+
 def planned_config(store_path, task_id: str) -> dict | None:
-    """One planned task's config, reading only its own line of the configs file; None when no plan
-    document holds the task."""
-    for _, doc in plan_documents(store_path):
-        ids, at = doc["ids"], -1
+    """One planned task's config, reading only its own line of the configs file (found in the plan
+    document's lookup file: fixed-width records of id and offsets); None when no plan document holds
+    the task. A few milliseconds whatever the size of the plan, for each task's start."""
+    base = Path(store_path) / PLAN
+    try:
+        names = sorted(n for n in os.listdir(base) if PLAN_DOC.fullmatch(n))
+    except FileNotFoundError:
+        return None
+    key = task_id.encode()
+    for name in names:
+        with open(base / name, "rb") as fh:
+            found = _CONFIGS_NAME.match(fh.read(64))  # the document's first key names its files
+        if found is None:  # another form of document: read it whole
+            return _config_by_document(base, _read_json(base / name), task_id)
+        token = found.group(1).decode()
+        try:
+            with open(base / f"{token}.lookup", "rb") as fh:
+                table = fh.read()
+        except FileNotFoundError:
+            return _config_by_document(base, _read_json(base / name), task_id)
+        at = -1
         while True:
-            at = ids.find(task_id, at + 1)
-            if at < 0 or at % 12 == 0:
+            at = table.find(key, at + 1)
+            if at < 0 or at % LOOKUP_RECORD == 0:
                 break
         if at < 0:
             continue
-        k = at // 12
-        start, end = doc["offsets"][k], doc["offsets"][k + 1]
-        with open(Path(store_path) / PLAN / doc["configs"], "rb") as fh:
+        start, end = int(table[at + 12 : at + 24], 16), int(table[at + 24 : at + 36], 16)
+        with open(base / f"{token}.configs.jsonl", "rb") as fh:
             fh.seek(start)
             return json.loads(fh.read(end - start))
     return None
+
+
+def _config_by_document(base: Path, doc: dict | None, task_id: str) -> dict | None:
+    if doc is None:
+        return None
+    ids = _doc_ids(doc)
+    if task_id not in ids:
+        return None
+    k = ids.index(task_id)
+    with open(base / doc["configs"], "rb") as fh:
+        fh.seek(doc["offsets"][k])
+        return json.loads(fh.read(doc["offsets"][k + 1] - doc["offsets"][k]))
 
 
 def add_planned(store_path, tasks: list[dict]) -> list[str]:
@@ -670,10 +711,14 @@ def add_planned(store_path, tasks: list[dict]) -> list[str]:
         line = json.dumps(t["config"], separators=(",", ":")).encode() + b"\n"
         lines.append(line)
         offsets.append(offsets[-1] + len(line))
-    configs = f"{uuid.uuid4().hex[:16]}.configs.jsonl"
+    token = uuid.uuid4().hex[:16]
+    configs = f"{token}.configs.jsonl"
     write_whole(base / configs, b"".join(lines))
-    doc = json.dumps({"ids": "".join(t["id"] for t in tasks), "index": [t["index"] for t in tasks],
-                      "params": [t["params"] for t in tasks], "configs": configs, "offsets": offsets,
+    lookup = "".join(f"{t['id']}{offsets[k]:012x}{offsets[k + 1]:012x}\n" for k, t in enumerate(tasks))
+    write_whole(base / f"{token}.lookup", lookup.encode())
+    # "configs" first: a task finds its files from the document's first bytes (planned_config)
+    doc = json.dumps({"configs": configs, "ids": "".join(t["id"] for t in tasks), "index": [t["index"] for t in tasks],
+                      "params": [t["params"] for t in tasks], "offsets": offsets,
                       "created": now(), "host": socket.gethostname()}).encode()
     docs = plan_documents(store_path)
     seq = docs[-1][0] + 1 if docs else 0
@@ -741,7 +786,7 @@ def legacy_tasks(store_path, dirs: list[str]) -> dict[str, dict]:
 
 def task_ids(store_path) -> list[str]:
     """Every task id of the store, sorted: planned ones and format 1 groups."""
-    planned = planned_tasks(store_path)
+    planned = planned_ids(store_path)
     extra = [d for d in started_dirs(store_path) if d not in planned]
     return sorted([*planned, *legacy_tasks(store_path, extra)])
 

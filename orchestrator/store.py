@@ -12,6 +12,7 @@ without a live lease holder is shown as ``interrupted``.
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import os
 import shutil
@@ -199,29 +200,35 @@ class RunStore:
 
     def _tasks(self, configs: bool) -> list[dict[str, Any]]:
         docs = layout.plan_documents(self.path)
-        planned = layout.planned_tasks(self.path, docs)
+        planned = layout.planned_ids(self.path, docs)
         dirs = layout.started_dirs(self.path)
         legacy = layout.legacy_tasks(self.path, [d for d in dirs if d not in planned])
         statuses = dict(zip(dirs, self.read_many([f"{TASKS}/{tid}/{STATUS}" for tid in dirs])))
         legacy_sched = dict(zip(legacy, self.read_many([f"{TASKS}/{tid}/scheduler" for tid in legacy])))
         sched = layout.submissions(self.path)
         config_of = layout.planned_configs(self.path, docs) if configs else {}
-        out = []
         now = time.time()
-        entries = [(tid, m) for tid, m in planned.items()] + list(legacy.items())
-        for tid, meta in entries:
+        entries = ((tid, index, params) for _, doc in docs
+                   for tid, index, params in zip(layout._doc_ids(doc), doc["index"], doc["params"]))
+        legacy_entries = ((tid, meta.get("index", 0), meta.get("params", {})) for tid, meta in legacy.items())
+        out = []
+        seen: set[str] = set()
+        for tid, index, params in itertools.chain(entries, legacy_entries):
+            if tid in seen:  # a later plan document holding a task an earlier one has
+                continue
+            seen.add(tid)
             status = statuses.get(tid) or {"state": "pending"}
             state = status.get("state", "pending")
             if state == "running" and not _lease_held(self.path / TASKS / tid, now):
                 state = "interrupted"
-            record = dict(legacy_sched.get(tid) or {})
-            if tid in sched:  # submissions after format 1 continue the task's record
-                new = sched[tid]
-                record = {**record, **new, "submissions": list(record.get("submissions", [])) + new["submissions"]}
-            task = {"id": tid, "index": meta.get("index", 0), "params": meta.get("params", {}),
-                    "status": status, "state": state, "scheduler": record}
+            record = sched.get(tid, {})
+            if tid in legacy_sched:  # submissions after format 1 continue the task's record
+                old = legacy_sched[tid] or {}
+                record = {**old, **record, "submissions": list(old.get("submissions", [])) + record.get("submissions", [])}
+            task = {"id": tid, "index": index, "params": params, "status": status, "state": state,
+                    "scheduler": record}
             if configs:
-                task["config"] = config_of[tid] if tid in config_of else meta.get("config", {})
+                task["config"] = config_of[tid] if tid in config_of else legacy[tid].get("config", {})
             out.append(task)
         out.sort(key=lambda t: t["index"])
         rungs = overview(self.path, [t["id"] for t in out])  # a halving sweep: each task's rung, promoted or pruned
@@ -236,7 +243,7 @@ class RunStore:
 
     def record_submission(self, task_ids: list[str], backend: str, jobs: dict[str, dict]) -> None:
         """Append a submission (backend, job id per task) to each task's ``scheduler`` group."""
-        known = set(self.task_ids())
+        known = set(self.task_ids())  # (the plan's ids: no record per task is built)
         for tid in task_ids:
             if tid not in known:
                 raise StoreError(f"{self.path}/{TASKS}/{tid}: task metadata is missing or unreadable")

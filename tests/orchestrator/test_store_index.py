@@ -34,8 +34,9 @@ def test_pending_tasks_have_no_files_and_read_from_the_plan_document(planned_sto
     store, tasks, added, _ = planned_store(SPEC)
     assert added == [t.id for t in tasks]
     assert not [p for p in (store.path / TASKS).iterdir() if p.is_dir()]  # no file of its own until a task starts
-    assert [f for f in files(store.path) if f.startswith(PLAN)] == [f"{PLAN}/00000000.json", *[
-        f for f in files(store.path) if f.endswith(".configs.jsonl")]]
+    plan = [f for f in files(store.path) if f.startswith(PLAN)]
+    (configs,) = [f for f in plan if f.endswith(".configs.jsonl")]
+    assert sorted(plan) == sorted([f"{PLAN}/00000000.json", configs, configs.replace(".configs.jsonl", ".lookup")])
     assert store.task_ids() == sorted(added)
     listed = store.tasks()
     assert [t["id"] for t in listed] == added  # plan order
@@ -44,6 +45,9 @@ def test_pending_tasks_have_no_files_and_read_from_the_plan_document(planned_sto
         assert planned_config(store.path, t.id) == t.config_dict()  # its own line only
         assert TaskStore(store.path, t.id, mode="r").config_dict == t.config_dict()
     assert "config" not in store.tasks(configs=False)[0]
+    assert planned_config(store.path, "0123456789ab") is None
+    (store.path / configs.replace(".configs.jsonl", ".lookup")).unlink()  # found from the document instead
+    assert [planned_config(store.path, t.id) for t in tasks] == [t.config_dict() for t in tasks]
     assert not [p for p in (store.path / TASKS).iterdir() if p.is_dir()]  # reading made nothing
 
 
