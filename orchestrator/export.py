@@ -1,7 +1,7 @@
 """Taking a run's results away: the best task's parameters, config and histories; TensorBoard files.
 
-:func:`choose_metric` says which metric "best" is judged on (a validation metric where the
-tasks have one), :func:`best_task` picks the task, :func:`export_task` writes it to a directory
+:func:`~snnbatch.orchestrator.results.best_task` picks the task (on the metric
+:func:`~snnbatch.orchestrator.results.choose_metric` names), :func:`export_task` writes it to a directory
 (``params.npz``, ``config.yaml``, ``metrics.csv``, ``export.yaml``) and
 :func:`export_tensorboard` writes every task's histories as TensorBoard event files, with the
 swept parameters as HParams, through tensorboardX.
@@ -17,40 +17,10 @@ import numpy as np
 
 from ..jobs.errors import UserError
 from ..jobs.store import CHECKPOINTS, TASKS, read_checkpoint
+from .results import _finite, best_task, choose_metric  # noqa: F401  (best_task, choose_metric: importable here)
 
 if TYPE_CHECKING:
     from .results import Run, TaskResult
-
-# Where a bare metric name is looked for, in this order: held-out validation (what selection is made
-# on, when the tasks validate), then the test metrics, then the last training value.
-BEST_PREFIXES = ("valid_", "test_", "final_")
-
-
-def choose_metric(run: "Run", metric: str) -> str:
-    """The results-table column "best ``metric``" is judged on: ``metric`` itself when a done task has
-    it (``valid_accuracy``, ``test_loss``, ``final_accuracy``), else ``valid_<metric>`` where the done
-    tasks have it, else ``test_<metric>``, else ``final_<metric>``. A :class:`UserError` lists the
-    metrics there are when none fits."""
-    done = [t for t in run.tasks if t.state == "done"]
-    if not done:
-        raise UserError(f"{run.path}: no task is done yet ({len(run.tasks)} tasks); "
-                        f"see 'snnbatch status {run.path}'")
-    have = {k for t in done for k, v in t.final.items() if _finite(v)}
-    for name in (metric, *(p + metric for p in BEST_PREFIXES)):
-        if name in have:
-            return name
-    raise UserError(f"{run.path}: no done task has a metric {metric!r} (nor "
-                    f"{', '.join(p + metric for p in BEST_PREFIXES)}); they have: {', '.join(sorted(have))}")
-
-
-def best_task(run: "Run", metric: str) -> tuple["TaskResult", str]:
-    """The done task with the best value of ``metric`` (:func:`choose_metric` says which column, the
-    run's record of the metric which way is better; the first in plan order on a tie), and that column."""
-    name = choose_metric(run, metric)
-    higher = run.labels.higher_is_better(name)
-    scored = [(t.final[name], t) for t in run.tasks if t.state == "done" and _finite(t.final.get(name))]
-    best = max(scored, key=lambda s: s[0]) if higher else min(scored, key=lambda s: s[0])
-    return best[1], name
 
 
 @dataclass
@@ -146,10 +116,3 @@ def export_tensorboard(run: "Run", out) -> list[Path]:
                 w.add_scalar(k, v, step)
         written.append(logdir)
     return written
-
-
-def _finite(v) -> bool:
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False

@@ -19,24 +19,6 @@ if TYPE_CHECKING:
     from .store import RunStore
 
 
-def plan_record(spec, tasks: list[Task]) -> dict | None:
-    """The halving plan the store records for ``spec`` (None without ``sweep.halving``)."""
-    rule = None if spec._parts else spec.sweep.halving
-    if rule is None or not tasks:
-        return None
-    from ..jobs import registry
-
-    length = min(t.config.training.iterations for t in tasks)
-    first = tasks[0].config
-    alg = registry.algorithm(first.model.type)
-    name = rule.metric_for(alg, first.training.model_dump())
-    metric = next(m for m in alg.metrics if m.name == name)
-    validation = bool(getattr(metric, "validation", False))
-    plan = halving.Plan(metric=name, better=metric.better, eta=rule.eta, rungs=tuple(rule.rungs(length)),
-                        window=rule.window_iterations, validation=validation)
-    return plan.record()
-
-
 def runnable(store: RunStore, tasks: list[dict] | None = None, include_failed: bool = False) -> list[str]:
     """The tasks with training to do now: not ended, not running, and, in a halving sweep, not parked
     at a rung that is still open."""
@@ -88,6 +70,8 @@ def drive(store: RunStore, ids: list[str], backend: Backend) -> SubmitResult:
 
 def describe(spec, tasks: list[Task]) -> str | None:
     """A line for ``plan``: the rungs, how many tasks reach each, and the iterations trained at most."""
+    from .planner import plan_record  # here: status and resume import no config code
+
     record = plan_record(spec, tasks)
     if record is None:
         return None
@@ -113,6 +97,8 @@ def check_resubmission(store_path, spec, tasks: list[Task]) -> None:
     recorded = halving.plan_of(store_path)
     if recorded is None:
         return
+    from .planner import plan_record
+
     wanted = plan_record(spec, tasks)
     if wanted != recorded.record():
         raise UserError(f"{store_path}: holds a halving sweep planned as {recorded.record()}; this spec's "

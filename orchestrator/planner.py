@@ -3,13 +3,15 @@
 The sweep is expanded into configs by :mod:`snnbatch.orchestrator.expand`
 (order of expansion, random draws); each config is validated into a
 :class:`~snnbatch.jobs.config.TaskConfig`, and a task's id is the hash of its
-resolved config (``snnbatch.jobs.config.task_id``).
+resolved config (``snnbatch.jobs.config.task_id``). :func:`plan_record` is the
+successive-halving plan a store records for the tasks (:mod:`snnbatch.jobs.halving`).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..jobs import halving
 from ..jobs.config import TaskConfig, task_id
 from .expand import expand_configs
 from .spec import Spec, resolve_key
@@ -76,3 +78,21 @@ def summarize(spec: Spec, tasks: list[Task]) -> Summary:
         core_hours=len(tasks) * res.cpus * res.time_seconds / 3600.0,
         varying=varying,
     )
+
+
+def plan_record(spec, tasks: list[Task]) -> dict | None:
+    """The halving plan the store records for ``spec`` (None without ``sweep.halving``)."""
+    rule = None if spec._parts else spec.sweep.halving
+    if rule is None or not tasks:
+        return None
+    from ..jobs import registry
+
+    length = min(t.config.training.iterations for t in tasks)
+    first = tasks[0].config
+    alg = registry.algorithm(first.model.type)
+    name = rule.metric_for(alg, first.training.model_dump())
+    metric = next(m for m in alg.metrics if m.name == name)
+    validation = bool(getattr(metric, "validation", False))
+    plan = halving.Plan(metric=name, better=metric.better, eta=rule.eta, rungs=tuple(rule.rungs(length)),
+                        window=rule.window_iterations, validation=validation)
+    return plan.record()

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from ..jobs.errors import UserError
 from ..jobs.status import TaskStatus
 from ..jobs.store import TASKS, TaskStore, read_metric_history, resolve_task_id  # noqa: F401  (read_metric_history: importable here)
 from .labels import FINAL, Labels
@@ -152,14 +153,10 @@ class Run:
         :meth:`best_metric` says which column it used. With validation, the task's final checkpoint
         (:attr:`TaskResult.checkpoint`) holds the state of its best validation.
         """
-        from .export import best_task
-
         return best_task(self, metric)[0]
 
     def best_metric(self, metric: str = "accuracy") -> str:
         """The column :meth:`best` judges ``metric`` on (``valid_accuracy``, ``test_accuracy``, ...)."""
-        from .export import choose_metric
-
         return choose_metric(self, metric)
 
     def __len__(self) -> int:
@@ -349,3 +346,42 @@ def _column(series) -> np.ndarray:
     if values.dtype != object:
         return values
     return np.asarray([str(v) for v in values])
+
+
+# Where a bare metric name is looked for, in this order: held-out validation (what selection is made
+# on, when the tasks validate), then the test metrics, then the last training value.
+BEST_PREFIXES = ("valid_", "test_", "final_")
+
+
+def choose_metric(run: Run, metric: str) -> str:
+    """The results-table column "best ``metric``" is judged on: ``metric`` itself when a done task has
+    it (``valid_accuracy``, ``test_loss``, ``final_accuracy``), else ``valid_<metric>`` where the done
+    tasks have it, else ``test_<metric>``, else ``final_<metric>``. A :class:`UserError` lists the
+    metrics there are when none fits."""
+    done = [t for t in run.tasks if t.state == "done"]
+    if not done:
+        raise UserError(f"{run.path}: no task is done yet ({len(run.tasks)} tasks); "
+                        f"see 'snnbatch status {run.path}'")
+    have = {k for t in done for k, v in t.final.items() if _finite(v)}
+    for name in (metric, *(p + metric for p in BEST_PREFIXES)):
+        if name in have:
+            return name
+    raise UserError(f"{run.path}: no done task has a metric {metric!r} (nor "
+                    f"{', '.join(p + metric for p in BEST_PREFIXES)}); they have: {', '.join(sorted(have))}")
+
+
+def best_task(run: Run, metric: str) -> tuple[TaskResult, str]:
+    """The done task with the best value of ``metric`` (:func:`choose_metric` says which column, the
+    run's record of the metric which way is better; the first in plan order on a tie), and that column."""
+    name = choose_metric(run, metric)
+    higher = run.labels.higher_is_better(name)
+    scored = [(t.final[name], t) for t in run.tasks if t.state == "done" and _finite(t.final.get(name))]
+    best = max(scored, key=lambda s: s[0]) if higher else min(scored, key=lambda s: s[0])
+    return best[1], name
+
+
+def _finite(v) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False

@@ -31,7 +31,6 @@ from ..jobs import store as layout
 from ..jobs.store import FORMAT, STATUS, TASKS, is_store_full_or_readonly, open_root
 from ..jobs.halving import HALVING, overview
 from ..jobs.version import snnbatch_version
-from .halving import plan_record
 
 if TYPE_CHECKING:
     from .planner import Task
@@ -95,6 +94,8 @@ class RunStore:
             history = list(store.root.attrs.get("spec_history", []))
             overrides = list(getattr(spec, "_overrides", None) or [])
             history.append({"time": time.time(), "added": len(added), "spec_yaml": spec_text, "overrides": overrides})
+            from .planner import plan_record  # here: reading a store imports no config code
+
             record = None if HALVING in store.root.attrs else plan_record(spec, tasks)
             halving = {HALVING: record} if record else {}
             store.root.update_attributes({"spec": spec.model_dump(mode="json"), "spec_yaml": spec_text,
