@@ -5,7 +5,8 @@ from typing import Literal
 
 from pydantic import NonNegativeFloat, PositiveFloat
 
-from .lif_bptt import CLASSIFIER_METRICS, BPTTLearning, EpropLearning, LIFBPTTTrainer, LIFModel, recurrent_given
+from .lif_bptt import (CLASSIFIER_METRICS, BPTTLearning, EpropLearning, LIFBPTTTrainer, LIFModel, layer_sizes,
+                       recurrent_given)
 from .registry import Algorithm, Rule
 from .trainer import kernel_config
 
@@ -26,9 +27,10 @@ class ALIFModel(LIFModel):
 
 def alif_config(trainer: LIFBPTTTrainer):
     """The kernel config of an ``alif`` model section."""
-    from ..kernels import alif
+    from ..kernels import alif, deep
 
-    return kernel_config(alif.ALIFConfig, trainer.config.model, trainer.config.learning, **recurrent_given(trainer))
+    cls = deep.DeepALIFConfig if len(layer_sizes(trainer.config.model)) > 1 else alif.ALIFConfig
+    return kernel_config(cls, trainer.config.model, trainer.config.learning, **recurrent_given(trainer))
 
 
 class ALIFBPTTTrainer(LIFBPTTTrainer):

@@ -362,6 +362,9 @@ def compatibility_problems(config) -> list[tuple[str, str]]:
     problems += config_problems(config, alg)
     problems += optimizer_problems(config, alg)
     problems += readout_problems(config)
+    own = getattr(config.learning, "config_problems", None)  # a rule's own checks of the other sections
+    if own is not None:
+        problems += own(config)
     if config.dataset.type not in data:
         problems.append(("dataset.type", f"'{config.dataset.type}' is not a task for model '{config.model.type}' "
                                          f"(choose from: {', '.join(data)})"))

@@ -14,6 +14,7 @@ from .lif_bptt import LIFBPTTTrainer
 
 class EpropTrainer(LIFBPTTTrainer):
     kernel_name = "eprop"
+    deep_kernel_name = "eprop_deep"
 
     def kernel_config(self):
         if self.config.model.type == "alif":

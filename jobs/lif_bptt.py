@@ -11,7 +11,7 @@ from typing import Literal, Optional, Union
 
 import numpy as np
 from pydantic import (Field, NonNegativeFloat, PositiveFloat, PositiveInt, TypeAdapter, ValidationError,
-                      model_validator)
+                      ValidationInfo, field_validator, model_validator)
 
 from .registry import ID_WHEN_SET, Algorithm, Metric, Rule, Section
 from .trainer import GradientTrainer, TrainState, build_dataset, epoch_order, iterations_per_epoch, kernel_config
@@ -23,16 +23,53 @@ RECURRENT_LR_SCALE = 0.1
 
 
 _BOOL = TypeAdapter(bool)  # built once: planning validates one config per task
+_POSITIVE_INT = TypeAdapter(PositiveInt)
+
+
+def _layers_of(value, adapter: TypeAdapter, what: str):
+    """A per-layer key's value checked and normalised: a scalar, or a list of two or more (``[x]`` is ``x``)."""
+    def one(v, where=""):
+        try:
+            return adapter.validate_python(v)
+        except ValidationError:
+            raise ValueError(f"{where}expected {what}, got {v!r}") from None
+
+    if not isinstance(value, (list, tuple)):
+        return one(value)
+    if not value:
+        raise ValueError(f"expected {what} or a list of them (one per layer), got []")
+    out = [one(v, f"entry {i}: " if len(value) > 1 else "") for i, v in enumerate(value)]
+    return out[0] if len(out) == 1 else out
+
+
+def layer_sizes(model) -> tuple[int, ...]:
+    """The hidden layers' sizes, input side first: ``(128,)`` for ``n_hidden: 128``."""
+    n = model.n_hidden
+    return tuple(int(h) for h in n) if isinstance(n, (list, tuple)) else (int(n),)
+
+
+def layer_recurrent(model) -> tuple[bool, ...]:
+    """Per hidden layer, whether it has recurrent weights (as long as :func:`layer_sizes`)."""
+    r = model.recurrent
+    if isinstance(r, (list, tuple)):
+        return tuple(bool(v) for v in r)
+    return (bool(r),) * len(layer_sizes(model))
+
+
+def recurrent_names(model) -> tuple[str, ...]:
+    """The names of the recurrent weight matrices: ``w_rec`` (layer 0), ``w_rec1``, ``w_rec2``, ..."""
+    return tuple("w_rec" if k == 0 else f"w_rec{k}" for k, rec in enumerate(layer_recurrent(model)) if rec)
+
 
 class LIFModel(Section):
     """Discrete-time LIF hidden layer with current synapses and a leaky readout (seed 004)."""
 
     type: Literal["lif"] = "lif"
     """the network family"""
-    n_hidden: PositiveInt = 128
-    """hidden neurons"""
-    recurrent: bool = False
-    """add recurrent hidden→hidden weights"""
+    n_hidden: Union[PositiveInt, list[PositiveInt]] = 128
+    """hidden neurons; a list: one hidden layer each, input side first ([256, 256]: two layers)"""
+    recurrent: Union[bool, list[bool]] = False
+    """add recurrent hidden→hidden weights; a list: per hidden layer (one entry per layer of n_hidden)"""
     dt: PositiveFloat = 1e-3
     """time step (s)"""
     tau_syn: PositiveFloat = 5e-3
@@ -50,6 +87,26 @@ class LIFModel(Section):
     dtype: Literal["float32", "float64"] = "float32"
     """float32 or float64 (the arithmetic of the whole network)"""
 
+    @field_validator("n_hidden", mode="before")
+    @classmethod
+    def _layer_sizes(cls, value):
+        """``[128]`` is ``128`` (before the task id is computed, so it keeps the id and bits of ``128``)."""
+        return _layers_of(value, _POSITIVE_INT, "a positive integer")
+
+    @field_validator("recurrent", mode="before")
+    @classmethod
+    def _layer_recurrent(cls, value, info: ValidationInfo):
+        """``[true]`` is ``true``; a list has one entry per hidden layer."""
+        value = _layers_of(value, _BOOL, "true or false")
+        sizes = info.data.get("n_hidden")
+        if isinstance(value, list) and sizes is not None:
+            n = len(sizes) if isinstance(sizes, list) else 1
+            if len(value) != n:
+                raise ValueError(f"expected one entry per hidden layer: n_hidden has {n} layer"
+                                 f"{'s' if n > 1 else ''}, recurrent has {len(value)} entries (a single "
+                                 "true or false applies to every layer)")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _recurrent_defaults(cls, data):
@@ -64,8 +121,10 @@ class LIFModel(Section):
         if not isinstance(data, dict):
             return data
         try:
-            if not _BOOL.validate_python(data.get("recurrent", False)):
-                return data
+            given = data.get("recurrent", False)
+            layers = given if isinstance(given, (list, tuple)) else [given]
+            if not any(_BOOL.validate_python(v) for v in layers):
+                return data  # no layer is recurrent
         except ValidationError:
             return data  # the field's own validation names the error
         data = dict(data)
@@ -90,6 +149,16 @@ class BPTTLearning(Section):
     surrogate_cutoff: NonNegativeFloat = Field(0.0, le=1.0, json_schema_extra=ID_WHEN_SET)
     """sparse backward (Perez-Nieves & Goodman 2021): surrogate derivatives below this count as zero, so dL/dS is computed only for neurons near threshold; 0: the exact gradient (σ' is at most 1)"""
 
+    def config_problems(self, config) -> list[tuple[str, str]]:
+        """(key path, message): what of the model this rule cannot train."""
+        layers = len(layer_sizes(config.model))
+        if layers > 1:
+            return [("model.n_hidden", f"{layers} hidden layers: rule bptt trains one hidden layer for now")]
+        if layers > 1 and self.surrogate_cutoff:
+            return [("learning.surrogate_cutoff", "the sparse backward is for networks of one hidden layer "
+                                                  f"(model.n_hidden has {layers}): leave it at 0")]
+        return []
+
 
 class EpropLearning(Section):
     """Online e-prop (diagonal RTRL): eligibility traces forward in time, memory independent of T.
@@ -105,6 +174,14 @@ class EpropLearning(Section):
     """steepness of the fast-sigmoid surrogate 1/(scale·|U−ϑ|+1)²"""
     detach_reset: bool = True
     """no gradient through the reset"""
+
+    def config_problems(self, config) -> list[tuple[str, str]]:
+        """(key path, message): what of the model this rule cannot train."""
+        layers = len(layer_sizes(config.model))
+        if layers > 1:
+            return [("model.n_hidden", f"{layers} hidden layers: rule eprop trains networks of one hidden layer "
+                                       "(give one size, or use rule bptt)")]
+        return []
 
 
 # What a spiking classifier reports: the training metrics of each step, the test metrics at the end.
@@ -127,10 +204,14 @@ class LIFBPTTTrainer(GradientTrainer):
     """
 
     kernel_name = "lif"
+    deep_kernel_name = "deep"
+    """the kernel of a network of more than one hidden layer (one layer: ``kernel_name``)"""
 
     def __init__(self, config):
         super().__init__(config)
-        self.kernel = importlib.import_module(f"snnbatch.kernels.{self.kernel_name}")
+        self.deep = len(layer_sizes(config.model)) > 1
+        name = self.deep_kernel_name if self.deep else self.kernel_name
+        self.kernel = importlib.import_module(f"snnbatch.kernels.{name}")
         self.data = spike_data(build_dataset(config.dataset), config)
         self.regression = getattr(config.learning, "readout", "max") == "mse"
         self.kcfg = self.kernel_config()
@@ -139,13 +220,14 @@ class LIFBPTTTrainer(GradientTrainer):
         self.batch_size = min(t.batch_size, self.n_train)
         self.iterations_per_epoch = iterations_per_epoch(self.n_train, self.batch_size)
         m = config.model
-        if m.recurrent and m.recurrent_lr_scale not in ("auto", 1.0):  # "auto" stays only where it means 1
-            self.lr_scale = {"w_rec": float(m.recurrent_lr_scale)}
+        if any(layer_recurrent(m)) and m.recurrent_lr_scale not in ("auto", 1.0):  # "auto" only where it means 1
+            self.lr_scale = {name: float(m.recurrent_lr_scale) for name in recurrent_names(m)}
 
     def kernel_config(self):
-        from ..kernels import lif
+        from ..kernels import deep, lif
 
-        return kernel_config(lif.LIFConfig, self.config.model, self.config.learning, **recurrent_given(self))
+        cls = deep.DeepLIFConfig if self.deep else lif.LIFConfig
+        return kernel_config(cls, self.config.model, self.config.learning, **recurrent_given(self))
 
     def init_state(self) -> TrainState:
         return self.new_state(self.kernel.init_params(self.kcfg, np.random.default_rng(self.seeds()[0])))
@@ -219,10 +301,15 @@ def spike_data(data, config):
 
 
 def recurrent_given(trainer) -> dict:
-    """The kernel config's data sizes and recurrent scale (``auto`` stays only in a network without recurrence)."""
-    scale = trainer.config.model.recurrent_weight_scale
-    return {"n_inputs": trainer.data.n_inputs, "n_outputs": trainer.data.n_classes,
-            "recurrent_weight_scale": None if scale == "auto" else scale}
+    """The kernel config's data sizes and recurrent scale (``auto`` stays only in a network without recurrence);
+    for more than one hidden layer, the layers' sizes and recurrent flags as tuples."""
+    m = trainer.config.model
+    scale = m.recurrent_weight_scale
+    given = {"n_inputs": trainer.data.n_inputs, "n_outputs": trainer.data.n_classes,
+             "recurrent_weight_scale": None if scale == "auto" else scale}
+    if len(layer_sizes(m)) > 1:
+        given.update(n_hidden=layer_sizes(m), recurrent=layer_recurrent(m))
+    return given
 
 
 ALGORITHM = Algorithm(

@@ -17,7 +17,11 @@ from .config import TaskConfig
 def signature(config: TaskConfig) -> tuple:
     """Tasks with the same signature share their compiled kernels."""
     model = config.model.model_dump()
-    return (model.get("type"), config.learning.rule, model.get("dtype"), model.get("recurrent"))
+    layers = model.get("n_hidden")
+    recurrent = model.get("recurrent")
+    return (model.get("type"), config.learning.rule, model.get("dtype"),
+            tuple(recurrent) if isinstance(recurrent, list) else recurrent,
+            len(layers) if isinstance(layers, list) else 1)
 
 
 def distinct(configs: list[TaskConfig]) -> list[TaskConfig]:
