@@ -243,6 +243,18 @@ class Resources(Section):
     """requeue budget per task on a cluster"""
     retries: NonNegativeInt = 0
     """times a task that raised is run again"""
+    pack: Optional[PositiveInt] = None
+    """on SLURM, tasks per array element, node_cpus // cpus of them at a time, the others one after another; each keeps its own lease, checkpoints, attempts and status (none: node_cpus // cpus, or 1)"""
+    node_cpus: Optional[PositiveInt] = None
+    """on SLURM, cores per array element (a whole node, say): node_cpus // cpus of its tasks run side by side, each with cpus threads (none: cpus)"""
+
+    @field_validator("node_cpus", mode="after")
+    @classmethod
+    def _node_holds_a_task(cls, value, info):
+        cpus = info.data.get("cpus")
+        if value is not None and cpus is not None and value < cpus:
+            raise ValueError(f"{value} cores cannot hold one task of cpus: {cpus}; give at least {cpus}")
+        return value
 
     @model_validator(mode="after")
     def _margin_within_limit(self):
@@ -264,6 +276,20 @@ class Resources(Section):
     @property
     def memory_mb(self) -> int:
         return parse_memory_mb(self.memory)
+
+    @property
+    def side_by_side(self) -> int:
+        """Tasks an array element runs at once: node_cpus // cpus (1 without node_cpus)."""
+        return self.node_cpus // self.cpus if self.node_cpus else 1
+
+    @property
+    def per_element(self) -> int:
+        """Tasks per array element: ``pack``, or without it as many as run side by side."""
+        return self.pack if self.pack is not None else self.side_by_side
+
+    @property
+    def packed(self) -> bool:
+        return self.per_element > 1
 
 
 class TaskConfig(Section):

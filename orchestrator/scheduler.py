@@ -18,16 +18,17 @@ QUEUED = {"PENDING", "REQUEUED", "IDLE", "REQUEUE_HOLD"}
 
 def live_states(tasks: list[dict]) -> dict[str, str]:
     """Task id -> scheduler state, for the tasks whose jobs a backend recorded."""
-    by_backend: dict[str, dict[str, str]] = {}
+    by_backend: dict[str, dict[str, list[str]]] = {}  # a packed job runs several tasks
     for t in tasks:
         sched = t.get("scheduler") or {}
         name, job_id = sched.get("backend"), sched.get("job_id")
         if job_id and name in backends.BACKENDS:
-            by_backend.setdefault(name, {})[str(job_id)] = t["id"]
+            by_backend.setdefault(name, {}).setdefault(str(job_id), []).append(t["id"])
     out: dict[str, str] = {}
     for name, jobs in by_backend.items():
         for job_id, state in backends.get(name)().status(list(jobs)).items():
-            out[jobs[job_id]] = state
+            for tid in jobs[job_id]:
+                out[tid] = state
     return out
 
 

@@ -36,12 +36,14 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import submitit
 
+from ...jobs import threads
 from ...jobs.config import Resources, parse_duration
 from ...jobs.errors import BackendError, StoreWriteError
 from ...jobs.runner import StopFlag, run_task
@@ -176,14 +178,161 @@ class TaskRunner(submitit.helpers.Checkpointable):
         return submitit.helpers.DelayedSubmission(TaskRunner(), store_path, task_id)
 
 
+class PackRunner(submitit.helpers.Checkpointable):
+    """What a packed array element runs: ``PackRunner()(store_path, task_ids)``.
+
+    It runs the unfinished tasks of its pack (:func:`snnbatch.jobs.pack.unfinished`) in
+    ``node_cpus // cpus`` lanes side by side (one without ``node_cpus``), each lane a process
+    (:mod:`snnbatch.jobs.pack`) that it hands one task at a time. A lane that dies (a crash, a kill)
+    is replaced, and its task is left for the next start of the element or ``resume``. Signals are
+    passed on to the lanes: their running tasks checkpoint and stop, none is started after, and the
+    element is requeued as an unpacked one is, to run only what is left. The element ends without an
+    error when its tasks have ended, failed ones included (the store says which failed).
+    """
+
+    def __init__(self):
+        self._stop_reason: str | None = None
+        self._lanes: list[subprocess.Popen] = []
+        self._threads: list[threading.Thread] = []
+        self._outcomes: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def __getstate__(self):  # only the class travels in the pickle
+        return {}
+
+    def __setstate__(self, state):
+        self.__init__()
+
+    def __call__(self, store_path: str, task_ids: list[str]) -> str:
+        import signal
+
+        from ...jobs.pack import unfinished
+
+        env = submitit.JobEnvironment()
+        todo = unfinished(store_path, task_ids)
+        if not todo:
+            return "nothing left to run"
+        res = TaskStore(store_path, todo[0]).config().resources
+        limit = res.time_seconds
+        limit_at = time.time() + limit
+        deadline = limit_at - res.deadline_margin_seconds
+        signal.signal(signal.SIGTERM, lambda *_: self._pass_on(signal.SIGTERM, "sigterm"))
+        width = min(res.side_by_side, len(todo))
+        cores = lane_cores(width, res.cpus)
+        command = [sys.executable, "-m", "snnbatch.jobs.pack", "lane", store_path, "--job-id", str(env.job_id),
+                   "--deadline", repr(deadline), "--limit-at", repr(limit_at), "--signal-delay",
+                   str(signal_delay(limit)), "--cpus", str(res.cpus)]
+        lane_env = {**os.environ, **threads.environment(res.cpus), "SLURM_CPUS_PER_TASK": str(res.cpus),
+                    "SNNBATCH_CPUS": str(res.cpus)}
+        queue = list(todo)
+        for i in range(width):
+            extra = ["--cpu-list", ",".join(map(str, cores[i]))] if cores else []
+            t = threading.Thread(target=self._lane, args=(command + extra, lane_env, queue, len(todo)),
+                                 name=f"lane-{i}")
+            self._threads.append(t)
+            t.start()
+        for t in self._threads:
+            while t.is_alive():
+                t.join(timeout=0.5)
+        for o in self._outcomes.values():
+            if o.get("decided"):  # a lane's task decided a halving rung: this element submits the next one
+                submit_next_rung(store_path, o["decided"][-1])
+        if self._stop_reason == "deadline" and unfinished(store_path, task_ids):
+            env._requeue(0)  # no signal came before our own deadline: requeue ourselves
+        states = [o["state"] for o in self._outcomes.values()]
+        return ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "nothing run"
+
+    def _lane(self, command: list[str], env: dict, queue: list[str], restarts: int) -> None:
+        """Feed one lane process task ids from ``queue`` until it is empty or a stop is asked; a lane that
+        dies is started again (at most ``restarts`` times)."""
+        import json
+
+        proc = None
+        try:
+            while True:
+                with self._lock:
+                    if self._stop_reason or not queue:
+                        return
+                    if proc is None or proc.poll() is not None:
+                        if restarts < 0:
+                            return
+                        restarts -= 1
+                        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                                text=True, bufsize=1)
+                        self._lanes.append(proc)
+                    tid = queue.pop(0)
+                try:
+                    proc.stdin.write(tid + "\n")
+                    proc.stdin.flush()
+                    line = proc.stdout.readline()
+                except OSError:
+                    line = ""
+                if not line:  # the lane died with this task: it is left for the next start or resume
+                    proc.wait()
+                    self._outcomes[tid] = {"task": tid, "state": "lost", "reason": f"lane exit {proc.returncode}"}
+                    continue
+                outcome = json.loads(line)
+                self._outcomes[tid] = outcome
+                if outcome.get("state") == "interrupted":
+                    with self._lock:  # our own deadline (or a signal): start nothing more
+                        self._stop_reason = self._stop_reason or outcome.get("reason") or "interrupted"
+        finally:
+            if proc is not None:
+                with contextlib.suppress(OSError):
+                    proc.stdin.close()
+                proc.wait()
+
+    def _pass_on(self, signum: int, reason: str) -> None:
+        with self._lock:
+            self._stop_reason = self._stop_reason or reason
+            lanes = list(self._lanes)
+        for proc in lanes:
+            if proc.poll() is None:
+                with contextlib.suppress(OSError):
+                    proc.send_signal(signum)
+
+    def checkpoint(self, store_path: str, task_ids: list[str]):
+        """USR2 (a coming time limit or a preemption): the lanes' tasks checkpoint and stop; then submitit
+        requeues the element if any of its tasks is unfinished."""
+        import signal
+
+        from ...jobs.pack import unfinished
+
+        self._pass_on(signal.SIGUSR2, "usr2")
+        for t in self._threads:
+            t.join()
+        if not unfinished(store_path, task_ids):
+            return None  # every task ended: nothing to requeue
+        return submitit.helpers.DelayedSubmission(PackRunner(), store_path, task_ids)
+
+
+def lane_cores(width: int, cpus: int) -> list[list[int]] | None:
+    """The cores of each of ``width`` lanes of ``cpus`` cores, when this process may use enough of them
+    (else None: the lanes share the element's cores, each still limited to ``cpus`` threads)."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return None
+    if len(allowed) < width * cpus:
+        return None
+    return [allowed[i * cpus:(i + 1) * cpus] for i in range(width)]
+
+
 # ------------------------------------------------------------------ on the login node
 
 
+def elements(task_ids: list[str], res: Resources) -> list[list[str]]:
+    """The tasks of each array element, in plan order: ``resources.per_element`` consecutive tasks each."""
+    return chunks(task_ids, res.per_element)
+
+
 def executor_parameters(res: Resources, name: str, max_parallel: int | None, n: int) -> dict:
+    """``n``: array elements. A packed element asks for ``node_cpus`` (else ``cpus``) cores and the memory
+    of the tasks it runs side by side."""
     params = {
         "job_name": f"snnbatch-{name}",
-        "cpus_per_task": res.cpus,
-        "mem": f"{res.memory_mb}M",
+        "cpus_per_task": res.node_cpus or res.cpus,
+        "mem": f"{res.memory_mb * min(res.side_by_side, res.per_element)}M",
         "time": max(1, math.ceil(parse_duration(res.time) / 60)),
         "signal_delay_s": signal_delay(parse_duration(res.time)),
         "setup": list(THREAD_SETUP),
@@ -212,7 +361,9 @@ class SlurmBackend(Backend):
         folder = str(Path(path).resolve() / "slurm" / "%A")
         if not offline and submitit.SlurmExecutor.affinity() < 0:  # submitit looks for srun
             raise not_found("srun")
-        ex = (_OfflineExecutor if offline else submitit.SlurmExecutor)(folder=folder, max_num_timeout=res.max_requeues)
+        # a packed element's requeues are shared by its tasks, each of which keeps its own budget
+        budget = res.max_requeues * res.per_element
+        ex = (_OfflineExecutor if offline else submitit.SlurmExecutor)(folder=folder, max_num_timeout=budget)
         ex.update_parameters(**executor_parameters(res, name, self.options.max_parallel, n))
         return ex
 
@@ -222,17 +373,27 @@ class SlurmBackend(Backend):
             size, source = max_array_size(), "MaxArraySize"
         except BackendError:
             size, source = 1001, "SLURM's default MaxArraySize; scontrol did not answer"
-        arrays = chunks(task_ids, size)
+        packs = elements(task_ids, resources)
+        arrays = chunks(packs, size)
         ex = self._executor(store_path, name, resources, len(arrays[0]) if arrays else 0, offline=True)
         params = dict(ex.parameters)
         params["map_count"] = len(arrays[0]) if arrays else 0
         script = submitit.slurm.slurm._make_sbatch_string(command=ex._submitit_command_str, folder=ex.folder,
                                                           **params)
-        hours = len(task_ids) * resources.cpus * resources.time_seconds / 3600
+        cores = resources.node_cpus or resources.cpus
+        at_once = min(resources.side_by_side, resources.per_element)
+        memory = resources.memory if at_once == 1 else params["mem"]
+        hours = len(packs) * cores * resources.time_seconds / 3600
+        packing = []
+        if resources.packed:
+            packing = [f"packed: {resources.per_element} tasks per element ({len(packs)} elements), "
+                       f"{at_once} side by side with {resources.cpus} "
+                       f"cpu each, the others one after another"]
         return "\n".join([
             f"{len(arrays)} array(s) for {len(task_ids)} tasks ({source} {size}): "
             + ", ".join(f"[0-{len(a) - 1}]" for a in arrays),
-            f"each element: {resources.cpus} cpu, {resources.memory}, {resources.time}; at most "
+            *packing,
+            f"each element: {cores} cpu, {memory}, {resources.time}; at most "
             f"{self.options.max_parallel or 'all'} at once; {hours:.1f} core-hours requested",
             "sbatch script of the first array:",
             script,
@@ -240,22 +401,27 @@ class SlurmBackend(Backend):
 
     def submit(self, store, task_ids):
         res = Resources.model_validate(store.spec_dict().get("resources", {}))
-        arrays = chunks(task_ids, max_array_size())
+        packed = res.packed
+        units = elements(task_ids, res) if packed else task_ids
+        arrays = chunks(units, max_array_size())
         jobs_by_task: dict[str, dict] = {}
         lines = []
         for chunk in arrays:
             ex = self._executor(store.path, store.name, res, len(chunk))
             try:
-                jobs = _submit_array(ex, str(store.path.resolve()), chunk)
+                jobs = _submit_array(ex, str(store.path.resolve()), chunk, packed)
             except Exception as exc:  # sbatch refused (partition, account, limits ...), or is missing
                 if jobs_by_task:
                     store.record_submission(list(jobs_by_task), "slurm", jobs_by_task)
                 raise _submission_error(exc, store.path, len(jobs_by_task), len(task_ids)) from None
             array_id = jobs[0].job_id.split("_")[0]
-            lines.append(f"submitted array {array_id} with {len(chunk)} tasks")
-            for tid, job in zip(chunk, jobs):
-                jobs_by_task[tid] = {"job_id": job.job_id, "array_id": array_id,
-                                     "log": str(job.paths.stdout)}
+            n = sum(map(len, chunk)) if packed else len(chunk)
+            lines.append(f"submitted array {array_id} with {n} tasks"
+                         + (f" in {len(chunk)} elements (resources.pack)" if packed else ""))
+            for unit, job in zip(chunk, jobs):
+                for tid in unit if packed else [unit]:
+                    jobs_by_task[tid] = {"job_id": job.job_id, "array_id": array_id,
+                                         "log": str(job.paths.stdout)}
         store.record_submission(list(jobs_by_task), "slurm", jobs_by_task)
         lines.append(f"follow with 'snnbatch status {store.path}'; the jobs go on if you log out")
         return SubmitResult(waited=False, jobs=jobs_by_task, text="\n".join(lines))
@@ -307,10 +473,11 @@ def _outside_the_job():
         os.environ.update(saved)
 
 
-def _submit_array(ex: submitit.SlurmExecutor, store_path: str, chunk: list[str]) -> list:
-    """One array through submitit (which runs sbatch and prints its stderr: the error shows it instead)."""
+def _submit_array(ex: submitit.SlurmExecutor, store_path: str, chunk: list, packed: bool = False) -> list:
+    """One array through submitit (which runs sbatch and prints its stderr: the error shows it instead);
+    ``chunk``: task ids, or with ``packed`` the task ids of each element."""
     with contextlib.redirect_stderr(io.StringIO()):
-        return ex.map_array(TaskRunner(), [store_path] * len(chunk), chunk)
+        return ex.map_array(PackRunner() if packed else TaskRunner(), [store_path] * len(chunk), chunk)
 
 
 def _submission_error(exc: Exception, store_path: Path, submitted: int, total: int) -> Exception:
