@@ -165,7 +165,8 @@ class EpropLearning(Section):
 
     Trains on a per-time-step readout loss (see ``snnbatch.kernels.eprop``);
     exact for networks without recurrent weights, an approximation (explicit
-    recurrence ignored) with them.
+    recurrence ignored) with them. A network of several hidden layers learns
+    with the output error broadcast to every layer (``snnbatch.kernels.eprop_deep``).
     """
 
     rule: Literal["eprop"] = "eprop"
@@ -174,14 +175,8 @@ class EpropLearning(Section):
     """steepness of the fast-sigmoid surrogate 1/(scale·|U−ϑ|+1)²"""
     detach_reset: bool = True
     """no gradient through the reset"""
-
-    def config_problems(self, config) -> list[tuple[str, str]]:
-        """(key path, message): what of the model this rule cannot train."""
-        layers = len(layer_sizes(config.model))
-        if layers > 1:
-            return [("model.n_hidden", f"{layers} hidden layers: rule eprop trains networks of one hidden layer "
-                                       "(give one size, or use rule bptt)")]
-        return []
+    feedback: Literal["symmetric", "random"] = Field("symmetric", json_schema_extra=ID_WHEN_SET)
+    """how the output error reaches the hidden neurons: symmetric: through w_out to the last hidden layer and through fixed random matrices (drawn from the task seed) to the layers below it; random: fixed random matrices for every layer"""
 
 
 # What a spiking classifier reports: the training metrics of each step, the test metrics at the end.

@@ -21,7 +21,7 @@ def signature(config: TaskConfig) -> tuple:
     recurrent = model.get("recurrent")
     return (model.get("type"), config.learning.rule, model.get("dtype"),
             tuple(recurrent) if isinstance(recurrent, list) else recurrent,
-            len(layers) if isinstance(layers, list) else 1)
+            len(layers) if isinstance(layers, list) else 1, getattr(config.learning, "feedback", None))
 
 
 def distinct(configs: list[TaskConfig]) -> list[TaskConfig]:

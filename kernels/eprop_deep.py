@@ -61,7 +61,7 @@ from typing import NamedTuple, Optional
 import numba
 import numpy as np
 
-from . import _network
+from . import _network, deep
 from ._network import _spike_fn, _surrogate, jit, jit_parallel
 from .eprop import _rows, _step_loss
 from .events import SpikeEvents
@@ -105,37 +105,18 @@ class EpropDeepConfig(NamedTuple):
 
 def layer_names(k: int) -> tuple[str, str]:
     """The names of layer k's input and recurrent weights: ``w_in``, ``w_rec`` for k = 0, else ``w_in{k}``, ``w_rec{k}``."""
-    suffix = "" if k == 0 else str(k)
-    return f"w_in{suffix}", f"w_rec{suffix}"
+    return deep.in_name(k), deep.rec_name(k)
 
 
 def param_names(cfg: EpropDeepConfig) -> tuple[str, ...]:
-    names = []
-    for k, rec in enumerate(cfg.recurrent):
-        w_in, w_rec = layer_names(k)
-        names += [w_in, w_rec] if rec else [w_in]
-    return tuple(names) + ("w_out",)
+    return deep.param_names(cfg)
 
 
 def init_params(cfg: EpropDeepConfig, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Gaussian weights as lif.py's, layer by layer from the input side: w_in{k}, then w_rec{k} if recurrent; w_out last.
-
-    One layer: exactly lif.init_params's draws.
-    """
+    """The initialisation of the deep BPTT kernel (deep.py): lif.py's Gaussian weights, layer by layer from the
+    input side, w_in{k} then w_rec{k} if recurrent, w_out last; one layer draws exactly what lif.py draws."""
     _check(cfg)
-    scale = cfg.weight_scale * (1.0 - cfg.beta)
-    rec = scale if cfg.recurrent_weight_scale is None else cfg.recurrent_weight_scale * (1.0 - cfg.beta)
-    params = {}
-    fan_in = cfg.n_inputs
-    for k, (H, recurrent) in enumerate(zip(cfg.n_hidden, cfg.recurrent)):
-        w_in, w_rec = layer_names(k)
-        params[w_in] = rng.normal(0.0, scale / math.sqrt(fan_in), (fan_in, H))
-        if recurrent:
-            params[w_rec] = rng.normal(0.0, rec / math.sqrt(H), (H, H))
-        fan_in = H
-    params["w_out"] = rng.normal(0.0, scale / math.sqrt(fan_in), (fan_in, cfg.n_outputs))
-    dtype = np.dtype(cfg.dtype)
-    return {k: v.astype(dtype) for k, v in params.items()}
+    return deep.init_params(cfg, rng)
 
 
 def feedback_matrices(cfg: EpropDeepConfig, w_out: np.ndarray) -> tuple[np.ndarray, ...]:

@@ -24,6 +24,9 @@ SPECS = {
     "lif-bptt-recurrent-sparse": "model: {type: lif, n_hidden: 32, recurrent: true}\n"
                                  "learning: {surrogate_cutoff: 0.01}\n" + SMALL,
     "lif-eprop": "model: {type: lif, n_hidden: 32}\nlearning: {rule: eprop}\n" + SMALL,
+    # two hidden layers (kernels/eprop_deep.py), the second recurrent, the random feedback of the first layer
+    "alif-eprop-two-layers": "model: {type: alif, n_hidden: [32, 24], recurrent: [false, true]}\n"
+                             "learning: {rule: eprop}\n" + SMALL,
     "dendritic-adjoint": "model: {type: dendritic, n_neurons: 6, n_inputs: 4, duration: 100.0}\n",
     "force-rls": "model: {type: force, n_neurons: 80, n_static: 20, n_plastic: 10, duration: 300.0}\n",
     # the memory task with the recurrent defaults (recurrent_weight_scale, recurrent_lr_scale: auto)

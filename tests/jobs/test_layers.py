@@ -64,10 +64,8 @@ def test_the_recurrent_defaults_apply_when_any_layer_is_recurrent(Model):
     ("model: {n_hidden: []}", "model.n_hidden: expected a positive integer or a list of them"),
     ("model: {n_hidden: [32, 32], recurrent: [true, maybe]}",
      "model.recurrent: entry 1: expected true or false, got 'maybe'"),
-    ("model: {type: alif, n_hidden: [32, 32]}\nlearning: {rule: eprop}",
-     "model.n_hidden: 2 hidden layers: rule eprop trains networks of one hidden layer"),
-    ("learning: {rule: eprop}\nsweep: {grid: {n_hidden: [64, [32, 32]]}}",
-     "sweep (combination 1): model.n_hidden: 2 hidden layers: rule eprop trains networks of one hidden layer"),
+    ("model: {type: alif, n_hidden: [32, 32]}\nlearning: {rule: eprop, feedback: sideways}",
+     "learning.feedback: expected one of: 'symmetric', 'random', got 'sideways'"),
     ("sweep: {grid: {n_hidden: [64, [32, 0]]}}", "sweep.grid.n_hidden[1]: entry 1: expected a positive integer, got 0"),
 ])
 def test_bad_layers_are_spec_errors_naming_the_key(text, expected):

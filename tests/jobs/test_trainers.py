@@ -22,6 +22,9 @@ CASES = {
     "lif-eprop": "model: {type: lif, n_hidden: 24}\nlearning: {rule: eprop}\n",
     "lif-eprop-recurrent": "model: {type: lif, n_hidden: 16, recurrent: true}\nlearning: {rule: eprop, detach_reset: false}\n",
     "alif-eprop": "model: {type: alif, n_hidden: 24, adapt_jump: 0.5}\nlearning: {rule: eprop}\n",
+    "lif-eprop-two-layers": "model: {type: lif, n_hidden: [24, 16]}\nlearning: {rule: eprop}\n",
+    "alif-eprop-two-layers-random": "model: {type: alif, n_hidden: [16, 12], recurrent: [true, false], adapt_jump: 0.5}\n"
+                                    "learning: {rule: eprop, feedback: random}\n",
 }
 
 
