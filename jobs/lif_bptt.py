@@ -152,8 +152,6 @@ class BPTTLearning(Section):
     def config_problems(self, config) -> list[tuple[str, str]]:
         """(key path, message): what of the model this rule cannot train."""
         layers = len(layer_sizes(config.model))
-        if layers > 1:
-            return [("model.n_hidden", f"{layers} hidden layers: rule bptt trains one hidden layer for now")]
         if layers > 1 and self.surrogate_cutoff:
             return [("learning.surrogate_cutoff", "the sparse backward is for networks of one hidden layer "
                                                   f"(model.n_hidden has {layers}): leave it at 0")]

@@ -24,7 +24,15 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+import numba
 import numpy as np
+
+from . import _network, readout
+from ._jit import njit
+from .events import SpikeEvents
+
+jit = njit(nogil=True, fastmath=False, error_model="numpy")
+jit_parallel = njit(nogil=True, parallel=True, fastmath=False, error_model="numpy")
 
 
 class DeepLIFConfig(NamedTuple):
@@ -133,3 +141,339 @@ def init_params(cfg, rng: np.random.Generator) -> dict[str, np.ndarray]:
     params["w_out"] = rng.normal(0.0, scale / math.sqrt(fan_in), (fan_in, cfg.n_outputs))
     return {k: v.astype(dtype) for k, v in params.items()}
 
+
+# --------------------------------------------------------------------------- compiled
+#
+# The layers' states are packed side by side: neuron h of layer l is column off[l] + h of ``U``,
+# ``A``, ``s_row``, ``i_syn``, ``g_u``, ``g_a``, ``g_i``, ``acc``. The weights are tuples with one
+# matrix per layer (a 1×1 placeholder for a layer without recurrence); ``rec`` (L,) uint8 the flags.
+# ``consts``: (α, β, ρ, ϑ, β_a, scale, 1) in the weights' dtype (_network.constants).
+#
+# Every operation of one layer is that of _network.py's one-layer network, in the same order, so a
+# network of one layer gives its bits (test_deep): the currents add input rows in event order, then
+# presynaptic spikes in neuron order; dL/dS adds the next layer's (or the readout's) terms first, then
+# the recurrent ones, each in postsynaptic order, then the reset and the adaptation trace.
+
+
+def _forward_py(w_in, w_rec, w_out, ptr, units, s, consts, rec, off, adaptive, smooth, T,
+                U, A, s_row, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo):
+    """Steps 0 .. T-1 of sample ``s``: U[n], A[n] (rows n), the spike lists of every layer, Uo[n+1] (row n)."""
+    alpha, beta, rho, theta, jump, scale, one = consts
+    L = off.shape[0] - 1
+    Ht = off[L]
+    O = Uo.shape[1]
+    for h in range(Ht):
+        U[0, h] = 0.0
+        i_syn[h] = 0.0
+        if adaptive:
+            A[0, h] = 0.0
+            s_row[h] = _spike_fn(U[0, h] - theta - jump * A[0, h], scale, one, smooth)
+        else:
+            s_row[h] = _spike_fn(U[0, h] - theta, scale, one, smooth)
+    for o in range(O):
+        io[o] = 0.0
+        uo[o] = 0.0
+    for l in range(L):
+        spk_ptr[l, 0] = 0
+    for n in range(T):
+        na = n if adaptive else 0
+        # S_l[n] of every layer as lists (neuron index in its layer, value)
+        for l in range(L):
+            c = spk_ptr[l, n]
+            for h in range(off[l + 1] - off[l]):
+                v = s_row[off[l] + h]
+                if v != 0.0:
+                    spk_idx[l, c] = h
+                    spk_val[l, c] = v
+                    c += 1
+            spk_ptr[l, n + 1] = c
+        for l in range(L):
+            h0 = off[l]
+            H = off[l + 1] - h0
+            # I_l[n+1] = αI_l[n] + W_in·S_{l-1}[n] (+ W_rec·S_l[n]); I was decayed at the end of step n-1
+            if l == 0:
+                for e in range(ptr[s, n], ptr[s, n + 1]):
+                    row = w_in[0][units[e]]
+                    for k in range(H):
+                        i_syn[h0 + k] += row[k]
+            else:
+                win = w_in[l]
+                for q in range(spk_ptr[l - 1, n], spk_ptr[l - 1, n + 1]):
+                    sj = spk_val[l - 1, q]
+                    row = win[spk_idx[l - 1, q]]
+                    for k in range(H):
+                        i_syn[h0 + k] += sj * row[k]
+            if rec[l]:
+                wr = w_rec[l]
+                for q in range(spk_ptr[l, n], spk_ptr[l, n + 1]):
+                    sj = spk_val[l, q]
+                    row = wr[spk_idx[l, q]]
+                    for k in range(H):
+                        i_syn[h0 + k] += sj * row[k]
+            if n + 1 < T:
+                for k in range(H):
+                    h = h0 + k
+                    U[n + 1, h] = beta * U[n, h] + i_syn[h] - theta * s_row[h]
+                    if adaptive:
+                        A[n + 1, h] = rho * A[na, h] + s_row[h]
+                        s_row[h] = _spike_fn(U[n + 1, h] - theta - jump * A[n + 1, h], scale, one, smooth)
+                    else:
+                        s_row[h] = _spike_fn(U[n + 1, h] - theta, scale, one, smooth)
+                    i_syn[h] *= alpha
+        # the readout of the last layer's spikes S_{L-1}[n]
+        last = L - 1
+        for o in range(O):
+            io[o] *= alpha
+        for q in range(spk_ptr[last, n], spk_ptr[last, n + 1]):
+            j = spk_idx[last, q]
+            sj = spk_val[last, q]
+            for o in range(O):
+                io[o] += sj * w_out[j, o]
+        for o in range(O):
+            uo[o] = beta * uo[o] + io[o]
+            Uo[n, o] = uo[o]
+
+
+def _first_active_py(ptr, s, spk_ptr, T):
+    """The first step with an input event or a spike of any layer (T if none)."""
+    L = spk_ptr.shape[0]
+    for n in range(T):
+        if ptr[s, n + 1] > ptr[s, n]:
+            return n
+        for l in range(L):
+            if spk_ptr[l, n + 1] > spk_ptr[l, n]:
+                return n
+    return T
+
+
+def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
+                 U, A, spk_idx, spk_val, spk_ptr, g_step, last, b, gw_in, gw_rec, gw_out,
+                 g_u, g_a, g_i, acc, g_uo, g_io):
+    """BPTT of sample ``s`` from step ``last`` down, adding its weight gradients to block ``b``'s sums
+    ``gw_in[l][b]``, ``gw_rec[l][b]``, ``gw_out[b]``.
+
+    ``g_step[n]``: the loss's dL/dUo[n+1] (zero after ``last``); ``w_inT[l][m, j] = w_in^l[j, m]``,
+    ``w_recT[l]``, ``w_outT`` likewise transposed; ``g_u, g_a, g_i, acc`` (all layers' neurons) and
+    ``g_uo, g_io`` (O,) are scratch.
+    """
+    alpha, beta, rho, theta, jump, scale, one = consts
+    L = off.shape[0] - 1
+    Ht = off[L]
+    O = g_uo.shape[0]
+    first = _first_active(ptr, s, spk_ptr, g_step.shape[0])
+    for h in range(Ht):
+        g_u[h] = 0.0  # dL/dU[n+1]
+        g_a[h] = 0.0  # dL/dA[n+1]
+        g_i[h] = 0.0  # dL/dI[n+2], then dL/dI[n+1]
+    for o in range(O):
+        g_uo[o] = 0.0
+        g_io[o] = 0.0
+    for n in range(last, first - 1, -1):
+        na = n if adaptive else 0
+        for o in range(O):
+            g_uo[o] = g_step[n, o] + beta * g_uo[o]
+            g_io[o] = g_uo[o] + alpha * g_io[o]
+        for h in range(Ht):
+            g_i[h] = g_u[h] + alpha * g_i[h]
+        # weight gradients at step n: presynaptic events and spikes of every layer
+        for l in range(L):
+            h0 = off[l]
+            H = off[l + 1] - h0
+            if l == 0:
+                gw = gw_in[0][b]
+                for e in range(ptr[s, n], ptr[s, n + 1]):
+                    row = gw[units[e]]
+                    for k in range(H):
+                        row[k] += g_i[h0 + k]
+            else:
+                gw = gw_in[l][b]
+                for q in range(spk_ptr[l - 1, n], spk_ptr[l - 1, n + 1]):
+                    sj = spk_val[l - 1, q]
+                    row = gw[spk_idx[l - 1, q]]
+                    for k in range(H):
+                        row[k] += sj * g_i[h0 + k]
+            if rec[l]:
+                gw = gw_rec[l][b]
+                for q in range(spk_ptr[l, n], spk_ptr[l, n + 1]):
+                    sj = spk_val[l, q]
+                    row = gw[spk_idx[l, q]]
+                    for k in range(H):
+                        row[k] += sj * g_i[h0 + k]
+        for q in range(spk_ptr[L - 1, n], spk_ptr[L - 1, n + 1]):
+            j = spk_idx[L - 1, q]
+            sj = spk_val[L - 1, q]
+            for o in range(O):
+                gw_out[b, j, o] += sj * g_io[o]
+        # dL/dS_l[n] per layer: the next layer's (or the readout's) terms, then the recurrent ones
+        for l in range(L):
+            h0 = off[l]
+            H = off[l + 1] - h0
+            for j in range(H):
+                acc[h0 + j] = 0.0
+            if l == L - 1:
+                for o in range(O):
+                    col = w_outT[o]
+                    go = g_io[o]
+                    for j in range(H):
+                        acc[h0 + j] += col[j] * go
+            else:
+                wT = w_inT[l + 1]
+                m0 = off[l + 1]
+                for m in range(off[l + 2] - m0):
+                    col = wT[m]
+                    gm = g_i[m0 + m]
+                    for j in range(H):
+                        acc[h0 + j] += col[j] * gm
+            if rec[l]:
+                wT = w_recT[l]
+                for k in range(H):
+                    col = wT[k]
+                    gk = g_i[h0 + k]
+                    for j in range(H):
+                        acc[h0 + j] += col[j] * gk
+            for k in range(H):
+                h = h0 + k
+                v = acc[h]
+                if not detach_reset:
+                    v -= theta * g_u[h]
+                if adaptive:
+                    g_z = (v + g_a[h]) * _surrogate(U[n, h] - theta - jump * A[na, h], scale, one)
+                    g_u[h] = beta * g_u[h] + g_z
+                    g_a[h] = rho * g_a[h] - jump * g_z
+                else:
+                    g_u[h] = beta * g_u[h] + v * _surrogate(U[n, h] - theta, scale, one)
+
+
+def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labels, targets, T, consts, rec, off,
+              adaptive, detach_reset, smooth, n_blocks, readout_kind, with_grad, gw_in, gw_rec, gw_out,
+              losses, correct):
+    """Per-block losses, correct counts and (``with_grad``) gradient sums; block b takes samples b, b+n_blocks, ..."""
+    B = index.shape[0]
+    L = off.shape[0] - 1
+    Ht = off[L]
+    Hmax = 0
+    for l in range(L):
+        Hmax = max(Hmax, off[l + 1] - off[l])
+    O = w_out.shape[1]
+    dtype = w_out.dtype
+    for b in numba.prange(n_blocks):
+        U = np.empty((T + 1, Ht), dtype)
+        A = np.empty((T + 1 if adaptive else 1, Ht), dtype)
+        s_row = np.empty(Ht, dtype)
+        i_syn = np.empty(Ht, dtype)
+        spk_idx = np.empty((L, (T + 1) * Hmax), np.int32)
+        spk_val = np.empty((L, (T + 1) * Hmax), dtype)
+        spk_ptr = np.empty((L, T + 1), np.int64)
+        Uo = np.empty((T, O), dtype)
+        io = np.empty(O, dtype)
+        uo = np.empty(O, dtype)
+        m = np.empty(O, dtype)
+        g_max = np.empty(O, dtype)
+        t_max = np.empty(O, np.int64)
+        g_step = np.zeros((T, O), dtype)
+        g_u = np.empty(Ht, dtype)
+        g_a = np.empty(Ht, dtype)
+        g_i = np.empty(Ht, dtype)
+        acc = np.empty(Ht, dtype)
+        g_uo = np.empty(O, dtype)
+        g_io = np.empty(O, dtype)
+        loss_b = 0.0
+        correct_b = 0
+        for i in range(b, B, n_blocks):
+            s = index[i]
+            _forward(w_in, w_rec, w_out, ptr, units, s, consts, rec, off, adaptive, smooth, T,
+                     U, A, s_row, i_syn, io, uo, spk_idx, spk_val, spk_ptr, Uo)
+            loss, ok, lst = _sample_loss(readout_kind, Uo, labels[i], targets[min(i, targets.shape[0] - 1)],
+                                         consts[0], consts[1], B, with_grad, m, g_max, t_max, g_step)
+            loss_b += loss
+            correct_b += ok
+            if with_grad:
+                _backward(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
+                          U, A, spk_idx, spk_val, spk_ptr, g_step, lst, b, gw_in, gw_rec, gw_out,
+                          g_u, g_a, g_i, acc, g_uo, g_io)
+                _clear_readout(readout_kind, t_max, g_step)
+        losses[b] = loss_b
+        correct[b] = correct_b
+
+
+_spike_fn = _network._spike_fn
+_surrogate = _network._surrogate
+_forward = jit(_forward_py)
+_first_active = jit(_first_active_py)
+_backward = jit(_backward_py)
+_sample_loss = readout.sample_loss
+_clear_readout = readout.clear
+_batch = jit_parallel(_batch_py)
+
+
+# --------------------------------------------------------------------------- Python side
+
+
+def _layout(params, cfg):
+    """(w_in, w_rec, w_out) as tuples of one matrix per layer (1×1 zeros for a layer without recurrence),
+    the recurrent flags (L,) uint8 and the column offsets of the layers (L + 1,) int64."""
+    L = len(cfg.n_hidden)
+    if len(cfg.recurrent) != L:
+        raise ValueError(f"n_hidden has {L} layers, recurrent {len(cfg.recurrent)} flags")
+    w_out = params["w_out"]
+    placeholder = np.zeros((1, 1), w_out.dtype)
+    w_in = tuple(np.ascontiguousarray(params[in_name(k)]) for k in range(L))
+    w_rec = tuple(np.ascontiguousarray(params[rec_name(k)]) if r else placeholder for k, r in enumerate(cfg.recurrent))
+    rec = np.array([bool(r) for r in cfg.recurrent], np.uint8)
+    off = np.zeros(L + 1, np.int64)
+    off[1:] = np.cumsum(cfg.n_hidden)
+    return w_in, w_rec, np.ascontiguousarray(w_out), rec, off
+
+
+def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
+    """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT."""
+    if getattr(cfg, "surrogate_cutoff", 0.0):
+        raise ValueError("surrogate_cutoff (the sparse backward) is for networks of one hidden layer")
+    index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
+    w_in, w_rec, w_out, rec, off = _layout(params, cfg)
+    dtype = w_out.dtype
+    labels, targets = readout.labels_and_targets(labels, index, cfg, dtype, inputs.n_steps)
+    nb = _network.n_blocks(cfg, len(index))
+    shape = (nb,) if with_grad else (1,)
+    gw_in = tuple(np.zeros(shape + w.shape, dtype) for w in w_in)
+    gw_rec = tuple(np.zeros(shape + w.shape, dtype) for w in w_rec)
+    gw_out = np.zeros(shape + w_out.shape, dtype)
+    w_inT = tuple(np.ascontiguousarray(w.T) for w in w_in)
+    w_recT = tuple(np.ascontiguousarray(w.T) for w in w_rec)
+    losses = np.zeros(nb)
+    correct = np.zeros(nb, np.int64)
+    adaptive = _network.is_adaptive(cfg)
+    with numba.parallel_chunksize(1):
+        _batch(w_in, w_rec, w_out, w_inT, w_recT, np.ascontiguousarray(w_out.T), inputs.ptr, inputs.units, index,
+               labels, targets, inputs.n_steps, _network.constants(cfg, dtype), rec, off, adaptive,
+               cfg.detach_reset, cfg.smooth, nb, readout.code(cfg), with_grad, gw_in, gw_rec, gw_out, losses,
+               correct)
+    loss = 0.0
+    for b in range(nb):  # block sums in a fixed order: the same bits for any thread count
+        loss += float(losses[b])
+    grads = None
+    if with_grad:
+        grads = {}
+        for k, r in enumerate(cfg.recurrent):
+            grads[in_name(k)] = _network.ordered_sum(gw_in[k])
+            if r:
+                grads[rec_name(k)] = _network.ordered_sum(gw_rec[k])
+        grads["w_out"] = _network.ordered_sum(gw_out)
+    return loss / len(index), int(correct.sum()) / len(index), grads
+
+
+def loss_and_grad(params, inputs: SpikeEvents, labels, cfg, index=None):
+    """``(loss, grads)`` with ``grads`` keyed like ``params``; ``index`` selects samples of ``inputs``."""
+    loss, _, grads = run(params, inputs, labels, cfg, index, True)
+    return loss, grads
+
+
+def loss_acc_grad(params, inputs: SpikeEvents, labels, cfg, index=None):
+    """``(loss, accuracy, grads)``: what a training step needs, in one pass."""
+    return run(params, inputs, labels, cfg, index, True)
+
+
+def evaluate(params, inputs: SpikeEvents, labels, cfg, index=None) -> dict[str, float]:
+    """Loss and accuracy without gradients."""
+    loss, acc, _ = run(params, inputs, labels, cfg, index, False)
+    return {"loss": loss, "accuracy": acc}

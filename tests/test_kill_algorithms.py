@@ -20,6 +20,9 @@ MEMORY = ("dataset: {type: delayed_match, cue_steps: 5, delay_steps: 12, probe_s
 SPECS = {
     "lif-bptt-recurrent": "model: {type: lif, n_hidden: 32, recurrent: true}\n" + SMALL,
     "alif-bptt": "model: {type: alif, n_hidden: 32}\n" + SMALL,
+    # two hidden layers (kernels/deep.py), the second recurrent
+    "lif-bptt-two-layers": "model: {type: lif, n_hidden: [32, 24], recurrent: [false, true]}\n" + SMALL,
+    "alif-bptt-two-layers": "model: {type: alif, n_hidden: [24, 24], recurrent: true}\n" + SMALL,
     # the sparse backward (surrogate cut-off) of the recurrent network
     "lif-bptt-recurrent-sparse": "model: {type: lif, n_hidden: 32, recurrent: true}\n"
                                  "learning: {surrogate_cutoff: 0.01}\n" + SMALL,

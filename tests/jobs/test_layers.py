@@ -92,3 +92,33 @@ def test_deep_weights_are_drawn_layer_by_layer_with_their_names_and_shapes():
         ("w_in", (7, 5)), ("w_rec", (5, 5)), ("w_in1", (5, 4)), ("w_in2", (4, 6)), ("w_rec2", (6, 6)),
         ("w_out", (6, 3))]
     assert all(v.dtype == np.float32 for v in p.values())
+
+
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_a_deep_network_trains_through_its_trainer_on_the_deep_kernel(model):
+    from snnbatch.jobs.trainer import build_trainer, initial_state
+
+    text = (f"model: {{type: {model}, n_hidden: [12, 10, 8], recurrent: [true, false, true]}}\n"
+            "dataset: {n_train: 64, n_test: 32, n_inputs: 16, n_steps: 20}\n"
+            "training: {iterations: 3, batch_size: 32, clip_grad_norm: 1.0}\n")
+    config = tasks(text)[0].config
+    trainer = build_trainer(config)
+    assert trainer.kernel is deep
+    assert trainer.kcfg.n_hidden == (12, 10, 8) and trainer.kcfg.recurrent == (True, False, True)
+    assert trainer.lr_scale == {"w_rec": 0.1, "w_rec2": 0.1}  # recurrent_lr_scale: every recurrent matrix
+    state = initial_state(trainer)
+    assert sorted(k[7:] for k in state.arrays if k.startswith("params/")) == sorted(deep.param_names(trainer.kcfg))
+    before = {k: v.copy() for k, v in state.arrays.items()}
+    metrics = trainer.step(state)
+    assert set(metrics) == {"loss", "accuracy"}
+    assert all(not np.array_equal(before[f"params/{k}"], state.arrays[f"params/{k}"])
+               for k in deep.param_names(trainer.kcfg))
+    assert set(trainer.evaluate(state)) == {"test_loss", "test_accuracy"}
+    one = build_trainer(tasks(text.replace("[12, 10, 8], recurrent: [true, false, true]", "[12]"))[0].config)
+    assert one.kernel.__name__ == f"snnbatch.kernels.{model}"  # one layer: the one-layer kernel
+
+
+def test_the_sparse_backward_of_a_deep_network_is_a_spec_error():
+    found = problems("model: {n_hidden: [16, 16]}\nlearning: {surrogate_cutoff: 0.1}")
+    assert any(p.startswith("learning.surrogate_cutoff: the sparse backward is for networks of one hidden layer")
+               for p in found), found

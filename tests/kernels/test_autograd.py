@@ -81,3 +81,59 @@ def test_gradient_equals_torch_autograd_float64(adaptive, recurrent, detach_rese
         scale = np.abs(ref[k]).max()
         assert scale > 0
         assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
+
+
+def _deep_reference(params, dense, labels, cfg, adaptive):
+    """The max-over-time cross-entropy of a multi-layer network (deep.py's docstring), by autograd."""
+    w = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    x = torch.tensor(dense)
+    B, T, _ = x.shape
+    rho, jump = (cfg.rho, cfg.adapt_jump) if adaptive else (0.0, 0.0)
+    L, O = len(cfg.n_hidden), cfg.n_outputs
+    U = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
+    I = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
+    A = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
+    S = [_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale) for k in range(L)]
+    Io, Uo = torch.zeros(B, O, dtype=x.dtype), torch.zeros(B, O, dtype=x.dtype)
+    outs = []
+    for n in range(T):
+        new_S = []
+        for k in range(L):
+            pre = x[:, n] if k == 0 else S[k - 1]  # the layer below at the same step
+            I[k] = cfg.alpha * I[k] + pre @ w["w_in" if k == 0 else f"w_in{k}"]
+            if cfg.recurrent[k]:
+                I[k] = I[k] + S[k] @ w["w_rec" if k == 0 else f"w_rec{k}"]
+            U[k] = cfg.beta * U[k] + I[k] - cfg.threshold * (S[k].detach() if cfg.detach_reset else S[k])
+            if adaptive:
+                A[k] = rho * A[k] + S[k]
+            new_S.append(_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale))
+        Io = cfg.alpha * Io + S[L - 1] @ w["w_out"]
+        Uo = cfg.beta * Uo + Io
+        outs.append(Uo)
+        S = new_S
+    m = torch.stack(outs, 1).max(1).values
+    loss = torch.nn.functional.cross_entropy(m, torch.tensor(labels))
+    loss.backward()
+    return loss.item(), {k: v.grad.numpy() for k, v in w.items()}
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("sizes, recurrent", [((24, 16), (True, False)), ((24, 16), (False, True)),
+                                              ((20, 16, 12), (True, False, True))], ids=["2-rf", "2-fr", "3-rfr"])
+@pytest.mark.parametrize("detach_reset", [True, False], ids=["detached", "reset-grad"])
+def test_deep_gradient_equals_torch_autograd_float64(adaptive, sizes, recurrent, detach_reset):
+    from snnbatch.kernels import deep
+
+    dense, ev, labels = _data()
+    C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
+    cfg = C(n_inputs=20, n_hidden=sizes, n_outputs=3, recurrent=recurrent, detach_reset=detach_reset,
+            dtype="float64", weight_scale=20.0, n_blocks=3)
+    params = deep.init_params(cfg, np.random.default_rng(3))
+    loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
+    ref_loss, ref = _deep_reference(params, dense, labels, cfg, adaptive)
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    assert set(grads) == set(ref)
+    for k in ref:
+        scale = np.abs(ref[k]).max()
+        assert scale > 0, k  # every layer's weights reach the loss
+        assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k

@@ -1,0 +1,134 @@
+"""The multi-layer BPTT kernel (deep.py): finite differences, one layer as lif.py / alif.py, threads, training.
+
+The torch autograd reference of a deep network is in test_autograd.py.
+"""
+import numba
+import numpy as np
+import pytest
+
+from snnbatch.kernels import alif, deep, events, lif
+
+
+def _data(n_in=8, T=30, B=6, O=3, rate=0.15, seed=0):
+    rng = np.random.default_rng(seed)
+    dense = (rng.random((B, T, n_in)) < rate).astype(np.float64)
+    return events.from_dense(dense), rng.integers(0, O, B)
+
+
+def _smooth_cfg(adaptive, sizes, recurrent, readout):
+    # a soft surrogate and strong weights: every neuron, its reset and the recurrence matter to the loss
+    C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
+    return C(n_inputs=8, n_hidden=sizes, n_outputs=3, recurrent=recurrent, smooth=True, detach_reset=False,
+             dtype="float64", surrogate_scale=5.0, weight_scale=30.0, n_blocks=2, readout=readout)
+
+
+CASES = [  # (adaptive, sizes, recurrent, readout)
+    (False, (6, 5), (True, False), "max"),
+    (False, (6, 5), (False, True), "mean"),
+    (False, (6, 5), (True, True), "last"),
+    (False, (6, 5), (True, False), "per_step"),
+    (False, (6, 5), (False, True), "count"),
+    (False, (6, 5), (True, True), "mse"),
+    (False, (6, 5, 4), (True, False, True), "per_step"),
+    (True, (6, 5), (True, False), "max"),
+    (True, (6, 5), (False, True), "count"),
+    (True, (6, 5, 4), (False, True, True), "mean"),
+]
+
+
+@pytest.mark.parametrize("adaptive, sizes, recurrent, readout", CASES,
+                         ids=[f"{'alif' if a else 'lif'}-{len(s)}-{''.join('r' if x else 'f' for x in r)}-{o}"
+                              for a, s, r, o in CASES])
+def test_gradient_matches_central_finite_differences(adaptive, sizes, recurrent, readout):
+    """Along a random direction per matrix, by the fourth-order central difference (its truncation error
+    is below 1e-9 at h = 1e-6 here; the second-order one's is near 1e-6 for these strong weights)."""
+    ev, labels = _data()
+    cfg = _smooth_cfg(adaptive, sizes, recurrent, readout)
+    if readout == "mse":
+        labels = np.random.default_rng(5).normal(size=(6, 30, 3))
+    params = deep.init_params(cfg, np.random.default_rng(1))
+    _, grads = deep.loss_and_grad(params, ev, labels, cfg)
+    assert list(grads) == list(params) == list(deep.param_names(cfg))
+    rng = np.random.default_rng(2)
+    h = 1e-6
+
+    def loss_at(name, v, t):
+        q = {k: x.copy() for k, x in params.items()}
+        q[name] += t * v
+        return deep.evaluate(q, ev, labels, cfg)["loss"]
+
+    for name, p in params.items():
+        v = rng.normal(size=p.shape)
+        numeric = (8 * (loss_at(name, v, h) - loss_at(name, v, -h))
+                   - (loss_at(name, v, 2 * h) - loss_at(name, v, -2 * h))) / (12 * h)
+        analytic = float((grads[name] * v).sum())
+        assert abs(analytic) > 1e-4, name
+        err = abs(analytic - numeric) / abs(analytic)
+        assert err < 1e-6, (name, analytic, numeric, err)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("readout", ["max", "per_step"])
+def test_one_layer_gives_the_bits_of_the_one_layer_kernels(dtype, adaptive, recurrent, readout):
+    ev, labels = _data(n_in=20, T=60, B=24)
+    mod, C, D = (alif, alif.ALIFConfig, deep.DeepALIFConfig) if adaptive else (lif, lif.LIFConfig, deep.DeepLIFConfig)
+    cfg = C(n_inputs=20, n_hidden=24, n_outputs=3, recurrent=recurrent, dtype=dtype, weight_scale=20.0, n_blocks=3,
+            readout=readout)
+    dcfg = D(**{**cfg._asdict(), "n_hidden": (24,), "recurrent": (recurrent,)})
+    params = mod.init_params(cfg, np.random.default_rng(3))
+    loss, acc, grads = mod.loss_acc_grad(params, ev, labels, cfg)
+    d_loss, d_acc, d_grads = deep.loss_acc_grad(params, ev, labels, dcfg)
+    assert (loss, acc) == (d_loss, d_acc)
+    assert sorted(grads) == sorted(d_grads)
+    assert all(grads[k].tobytes() == d_grads[k].tobytes() for k in grads)
+    assert deep.evaluate(params, ev, labels, dcfg) == mod.evaluate(params, ev, labels, cfg)
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+def test_same_bits_for_one_and_two_threads(adaptive):
+    ev, labels = _data(n_in=10, T=50, B=9, rate=0.1)
+    C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
+    cfg = C(n_inputs=10, n_hidden=(16, 12), n_outputs=3, recurrent=(True, True), weight_scale=20.0, n_blocks=4)
+    params = deep.init_params(cfg, np.random.default_rng(3))
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        l1, g1 = deep.loss_and_grad(params, ev, labels, cfg)
+        numba.set_num_threads(min(2, numba.config.NUMBA_NUM_THREADS))
+        l2, g2 = deep.loss_and_grad(params, ev, labels, cfg)
+    finally:
+        numba.set_num_threads(before)
+    assert numba.config.NUMBA_NUM_THREADS >= 2
+    assert l1 == l2
+    assert all(g1[k].tobytes() == g2[k].tobytes() for k in g1)
+    assert all(np.abs(g).max() > 0 for g in g1.values())  # every layer is reached
+
+
+def test_training_lowers_the_loss_of_two_layers():
+    from snnbatch.kernels import optim, randman
+
+    data = randman.make_dataset(randman.RandmanConfig(n_inputs=40, n_train=200, n_test=50, n_steps=50),
+                                np.random.default_rng(0))
+    cfg = deep.DeepLIFConfig(n_inputs=40, n_hidden=(32, 32), n_outputs=2, recurrent=(False, True),
+                             recurrent_weight_scale=0.5, n_blocks=4)
+    params = deep.init_params(cfg, np.random.default_rng(1))
+    state = optim.adam_init(params)
+    first = deep.evaluate(params, data.train_events, data.train_labels, cfg)["loss"]
+    for _ in range(30):
+        _, g = deep.loss_and_grad(params, data.train_events, data.train_labels, cfg)
+        optim.adam_step(params, g, state, 2e-3)
+    last = deep.evaluate(params, data.train_events, data.train_labels, cfg)
+    assert last["loss"] < 0.8 * first
+    assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in params.values())
+
+
+def test_a_mismatched_config_or_the_sparse_backward_is_refused():
+    ev, labels = _data()
+    cfg = deep.DeepLIFConfig(n_inputs=8, n_hidden=(6, 5), n_outputs=3, recurrent=(True,))
+    with pytest.raises(ValueError, match="n_hidden has 2 layers, recurrent 1"):
+        deep.loss_and_grad({}, ev, labels, cfg)
+    cfg = cfg._replace(recurrent=(True, False), surrogate_cutoff=0.1)
+    with pytest.raises(ValueError, match="surrogate_cutoff"):
+        deep.loss_and_grad(deep.init_params(cfg, np.random.default_rng(0)), ev, labels, cfg)
