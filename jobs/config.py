@@ -332,8 +332,29 @@ def rebuild_with_registry(cls) -> None:
 
 
 def _rebuild() -> None:
+    _SECTION_ADAPTERS.clear()
     for cls in _REBUILD:
         cls.model_rebuild(force=True)
+
+
+_SECTION_ADAPTERS: dict = {}  # field name of TaskConfig -> its TypeAdapter (made anew when the registry changes)
+
+
+def validate_section(name: str, data, context: dict | None = None):
+    """``data`` validated as the ``name`` field of a :class:`TaskConfig` (``model``, ``training``, ``seed``...)
+    alone: the same value, and the same errors (located in the section), as a whole config gives it.
+
+    A config's fields are validated each on its own; only :class:`TaskConfig`'s own validators (the
+    union tags filled in before, :func:`compatibility_problems` after) see several at once.
+    """
+    adapter = _SECTION_ADAPTERS.get(name)
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        field = TaskConfig.model_fields[name]
+        kind = Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
+        adapter = _SECTION_ADAPTERS[name] = TypeAdapter(kind)
+    return adapter.validate_python(data, context=context)
 
 
 registry.on_change(_rebuild)
@@ -457,6 +478,17 @@ def task_id(config: TaskConfig) -> str:
             _drop_new_defaults(section, payload[name])
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def id_part(section: Section, dumped: dict) -> str:
+    """A result section's part of the text :func:`task_id` hashes (``dumped``: its JSON-mode dump).
+
+    :func:`task_id` hashes ``{"dataset":D,"learning":L,"model":M,"seed":S,"training":T}`` (its keys
+    sorted, compact): a planner that holds each section's part can hash a config without dumping it.
+    """
+    payload = json.loads(json.dumps(dumped))  # a copy: the drop reaches into nested sections
+    _drop_new_defaults(section, payload)
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"))
 
 
 def _drop_new_defaults(section: Section, dumped: dict) -> None:

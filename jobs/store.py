@@ -700,15 +700,17 @@ def _config_by_document(base: Path, doc: dict | None, task_id: str) -> dict | No
 
 
 def add_planned(store_path, tasks: list[dict]) -> list[str]:
-    """Add ``tasks`` (``{"id", "index", "params", "config"}`` each) as one plan document; returns
-    the ids this call added (not those an earlier document holds, another driver's)."""
+    """Add ``tasks`` (``{"id", "index", "params", "config"}`` each; or, for ``config``, ``config_json``: its
+    JSON, compact) as one plan document; returns the ids this call added (not those an earlier document
+    holds, another driver's)."""
     if not tasks:
         return []
     base = Path(store_path) / PLAN
     base.mkdir(exist_ok=True)
     lines, offsets = [], [0]
     for t in tasks:
-        line = json.dumps(t["config"], separators=(",", ":")).encode() + b"\n"
+        text = t["config_json"] if "config_json" in t else json.dumps(t["config"], separators=(",", ":"))
+        line = text.encode() + b"\n"
         lines.append(line)
         offsets.append(offsets[-1] + len(line))
     token = uuid.uuid4().hex[:16]

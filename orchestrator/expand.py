@@ -69,24 +69,38 @@ def expand_configs(spec: Spec) -> Iterator[tuple[dict, dict[str, Any]]]:
             for config, values in expand_configs(part):
                 yield config, {**part._set, **values}
         return
-    base = spec.base_config()
+    base, paths = spec.base_config(), spec.axes()
+    for values in expand_values(spec):
+        yield config_of(base, paths, values), values
+
+
+def expand_values(spec: Spec) -> Iterator[dict[str, Any]]:
+    """The swept values (by axis key, and ``seed``) of every combination of a single sweep (not a list),
+    in plan order; :func:`config_of` makes each one's config."""
     sweep = spec.sweep
     grid_keys = list(sweep.grid)
     zip_keys = list(sweep.zip)
     n_zip = len(next(iter(sweep.zip.values()))) if zip_keys else 1
-    paths = spec.axes()
     draws = _random_draws(spec)
+    seeds = replicate_seeds(spec)
     for combo in itertools.product(*(sweep.grid[k] for k in grid_keys)):
         for z in range(n_zip):
             for draw in draws:
-                for seed in replicate_seeds(spec):
+                for seed in seeds:
                     values = dict(zip(grid_keys, combo))
                     values.update({k: sweep.zip[k][z] for k in zip_keys})
                     values.update(draw)
-                    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
-                    for key, value in values.items():
-                        section, name = paths[key]
-                        config[section][name] = value
-                    config["seed"] = seed
                     values["seed"] = seed
-                    yield config, values
+                    yield values
+
+
+def config_of(base: dict, paths: dict[str, tuple[str, ...]], values: dict[str, Any]) -> dict:
+    """The config of one combination: ``base`` (:meth:`Spec.base_config`) with the swept ``values`` set
+    at their ``paths`` (:meth:`Spec.axes`)."""
+    config = {k: (dict(v) if isinstance(v, dict) else v) for k, v in base.items()}
+    for key, value in values.items():
+        if key != "seed":
+            section, name = paths[key]
+            config[section][name] = value
+    config["seed"] = values["seed"]
+    return config

@@ -11,7 +11,6 @@ without a live lease holder is shown as ``interrupted``.
 """
 from __future__ import annotations
 
-import gc
 import itertools
 import json
 import os
@@ -19,7 +18,6 @@ import shutil
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +29,7 @@ from ..jobs import store as layout
 from ..jobs.store import FORMAT, STATUS, TASKS, is_store_full_or_readonly, open_root
 from ..jobs.halving import HALVING, overview
 from ..jobs.version import snnbatch_version
+from .nogc import without_gc  # noqa: F401  (importable from here as before)
 
 if TYPE_CHECKING:
     from .planner import Task
@@ -83,7 +82,7 @@ class RunStore:
         for task in tasks:
             if task.id in have or task.id in new:
                 continue
-            new[task.id] = {"id": task.id, "config": task.config_dict(), "params": task.params,
+            new[task.id] = {"id": task.id, "config_json": task.config_json(), "params": task.params,
                             "index": len(have) + len(new)}
         if new:
             store._upgrade()
@@ -252,19 +251,6 @@ class RunStore:
         layout.add_submission(self.path, task_ids, backend, jobs)
 
 
-@contextmanager
-def without_gc():
-    """Python's cyclic garbage collector paused: building a record per task of 100,000 (none of them
-    cyclic) otherwise runs it over and over, a third of the time."""
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
 def code_attrs(attrs, tasks: list[Task]) -> dict:
     """The root attrs that record the code behind ``tasks``, merged with what the store records already.
 
@@ -274,8 +260,8 @@ def code_attrs(attrs, tasks: list[Task]) -> dict:
     """
     from ..jobs import plugins, registry
 
-    models = {t.config.model.type for t in tasks}
-    data = {t.config.dataset.type for t in tasks}
+    models = {t.section("model").type for t in tasks}
+    data = {t.section("dataset").type for t in tasks}
     recorded = {(r["what"], r["id"]): r for r in attrs.get("plugins", [])}
     for r in plugins.record(models, data):
         recorded.setdefault((r["what"], r["id"]), r)
