@@ -8,6 +8,11 @@
    trainer run directly in-process (the reference, measured in this run). It includes
    the driver's start-up, amortised over the sweep's tasks. Shown also as a fraction of
    a quick-start task's training time (measured here) and of a 10-hour cluster task.
+   With a live SLURM also packed (``resources.pack``): the same trivial tasks, ``n`` and ``4n`` of them,
+   all in one array element, one after another, and in one element of two cores (``node_cpus: 2``,
+   two side by side), against the same numbers unpacked; from the two sizes, an element's fixed cost
+   and each further task's cost, hence the overhead per task of a pack of any size, as a fraction of
+   a 1-minute task.
 2. Submitting 300 tasks to the live SLURM: ``snnbatch submit --backend slurm`` (it
    returns after submission), the arrays it made (from the store's scheduler records
    and squeue), then ``snnbatch cancel``. Reference: one plain ``sbatch --wrap true``.
@@ -58,10 +63,16 @@ HTCONDOR_NOTE = ("not measured: no HTCondor pool can run on this machine (not pa
                  "PyPI has only the Python bindings)")
 
 
-def _trivial_spec(name: str, n: int) -> str:
+def _trivial_spec(name: str, n: int, packing: str = "") -> str:
+    """``n`` trivial tasks; ``packing``: more resources keys (``pack: 8, node_cpus: 2``)."""
     seeds = 2 if n % 2 == 0 else 1
     lrs = [round(1e-3 * (i + 1), 6) for i in range(n // seeds)]
-    return TRIVIAL.format(name=name, lrs=json.dumps(lrs), seeds=seeds)
+    text = TRIVIAL.format(name=name, lrs=json.dumps(lrs), seeds=seeds)
+    return text.replace('time: "00:05:00"}', f'time: "00:05:00", {packing}}}') if packing else text
+
+
+PACKINGS = {"unpacked": "", "pack": "pack: {n}", "pack, node_cpus 2": "pack: {n}, node_cpus: 2"}
+ONE_MINUTE = 60.0
 
 
 def _root() -> Path:
@@ -423,10 +434,13 @@ def _slurm_sweep(spec_text: str, work: Path, tag: str, timeout: float) -> dict:
     cmd = _snnbatch() + ["submit", str(spec), "--store", str(store), "--backend", "slurm", "--no-progress"]
     t0 = time.perf_counter()
     submit, _ = _timed(cmd, timeout=300, env=_cli_env())
+    from snnbatch.orchestrator.store import RunStore
+
+    n = len(RunStore.open(store).tasks(configs=False))  # a task that has not started has no status of its own
     while True:
         states = _store_states(store)
         finished = [s for s in states.values() if s.get("state") in ("done", "failed")]
-        if states and len(finished) == len(states):
+        if len(finished) == n:
             break
         if time.perf_counter() - t0 > timeout:
             _timed(_snnbatch() + ["cancel", str(store)], check=False, env=_cli_env())
@@ -436,6 +450,37 @@ def _slurm_sweep(spec_text: str, work: Path, tag: str, timeout: float) -> dict:
     done = sum(1 for s in states.values() if s.get("state") == "done")
     return {"wall_seconds": wall, "submit_seconds": submit, "done": done, "tasks": len(states),
             "recorded_seconds": _recorded_seconds(store)}
+
+
+def _packing(runs: dict, n: int, direct_n: float, subprocess_task) -> dict:
+    """Overhead per task of each packing at ``n`` and ``4n`` tasks; for a pack, the element's fixed cost
+    and each further task's cost (the line through the two sizes), and the overhead per task of a pack
+    of 10 and of 100 one-minute tasks."""
+    big = 4 * n
+    direct_big = subprocess_task("benchmarks.bench_overhead:direct_trivial",
+                                 {"spec_text": _trivial_spec("direct", big), "repeats": 3}, threads=1)["sweep_seconds"]
+    direct = {str(n): direct_n, str(big): direct_big}
+    out = {"tasks": [n, big], "direct_seconds": direct, "by": {}}
+    from .common import median
+
+    for label, by_n in runs.items():
+        row = {}
+        for k, rs in by_n.items():
+            wall = median([r["wall_seconds"] for r in rs])
+            over = wall - direct[k]
+            row[k] = {"runs": rs, "wall_seconds": wall, "done": min(r["done"] for r in rs), "overhead_seconds": over,
+                      "overhead_per_task_seconds": over / int(k), "of_one_minute_task": over / int(k) / ONE_MINUTE}
+        per_task = (row[str(big)]["overhead_seconds"] - row[str(n)]["overhead_seconds"]) / (big - n)
+        fixed = row[str(n)]["overhead_seconds"] - per_task * n
+        row["each_further_task_seconds"] = per_task
+        row["fixed_seconds"] = fixed
+        for size in (10, 100):
+            row[f"pack_{size}_of_one_minute_task"] = (fixed / size + per_task) / ONE_MINUTE
+        out["by"][label] = row
+    un, pk = out["by"]["unpacked"], out["by"]["pack"]
+    out["ratio_packed_to_unpacked"] = {k: pk[k]["overhead_per_task_seconds"] / un[k]["overhead_per_task_seconds"]
+                                       for k in direct}
+    return out
 
 
 def _slurm_available() -> tuple[bool, str]:
@@ -497,8 +542,7 @@ def _slurm_part(mode: str, log, work: Path, n_trivial: int) -> dict:
 
         arrays = set()
         recorded = 0
-        names = [n for n in os.listdir(store / "tasks") if n != "zarr.json"]
-        for sched in RunStore.open(store).read_many([f"tasks/{n}/scheduler" for n in names]):
+        for sched in (t.get("scheduler") for t in RunStore.open(store).tasks(configs=False)):
             if sched:
                 if sched.get("array_id"):
                     arrays.add(str(sched["array_id"]))
@@ -519,6 +563,17 @@ def _slurm_part(mode: str, log, work: Path, n_trivial: int) -> dict:
         runs = [_slurm_sweep(_trivial_spec(f"slurm{i}", n_trivial), work, f"slurm-{i}", timeout=300)
                 for i in range(1 if mode == "quick" else 3)]
         out["trivial_runs"] = runs
+
+        # packing: n and 4n trivial tasks, unpacked and all in one element
+        packing = {}
+        for i in range(2 if mode == "quick" else 3):
+            for label, keys in PACKINGS.items():
+                for n in (n_trivial, 4 * n_trivial):
+                    log(f"{n} trivial tasks on SLURM, {label}")
+                    tag = f"{label.replace(', ', '-').replace(' ', '')}-{n}-{i}"
+                    packing.setdefault(label, {}).setdefault(str(n), []).append(_slurm_sweep(
+                        _trivial_spec(f"p{tag}", n, keys.format(n=n)), work, f"packing-{tag}", timeout=900))
+        out["packing_runs"] = packing
     finally:
         log("stopping the test SLURM (tests/slurm/stop.sh)")
         subprocess.run([str(root / "tests/slurm/stop.sh"), "--state-dir", SLURM_STATE], capture_output=True,
@@ -579,6 +634,8 @@ def run(mode: str, log) -> dict:
             b["fraction_of_quickstart_task"] = b["overhead_per_task_seconds"] / qs_train
             b["fraction_of_10h_task"] = b["overhead_per_task_seconds"] / TEN_HOURS
         result["backends"] = backends
+        if slurm.get("packing_runs"):
+            result["packing"] = _packing(slurm.pop("packing_runs"), n_trivial, direct_total, subprocess_task)
 
         # ------------------------------------------------------------------ 3: status of 1,000 tasks
         log("a store of 1,000 planned tasks")
@@ -665,6 +722,31 @@ def tables(result):
                  "recorded (lease, store, dataset, trainer, checkpoint). Medians over "
                  f"{len(next(iter(result['backends'].values()))['runs'])} run(s)." + "".join(f" {x}." for x in notes))
     out.append(t)
+
+    p = result.get("packing")
+    if p:
+        n, big = p["tasks"]
+        t = Table(title=f"Packing on SLURM: overhead per trivial task, {n} and {big} tasks, unpacked and all in "
+                  "one array element", title_justify="left")
+        for col in ("packing", f"{n} tasks: wall s", "overhead s/task", "of a 1-minute task", f"{big} tasks: wall s",
+                    "overhead s/task", "of a 1-minute task", "element's fixed s", "each further task s"):
+            t.add_column(col, justify="left" if col == "packing" else "right")
+        for label, row in p["by"].items():
+            a, b = row[str(n)], row[str(big)]
+            t.add_row(label, _s(a["wall_seconds"]), _s(a["overhead_per_task_seconds"]), _pct(a["of_one_minute_task"]),
+                      _s(b["wall_seconds"]), _s(b["overhead_per_task_seconds"]), _pct(b["of_one_minute_task"]),
+                      _s(row["fixed_seconds"]), f"{row['each_further_task_seconds']:.3f}")
+        pk = p["by"]["pack"]
+        r = p["ratio_packed_to_unpacked"]
+        t.caption = (f"overhead = sweep wall (submit until every task is done in the store) − the same trainers run "
+                     f"directly in-process ({_s(p['direct_seconds'][str(n)])} / {_s(p['direct_seconds'][str(big)])} s); "
+                     f"packed / unpacked overhead per task: {r[str(n)]:.2f} at {n} tasks, {r[str(big)]:.2f} at {big}. "
+                     "Trivial tasks, so the overhead is extrapolated to 1-minute tasks as overhead s / 60 s: a pack of "
+                     f"10 one-minute tasks {_pct(pk['pack_10_of_one_minute_task'])}, of 100 "
+                     f"{_pct(pk['pack_100_of_one_minute_task'])} (target < 1 %). 'fixed' and 'each further task': the line "
+                     f"through the two sizes. Elements of the same array run at once on the test node "
+                     "(8 declared CPUs on this machine's cores).")
+        out.append(t)
 
     s = result["slurm"]
     t = Table(title="300 tasks submitted to SLURM in one `snnbatch submit --backend slurm`", title_justify="left")

@@ -64,9 +64,11 @@ def budget_spent(store_path, task_id: str) -> bool:
     """Mark the task failed, and say so, when it was started more than ``resources.max_requeues`` times."""
     from .store import TaskStore
 
+    from .config import Resources
+
     ts = TaskStore(store_path, task_id)
     attempts = ts.status().get("attempts", [])
-    limit = ts.config().resources.max_requeues
+    limit = Resources.model_validate(ts.config_dict.get("resources", {})).max_requeues
     if len(attempts) <= limit:
         return False
     ts.update_status(state="failed", error_line=f"requeue budget exhausted after {len(attempts)} attempts "

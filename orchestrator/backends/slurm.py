@@ -212,7 +212,7 @@ class PackRunner(submitit.helpers.Checkpointable):
         todo = unfinished(store_path, task_ids)
         if not todo:
             return "nothing left to run"
-        res = TaskStore(store_path, todo[0]).config().resources
+        res = Resources.model_validate(TaskStore(store_path, todo[0]).config_dict.get("resources", {}))
         limit = res.time_seconds
         limit_at = time.time() + limit
         deadline = limit_at - res.deadline_margin_seconds
