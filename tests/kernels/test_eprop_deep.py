@@ -287,3 +287,30 @@ def test_memory_flat_in_T(n_hidden, recurrent):
         peaks.append(_peak_bytes(lambda: eprop_deep.loss_and_grad(params, ev, labels, cfg)))
     assert max(peaks) < 1.05 * min(peaks), peaks
     assert expect < min(peaks) < expect + 64_000, (expect, peaks)
+
+
+@pytest.mark.parametrize("kind", ["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [(False, False), (True, False), (False, True)])
+@pytest.mark.parametrize("smooth,detach_reset", [(False, True), (True, False)])
+def test_the_network_and_the_exact_gradients_of_the_deep_bptt_kernel(kind, recurrent, smooth, detach_reset):
+    """kernels/deep.py with readout per_step (BPTT of the same per-step loss, an independent implementation):
+    the same loss and accuracy (the same network), w_out's gradient always, the last layer's when it is not
+    recurrent (its spikes then depend on nothing but its weights and the layer below)."""
+    from snnbatch.kernels import deep
+
+    ev, _, labels = _data(B=5)
+    cfg = _cfg(kind, (5, 4), recurrent, smooth=smooth, detach_reset=detach_reset,
+               surrogate_scale=5.0 if smooth else 100.0)
+    shared = {k: getattr(cfg, k) for k in deep.DeepALIFConfig._fields if k in cfg._fields}
+    if kind == "lif":
+        shared = {k: v for k, v in shared.items() if k in deep.DeepLIFConfig._fields}
+    bptt_cfg = (deep.DeepALIFConfig if kind == "alif" else deep.DeepLIFConfig)(**shared, readout="per_step")
+    params = eprop_deep.init_params(cfg, np.random.default_rng(2))
+    ref_loss, ref_acc, ref = deep.loss_acc_grad(params, ev, labels, bptt_cfg)
+    loss, acc, grads = eprop_deep.loss_acc_grad(params, ev, labels, cfg)
+    assert abs(loss - ref_loss) <= 1e-12 * ref_loss and acc == ref_acc
+    exact = ["w_out"] + ([] if recurrent[1] else ["w_in1"])
+    for name in exact:
+        assert np.abs(ref[name]).max() > 1e-8, name
+        assert _rel(grads[name], ref[name]) < 1e-10, name
+    assert _rel(grads["w_in"], ref["w_in"]) > 1e-3  # the broadcast rule, not the gradient
