@@ -24,6 +24,7 @@ MODULES = [
     "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
     "benchmarks.bench_memory",  # recurrent initialisation on Randman; delayed match-to-sample over delays
+    "benchmarks.bench_eprop_deep",  # e-prop of 1-3 hidden layers: memory against T and depth; Randman accuracy
     "benchmarks.bench_halving",  # 81 Randman configurations: full grid vs successive halving, iterations and best accuracy
     "benchmarks.bench_scale",  # plan, create, status, resume selection, report of 1,000-100,000 tasks vs plain JSON
     "benchmarks.bench_overhead",  # per-task backend overhead, 300-task SLURM submit, status of 1,000 tasks, checkpoint cost
