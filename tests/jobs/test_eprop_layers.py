@@ -82,3 +82,14 @@ sweep: {grid: {feedback: [symmetric, random]}}
         loss = task.metrics["loss"]
         assert len(loss) == 12 and loss[-3:].mean() < loss[:3].mean()
         assert 0.0 <= task.final["test_accuracy"] <= 1.0 and np.isfinite(task.final["test_loss"])
+
+
+def test_warm_up_tells_the_feedbacks_apart():
+    """One layer with random feedback runs on another kernel than with symmetric: each is compiled once."""
+    from snnbatch.jobs import warmup
+
+    configs = [t.config for t in planner.plan(spec_mod.parse(
+        "model: {n_hidden: 32}\nlearning: {rule: eprop}\nsweep: {grid: {feedback: [symmetric, random], "
+        "lr: [0.001, 0.002]}}", "s.yaml"))]
+    assert len(configs) == 4
+    assert sorted(c.learning.feedback for c in warmup.distinct(configs)) == ["random", "symmetric"]
