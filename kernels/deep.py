@@ -190,36 +190,50 @@ def _forward_py(w_in, w_rec, w_out, ptr, units, s, consts, rec, off, adaptive, s
         for l in range(L):
             h0 = off[l]
             H = off[l + 1] - h0
+            isyn = i_syn[h0:h0 + H]  # views of the layer: indices from 0, so the loops vectorise
+            srow = s_row[h0:h0 + H]
             # I_l[n+1] = αI_l[n] + W_in·S_{l-1}[n] (+ W_rec·S_l[n]); I was decayed at the end of step n-1
             if l == 0:
+                win = w_in[0]
                 for e in range(ptr[s, n], ptr[s, n + 1]):
-                    row = w_in[0][units[e]]
+                    row = win[units[e]]
                     for k in range(H):
-                        i_syn[h0 + k] += row[k]
+                        isyn[k] += row[k]
             else:
                 win = w_in[l]
                 for q in range(spk_ptr[l - 1, n], spk_ptr[l - 1, n + 1]):
                     sj = spk_val[l - 1, q]
                     row = win[spk_idx[l - 1, q]]
                     for k in range(H):
-                        i_syn[h0 + k] += sj * row[k]
+                        isyn[k] += sj * row[k]
             if rec[l]:
                 wr = w_rec[l]
                 for q in range(spk_ptr[l, n], spk_ptr[l, n + 1]):
                     sj = spk_val[l, q]
                     row = wr[spk_idx[l, q]]
                     for k in range(H):
-                        i_syn[h0 + k] += sj * row[k]
+                        isyn[k] += sj * row[k]
             if n + 1 < T:
-                for k in range(H):
-                    h = h0 + k
-                    U[n + 1, h] = beta * U[n, h] + i_syn[h] - theta * s_row[h]
-                    if adaptive:
-                        A[n + 1, h] = rho * A[na, h] + s_row[h]
-                        s_row[h] = _spike_fn(U[n + 1, h] - theta - jump * A[n + 1, h], scale, one, smooth)
-                    else:
-                        s_row[h] = _spike_fn(U[n + 1, h] - theta, scale, one, smooth)
-                    i_syn[h] *= alpha
+                u0 = U[n, h0:h0 + H]
+                u1 = U[n + 1, h0:h0 + H]
+                if adaptive:
+                    a0 = A[na, h0:h0 + H]
+                    a1 = A[n + 1, h0:h0 + H]
+                    for k in range(H):
+                        u1[k] = beta * u0[k] + isyn[k] - theta * srow[k]
+                        a1[k] = rho * a0[k] + srow[k]
+                        srow[k] = _spike_fn(u1[k] - theta - jump * a1[k], scale, one, smooth)
+                        isyn[k] *= alpha
+                elif smooth:
+                    for k in range(H):
+                        u1[k] = beta * u0[k] + isyn[k] - theta * srow[k]
+                        srow[k] = _spike_fn(u1[k] - theta, scale, one, smooth)
+                        isyn[k] *= alpha
+                else:
+                    for k in range(H):
+                        u1[k] = beta * u0[k] + isyn[k] - theta * srow[k]
+                        srow[k] = one if u1[k] - theta > 0 else one - one
+                        isyn[k] *= alpha
         # the readout of the last layer's spikes S_{L-1}[n]
         last = L - 1
         for o in range(O):
@@ -279,69 +293,81 @@ def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptiv
         for l in range(L):
             h0 = off[l]
             H = off[l + 1] - h0
+            gi = g_i[h0:h0 + H]
             if l == 0:
                 gw = gw_in[0][b]
                 for e in range(ptr[s, n], ptr[s, n + 1]):
                     row = gw[units[e]]
                     for k in range(H):
-                        row[k] += g_i[h0 + k]
+                        row[k] += gi[k]
             else:
                 gw = gw_in[l][b]
                 for q in range(spk_ptr[l - 1, n], spk_ptr[l - 1, n + 1]):
                     sj = spk_val[l - 1, q]
                     row = gw[spk_idx[l - 1, q]]
                     for k in range(H):
-                        row[k] += sj * g_i[h0 + k]
+                        row[k] += sj * gi[k]
             if rec[l]:
                 gw = gw_rec[l][b]
                 for q in range(spk_ptr[l, n], spk_ptr[l, n + 1]):
                     sj = spk_val[l, q]
                     row = gw[spk_idx[l, q]]
                     for k in range(H):
-                        row[k] += sj * g_i[h0 + k]
+                        row[k] += sj * gi[k]
+        gwo = gw_out[b]
         for q in range(spk_ptr[L - 1, n], spk_ptr[L - 1, n + 1]):
             j = spk_idx[L - 1, q]
             sj = spk_val[L - 1, q]
             for o in range(O):
-                gw_out[b, j, o] += sj * g_io[o]
+                gwo[j, o] += sj * g_io[o]
         # dL/dS_l[n] per layer: the next layer's (or the readout's) terms, then the recurrent ones
         for l in range(L):
             h0 = off[l]
             H = off[l + 1] - h0
+            a = acc[h0:h0 + H]
+            gu = g_u[h0:h0 + H]
             for j in range(H):
-                acc[h0 + j] = 0.0
+                a[j] = 0.0
             if l == L - 1:
                 for o in range(O):
                     col = w_outT[o]
                     go = g_io[o]
                     for j in range(H):
-                        acc[h0 + j] += col[j] * go
+                        a[j] += col[j] * go
             else:
                 wT = w_inT[l + 1]
                 m0 = off[l + 1]
+                gin = g_i[m0:off[l + 2]]
                 for m in range(off[l + 2] - m0):
                     col = wT[m]
-                    gm = g_i[m0 + m]
+                    gm = gin[m]
                     for j in range(H):
-                        acc[h0 + j] += col[j] * gm
+                        a[j] += col[j] * gm
             if rec[l]:
                 wT = w_recT[l]
+                gi = g_i[h0:h0 + H]
                 for k in range(H):
                     col = wT[k]
-                    gk = g_i[h0 + k]
+                    gk = gi[k]
                     for j in range(H):
-                        acc[h0 + j] += col[j] * gk
-            for k in range(H):
-                h = h0 + k
-                v = acc[h]
-                if not detach_reset:
-                    v -= theta * g_u[h]
-                if adaptive:
-                    g_z = (v + g_a[h]) * _surrogate(U[n, h] - theta - jump * A[na, h], scale, one)
-                    g_u[h] = beta * g_u[h] + g_z
-                    g_a[h] = rho * g_a[h] - jump * g_z
-                else:
-                    g_u[h] = beta * g_u[h] + v * _surrogate(U[n, h] - theta, scale, one)
+                        a[j] += col[j] * gk
+            u = U[n, h0:h0 + H]
+            if adaptive:
+                ga = g_a[h0:h0 + H]
+                an = A[na, h0:h0 + H]
+                for k in range(H):
+                    v = a[k]
+                    if not detach_reset:
+                        v -= theta * gu[k]
+                    g_z = (v + ga[k]) * _surrogate(u[k] - theta - jump * an[k], scale, one)
+                    gu[k] = beta * gu[k] + g_z
+                    ga[k] = rho * ga[k] - jump * g_z
+            else:
+                for k in range(H):
+                    v = a[k]
+                    if not detach_reset:
+                        v -= theta * gu[k]
+                    gu[k] = beta * gu[k] + v * _surrogate(u[k] - theta, scale, one)
 
 
 def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labels, targets, T, consts, rec, off,
