@@ -13,6 +13,8 @@ Layout (Zarr v3, one directory per run; format 2)::
                                         history, and attrs with the iteration, the RNG state and
                                         a SHA-256 of every array
     RUN/tasks/<id>/lease                who runs the task now: host, pid, heartbeat (plain JSON)
+    RUN/cache/statuses.json             a readers' hint: status records read before, with their documents'
+                                        stat (:func:`snnbatch.orchestrator.store.read_statuses`)
 
 A pending task has no file of its own: ``tasks/<id>/`` is made when the task starts. The plan and
 submission documents are described below ("the plan and submission index"); format 1 stores, where

@@ -203,7 +203,7 @@ class RunStore:
         planned = layout.planned_ids(self.path, docs)
         dirs = layout.started_dirs(self.path)
         legacy = layout.legacy_tasks(self.path, [d for d in dirs if d not in planned])
-        statuses = dict(zip(dirs, self.read_many([f"{TASKS}/{tid}/{STATUS}" for tid in dirs])))
+        statuses = read_statuses(self.path, dirs)
         legacy_sched = dict(zip(legacy, self.read_many([f"{TASKS}/{tid}/scheduler" for tid in legacy])))
         sched = layout.submissions(self.path)
         config_of = layout.planned_configs(self.path, docs) if configs else {}
@@ -288,20 +288,93 @@ def _lease_held(task_dir: Path, now: float) -> bool:
     return info is not None and lease_alive(info, now)
 
 
-def _read_attrs(path: Path, keys: list[str]) -> list[dict | None]:
+# ---------------------------------------------------------------- the cache of status records
+#
+# ``cache/statuses.json`` holds status records read before, each with the stat (inode, size, time) of
+# the document it was read from: a reader takes a record from it only when the task's status
+# document still has that stat (one stat a task instead of opening and parsing its document), and
+# reads the document otherwise. Only a hint: a task never reads or writes it, whoever reads the
+# store may rewrite it (whole, renamed into place; a reader that finds it missing, torn or foreign
+# reads every document), and a copied store's documents have other inodes, so the copy's first
+# reader reads them all and caches them anew. A document is only cached once it is CACHE_AGE_NS old
+# and not running, so one rewritten within the same tick of the clock is never mistaken for it (and
+# a rewrite is a new file beside the old one, so another inode).
+
+STATUS_CACHE = "cache/statuses.json"
+CACHE_FORMAT = 1
+CACHE_AGE_NS = 2_000_000_000
+CACHE_MIN_NEW = 64  # cacheable records read from their documents before the cache is rewritten
+
+
+def read_statuses(path: Path, tids: list[str]) -> dict[str, dict | None]:
+    """The status record of each task of ``tids`` (None where it has none or it is unreadable), from the
+    cache where the task's status document is the one cached, else from the document (then cached)."""
+    cache = _read_status_cache(path)
+    base = str(path)
+    out: dict[str, dict | None] = {}
+    misses = []
+    for tid in tids:
+        hit = cache.get(tid)
+        if hit is not None:
+            try:
+                st = os.stat(os.path.join(base, TASKS, tid, STATUS, "zarr.json"))
+            except OSError:
+                st = None
+            if st is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == (hit[0], hit[1], hit[2]):
+                out[tid] = hit[3]
+                continue
+        misses.append(tid)
+    read = _read_attrs(path, [f"{TASKS}/{tid}/{STATUS}" for tid in misses], with_stat=True)
+    now_ns = time.time_ns()
+    fresh = {}
+    for tid, (attrs, st) in zip(misses, read):
+        out[tid] = attrs
+        if (attrs is not None and st is not None and attrs.get("state") != "running"
+                and now_ns - st.st_mtime_ns >= CACHE_AGE_NS):
+            fresh[tid] = [st.st_ino, st.st_size, st.st_mtime_ns, attrs]
+    if len(fresh) >= CACHE_MIN_NEW:
+        missed = set(misses)
+        kept = {tid: cache[tid] for tid in out if tid in cache and tid not in missed}
+        _write_status_cache(path, {**kept, **fresh})
+    return {tid: out[tid] for tid in tids}
+
+
+def _read_status_cache(path: Path) -> dict[str, list]:
+    try:
+        with open(path / STATUS_CACHE, "rb") as fh:
+            doc = json.loads(fh.read())
+        entries = doc["entries"] if doc.get("format") == CACHE_FORMAT else {}
+        return {tid: e for tid, e in entries.items()
+                if isinstance(e, list) and len(e) == 4 and all(type(x) is int for x in e[:3]) and isinstance(e[3], dict)}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def _write_status_cache(path: Path, entries: dict[str, list]) -> None:
+    try:
+        (path / STATUS_CACHE).parent.mkdir(exist_ok=True)
+        layout.write_whole(path / STATUS_CACHE, json.dumps({"format": CACHE_FORMAT, "entries": entries}).encode())
+    except OSError:  # a store this reader cannot write (read-only, full): it reads the documents next time too
+        pass
+
+
+def _read_attrs(path: Path, keys: list[str], with_stat: bool = False) -> list:
     """The ``attributes`` of each group ``key`` under ``path`` (None where missing or unreadable), read
     in chunks by a few threads: one thread per chunk, not an event-loop task per file, so that the
-    reading costs about what reading the files does, and a shared file system's latency overlaps."""
+    reading costs about what reading the files does, and a shared file system's latency overlaps.
+    ``with_stat``: each as ``(attributes, stat of the file read)``."""
     base = str(path)
 
-    def chunk(part: list[str]) -> list[dict | None]:
+    def chunk(part: list[str]) -> list:
         out = []
         for key in part:
             try:
                 with open(os.path.join(base, key, "zarr.json"), "rb") as fh:
-                    out.append(json.loads(fh.read()).get("attributes", {}))
+                    st = os.fstat(fh.fileno()) if with_stat else None  # the stat of the file read (of its inode)
+                    attrs = json.loads(fh.read()).get("attributes", {})
+                out.append((attrs, st) if with_stat else attrs)
             except (OSError, ValueError, AttributeError):
-                out.append(None)
+                out.append((None, None) if with_stat else None)
         return out
 
     size = 512

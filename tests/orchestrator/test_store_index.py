@@ -263,3 +263,132 @@ def test_tasks_added_to_a_format_1_store_join_the_old_ones(format1_store, write_
 
 def root_format(path: Path) -> int:
     return json.loads((path / "zarr.json").read_text())["attributes"]["snnbatch"]["format"]
+
+
+# ------------------------------------------------------------------ the cache of status records
+
+MANY = SPEC + "  seeds: 20\n"  # 80 tasks: more ended ones than a reader caches at once (CACHE_MIN_NEW)
+
+
+def _ended(store, tasks, age_s: float = 30.0):
+    """Every task done (its status written by its own TaskStore), the documents ``age_s`` old."""
+    import os
+    import time
+
+    for i, t in enumerate(tasks):
+        TaskStore(store.path, t.id).update_status(state="done" if i % 2 else "failed", iteration=5, loss=0.5,
+                                                  error_line=None if i % 2 else "FloatingPointError")
+        doc = store.path / TASKS / t.id / "status" / "zarr.json"
+        old = time.time_ns() - int(age_s * 1e9)
+        os.utime(doc, ns=(old, old))
+
+
+def _documents(path: Path) -> dict:
+    """Every started task's status record, read from its own document."""
+    out = {}
+    for d in (path / TASKS).iterdir():
+        if (d / "status" / "zarr.json").is_file():
+            out[d.name] = json.loads((d / "status" / "zarr.json").read_text())["attributes"]
+    return out
+
+
+def _read(path: Path) -> dict:
+    return {t["id"]: t["status"] for t in RunStore.open(path).tasks() if t["state"] != "pending"}
+
+
+def test_ended_tasks_records_are_cached_and_a_rewritten_document_is_read_again(planned_store):
+    import os
+
+    from snnbatch.orchestrator.store import STATUS_CACHE
+
+    store, tasks, _, _ = planned_store(MANY)
+    _ended(store, tasks)
+    assert not (store.path / STATUS_CACHE).exists()
+    assert _read(store.path) == _documents(store.path)
+    cache = json.loads((store.path / STATUS_CACHE).read_text())["entries"]
+    assert sorted(cache) == sorted(t.id for t in tasks) and all(e[3] == _documents(store.path)[k] for k, e in cache.items())
+    # an unchanged document is read from the cache (here: the cached record, edited, is what a reader gets)
+    doc = json.loads((store.path / STATUS_CACHE).read_text())
+    doc["entries"][tasks[1].id][3]["loss"] = 0.25
+    (store.path / STATUS_CACHE).write_text(json.dumps(doc))
+    assert _read(store.path)[tasks[1].id]["loss"] == 0.25
+    # the task's status written again, as a task writes it (whole, renamed into place): the same size
+    # and (set back) the same time, but another file
+    from snnbatch.jobs.store import group_document, write_whole
+
+    path = store.path / TASKS / tasks[1].id / "status" / "zarr.json"
+    attrs = json.loads(path.read_text())["attributes"]
+    write_whole(path, group_document({**attrs, "loss": 0.7}))
+    ino, size, mtime, _ = doc["entries"][tasks[1].id]
+    os.utime(path, ns=(mtime, mtime))
+    assert (os.stat(path).st_size, os.stat(path).st_mtime_ns) == (size, mtime) and os.stat(path).st_ino != ino
+    assert _read(store.path)[tasks[1].id]["loss"] == 0.7
+    # a task that starts again (its status running) and one whose document is new are never cached
+    TaskStore(store.path, tasks[2].id).update_status(state="running", iteration=6)
+    assert _read(store.path) == _documents(store.path)
+    _ended(store, tasks[3:], age_s=0.0)
+    assert _read(store.path) == _documents(store.path)
+    cache = json.loads((store.path / STATUS_CACHE).read_text())["entries"]
+    assert tasks[2].id not in cache or cache[tasks[2].id][3]["state"] != "running"
+
+
+def test_a_torn_foreign_or_half_written_cache_is_read_past(planned_store):
+    from snnbatch.orchestrator.store import STATUS_CACHE
+
+    store, tasks, _, _ = planned_store(MANY)
+    _ended(store, tasks)
+    truth = _documents(store.path)
+    assert _read(store.path) == truth
+    cache = store.path / STATUS_CACHE
+    good = cache.read_bytes()
+    # a reader killed while writing the cache leaves its temporary file; another wrote half a file, or
+    # something else sits there
+    (cache.parent / ".statuses.json.0badc0de.partial").write_bytes(good[: len(good) // 2])
+    for text in (good[: len(good) // 2], b"", b"[1, 2]", b'{"format": 1, "entries": {"%s": [1, 2, "x", {}]}}' % tasks[0].id.encode(),
+                 b'{"format": 99, "entries": {}}'):
+        cache.write_bytes(text)
+        assert _read(store.path) == truth
+        assert json.loads(cache.read_bytes())["format"] == 1  # read past, and written anew
+
+
+def _read_in_a_process(path, times, out):
+    for _ in range(times):
+        out.put(_read(Path(path)))
+
+
+def test_two_drivers_reading_and_caching_at_once_read_the_documents(planned_store):
+    store, tasks, _, _ = planned_store(MANY)
+    _ended(store, tasks)
+    truth = _documents(store.path)
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    drivers = [ctx.Process(target=_read_in_a_process, args=(str(store.path), 10, out)) for _ in range(2)]
+    for p in drivers:
+        p.start()
+    results = [out.get(timeout=120) for _ in range(20)]
+    for p in drivers:
+        p.join(timeout=60)
+    assert all(r == truth for r in results)
+    # and one driver's cache, then the tasks' new documents, then the other's reads
+    first, second = RunStore.open(store.path), RunStore.open(store.path)
+    assert {t["id"]: t["status"] for t in first.tasks()} == {**truth}
+    _ended(store, tasks[:40])  # rewritten (30 s old each: cacheable)
+    assert _read(store.path) == _documents(store.path)
+    assert {t["id"]: t["status"] for t in second.tasks() if t["state"] != "pending"} == _documents(store.path)
+
+
+def test_a_copied_store_reads_its_own_documents_not_the_cache_of_the_original(planned_store, tmp_path):
+    from snnbatch.orchestrator.store import STATUS_CACHE
+
+    store, tasks, _, _ = planned_store(MANY)
+    _ended(store, tasks)
+    assert _read(store.path) == _documents(store.path) and (store.path / STATUS_CACHE).is_file()
+    copies = [tmp_path / "cp", tmp_path / "rsync"]
+    subprocess.run(["cp", "-r", str(store.path), str(copies[0])], check=True)
+    subprocess.run(["rsync", "-a", f"{store.path}/", f"{copies[1]}/"], check=True)  # times kept
+    for copy in copies:
+        assert (copy / STATUS_CACHE).is_file()
+        assert _read(copy) == _documents(copy)
+        TaskStore(copy, tasks[0].id).update_status(loss=0.125)  # the copy goes on on its own
+        assert _read(copy)[tasks[0].id]["loss"] == 0.125 and _read(store.path)[tasks[0].id]["loss"] == 0.5
+        assert _read(copy) == _documents(copy)
