@@ -68,6 +68,9 @@ DPI = 110
 MAX_PANEL_VALUES = 4  # a second axis with at most this many values splits the training curves into panels
 MAX_COLOURS = 8  # an axis with more values than this is not used for colours
 MAX_HEATMAP = 20  # nor for a heatmap's rows or columns
+MAX_TABLE_ROWS = 1000  # the page's table of tasks shows at most this many (results.csv holds them all)
+MAX_FAILED_LINES = 20  # more failed tasks than this: the page groups their errors by message
+MANY_LINES = 200  # more runs than this in one colour of a panel: their thin lines drawn as one collection
 # One colour map per swept parameter, in the order of the sweep's axes: single-hue maps for numbers
 # (light to dark with the value), qualitative ones for anything else; the heatmap's metric is viridis.
 SEQUENTIAL = ("Blues", "Oranges", "Greens", "Purples", "Reds", "Greys")
@@ -498,11 +501,30 @@ def _plot_lines(ax, lines: list[Curve], colour, name: str | None) -> bool:
             ax.plot(ln.x, ln.y, **curve_style(ln, colour, mean=len(lines) == 1), label=name)
             name = None
         return False
-    for ln in lines:
-        ax.plot(ln.x, ln.y, **curve_style(ln, colour, mean=False))
+    if len(lines) > MANY_LINES:  # one artist for them all: the same lines, drawn in a fraction of the time
+        _line_collection(ax, lines, curve_style(lines[0], colour, mean=False))
+    else:
+        for ln in lines:
+            ax.plot(ln.x, ln.y, **curve_style(ln, colour, mean=False))
     padded = [np.concatenate([ln.y, np.full(len(longest.y) - len(ln.y), np.nan)]) for ln in lines]
     ax.plot(longest.x, _mean(padded), **curve_style(lines[0], colour, mean=True), label=name)
     return True
+
+
+def _line_collection(ax, lines: list[Curve], style: dict) -> None:
+    """Thin lines of one style as one :class:`~matplotlib.collections.LineCollection` (each still its own
+    line, so where many overlap they look denser), their markers as one line of points."""
+    from matplotlib.collections import LineCollection
+
+    paths = [np.column_stack([ln.x, ln.y]) for ln in lines if len(ln.x)]
+    ax.add_collection(LineCollection(paths, colors=[style["color"]], linewidths=style["lw"], alpha=style["alpha"],
+                                     linestyles=style.get("ls", "-")), autolim=False)
+    points = np.concatenate(paths)
+    ax.update_datalim(points[np.isfinite(points).all(axis=1)])  # (NaN where a run has no value: a gap)
+    if style.get("marker"):
+        ax.plot(np.concatenate([p[:, 0] for p in paths]), np.concatenate([p[:, 1] for p in paths]), ls="none",
+                marker=style["marker"], ms=style["ms"], color=style["color"], alpha=style["alpha"])
+    ax.autoscale_view()
 
 
 def _x_label(choice: Choice) -> str:
@@ -599,8 +621,9 @@ def final_figure(run: Run, choice: Choice, df):
             dodge = (j - (len(c_values) - 1) / 2) * 0.06 if len(c_values) > 1 and xa not in choice.drawn else 0.0
             xs, means, stds, counts = [], [], [], []
             points_x, points_y = [], []
+            at_x = _by_value(sub[xa].tolist(), sub[metric].to_numpy(float))
             for xv in x_values:
-                vals = sub[sub[xa].map(lambda v: v == xv)][metric].to_numpy(float)
+                vals = at_x(xv)
                 if not len(vals):
                     continue
                 pos = _position(xv, x_values, numeric, log, dodge)
@@ -653,6 +676,19 @@ def final_figure(run: Run, choice: Choice, df):
     fig.suptitle(f"Final {labels(metric)}")
     _caption(fig, f"points: single runs{spread}")
     return fig
+
+
+def _by_value(keys: list, values: np.ndarray):
+    """``at(k)``: the ``values`` whose key equals ``k`` (in their order), grouped in one pass (comparing each
+    key with every value of an axis of 10,000 values is most of a report of 100,000 tasks)."""
+    try:
+        groups: dict = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(k, []).append(i)
+    except TypeError:  # a key that cannot be hashed: compared one by one
+        return lambda k: values[[i for i, key in enumerate(keys) if key == k]]
+    empty = np.array([], dtype=values.dtype)
+    return lambda k: values[groups[k]] if k in groups else empty
 
 
 def _seeds_figure(data, metric: str, labels: Labels):
@@ -712,9 +748,10 @@ def heatmap_figure(run: Run, choice: Choice, df):
     mean = np.full((len(rv), len(cv)), np.nan)
     std = np.full_like(mean, np.nan)
     count = np.zeros_like(mean, dtype=int)
+    at = _by_value(list(zip(data[rows].tolist(), data[cols].tolist())), data[metric].to_numpy(float))
     for i, r in enumerate(rv):
         for j, c in enumerate(cv):
-            vals = data[data[rows].map(lambda v: v == r) & data[cols].map(lambda v: v == c)][metric].to_numpy(float)
+            vals = at((r, c))
             if len(vals):
                 mean[i, j], count[i, j] = vals.mean(), len(vals)
                 std[i, j] = vals.std(ddof=1) if len(vals) > 1 else np.nan
@@ -870,6 +907,8 @@ footer { margin-top: 30px; font-size: 12px; color: #7a838d; }
 
 
 def _table_html(df, choice: Choice) -> str:
+    """Every task's row; of a run of more than :data:`MAX_TABLE_ROWS` tasks, the best that many by the
+    chosen metric (all of them are in results.csv and results.parquet). Built column by column."""
     labels = choice.labels
     dims = [*choice.axes, "seed"]
     metrics = [m for m in df.columns if m in set(_metric_columns(df)) and df[m].notna().any()]
@@ -877,20 +916,29 @@ def _table_html(df, choice: Choice) -> str:
     head = ["task", "state", *dims, *metrics, "iterations", "attempts", "time"] + (["error"] if show_err else [])
     left = {"task", "state", "error"}
     places = table_decimals(df, metrics, labels)
-    out = ['<div class="scroll"><table>', "<thead><tr>" + "".join(
+    note = ""
+    if len(df) > MAX_TABLE_ROWS:
+        best = df[choice.metric].sort_values(ascending=not labels.higher_is_better(choice.metric), kind="stable",
+                                             na_position="last").index[:MAX_TABLE_ROWS]
+        note = (f'<p class="meta">the {MAX_TABLE_ROWS:,} best of {len(df):,} tasks by {html.escape(labels(choice.metric))}'
+                ", best first; every task is in results.csv and results.parquet</p>")
+        df = df.loc[best]
+    out = [note + '<div class="scroll"><table>', "<thead><tr>" + "".join(
         f'<th class="{"l" if h in left else ""}">{html.escape(labels(h) if h in dims or h in metrics else h)}</th>'
         for h in head) + "</tr></thead><tbody>"]
-    for _, r in df.iterrows():
-        cells = [f'<td class="l id" title="{r["id"]}">{r["id"][:8]}</td>',
-                 f'<td class="l st-{html.escape(str(r["state"]))}">{html.escape(str(r["state"]))}</td>']
-        cells += [f"<td>{html.escape(fmt_value(r[d]))}</td>" for d in dims]
-        cells += [f"<td>{'' if _isna(r[m]) else f'{r[m]:.{places[m]}f}'}</td>" for m in metrics]
-        total = r["total"]
-        its = f"{r['iterations']}/{total}" if total is not None and not _isna(total) else str(r["iterations"])
-        cells += [f"<td>{its}</td>", f"<td>{r['attempts']}</td>", f"<td>{format_duration(r['elapsed_s'])}</td>"]
-        if show_err:
-            cells.append(f'<td class="err">{html.escape(_text(r["error"]))}</td>')
-        cls = ' class="failed"' if r["state"] == "failed" else ""
+    states = [str(s) for s in df["state"].tolist()]
+    columns = [[f'<td class="l id" title="{i}">{i[:8]}</td>' for i in df["id"].tolist()],
+               [f'<td class="l st-{html.escape(s)}">{html.escape(s)}</td>' for s in states]]
+    columns += [[f"<td>{html.escape(fmt_value(v))}</td>" for v in df[d].tolist()] for d in dims]
+    columns += [[f"<td>{'' if _isna(v) else f'{v:.{places[m]}f}'}</td>" for v in df[m].tolist()] for m in metrics]
+    columns.append([f"<td>{its}/{total}</td>" if total is not None and not _isna(total) else f"<td>{its}</td>"
+                    for its, total in zip(df["iterations"].tolist(), df["total"].tolist())])
+    columns.append([f"<td>{a}</td>" for a in df["attempts"].tolist()])
+    columns.append([f"<td>{format_duration(e)}</td>" for e in df["elapsed_s"].tolist()])
+    if show_err:
+        columns.append([f'<td class="err">{html.escape(_text(e))}</td>' for e in df["error"].tolist()])
+    for state, cells in zip(states, zip(*columns)):
+        cls = ' class="failed"' if state == "failed" else ""
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return "\n".join(out)
@@ -953,8 +1001,18 @@ def report_html(run: Run, choice: Choice, df, images: dict[str, bytes | None]) -
         parts.append(f'<div class="note">{html.escape(note)}</div>')
     failed = df[df["state"] == "failed"]
     if len(failed):
-        items = "".join(f"<li><code>{r['id'][:8]}</code> {html.escape(_text(r['error']) or 'no error recorded')}</li>"
-                        for _, r in failed.iterrows())
+        errors = [_text(e) or "no error recorded" for e in failed["error"].tolist()]
+        ids = [i[:8] for i in failed["id"].tolist()]
+        if len(failed) <= MAX_FAILED_LINES:
+            items = "".join(f"<li><code>{i}</code> {html.escape(e)}</li>" for i, e in zip(ids, errors))
+        else:  # grouped by message, most frequent first, with a few of the tasks of each
+            by_error: dict[str, list[str]] = {}
+            for i, e in zip(ids, errors):
+                by_error.setdefault(e, []).append(i)
+            items = "".join(
+                f"<li>{len(group)} tasks: {html.escape(e)} (<code>{', '.join(group[:3])}</code>"
+                f"{f' and {len(group) - 3} more' if len(group) > 3 else ''})</li>"
+                for e, group in sorted(by_error.items(), key=lambda kv: -len(kv[1])))
         parts.append(f'<div class="failed"><b>{len(failed)} task{"s" * (len(failed) != 1)} failed</b>'
                      f"<ul>{items}</ul></div>")
     if images.get("final.png"):

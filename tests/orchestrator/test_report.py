@@ -471,3 +471,33 @@ def test_wall_time_counts_every_attempt(copy):
     i = np.arange(1, 17)
     expected = np.where(i <= 8, 10 * i / 8, 15 + 10 * (i - 8) / 8)
     np.testing.assert_allclose(wall_time(t, 16), expected)
+
+
+def test_a_run_of_many_tasks_caps_the_page_and_draws_its_lines_as_one(copy, tmp_path, monkeypatch):
+    # the limits made small so that this run of 8 tasks has "many": the same code as for 100,000
+    from matplotlib.collections import LineCollection
+
+    from snnbatch.orchestrator import report as report_mod
+
+    monkeypatch.setattr(report_mod, "MAX_TABLE_ROWS", 3)
+    monkeypatch.setattr(report_mod, "MAX_FAILED_LINES", 1)
+    monkeypatch.setattr(report_mod, "MANY_LINES", 1)
+    run = snnbatch.open_run(copy)
+    for t in run.tasks[:2]:
+        TaskStore(copy, t.id).update_status(state="failed", error_line="FloatingPointError: loss is not finite",
+                                            test_accuracy=None, test_loss=None)
+    assert report(copy, "--out", tmp_path / "out").exit_code == 0
+    page = (tmp_path / "out" / "report.html").read_text()
+    rows = _table_cells(page)
+    df = pd.read_csv(tmp_path / "out" / "results.csv")
+    assert len(df) == 8 and len(rows) == 3  # every task in the table files, the best 3 on the page
+    best = df.sort_values("test_accuracy", ascending=False, kind="stable")["id"].str[:8].tolist()[:3]
+    assert [r["task"] for r in rows] == best
+    assert "the 3 best of 8 tasks by test accuracy" in page
+    assert "2 tasks: FloatingPointError: loss is not finite" in page  # grouped by message
+    run, _, figs = _figures(copy)
+    collections = [c for ax in figs["curves.png"].axes for c in ax.collections if isinstance(c, LineCollection)]
+    assert collections and sum(len(c.get_paths()) for c in collections) == 2 * 8  # loss and accuracy of every run
+    ax = figs["curves.png"].axes[0]
+    lo, hi = ax.get_ylim()
+    assert lo < hi and np.isfinite([lo, hi]).all()
