@@ -60,6 +60,8 @@ class TaskStatus:
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any] | None) -> "TaskStatus":
         """The record of a status group's attributes (None or empty: a task that never started)."""
+        if attrs is not None and len(attrs) == 1 and "state" in attrs:  # a state alone (a task that never
+            return cls(state=str(attrs["state"] or "pending"))  # started, as readers fill it in): the same, sooner
         attrs = dict(attrs or {})
         known = {k: attrs.pop(k) for k in FIELDS if k in attrs}
         metrics = {k: float(v) for k, v in attrs.items() if _is_metric(k, v)}

@@ -612,6 +612,7 @@ def final_figure(run: Run, choice: Choice, df):
         x_values = run.axis_values(xa)
         numeric = all(_is_number(v) for v in x_values)
         log = _log_span(x_values)
+        span = (min(x_values), max(x_values)) if numeric else None
         c_values = run.axis_values(colour_axis) if colour_axis else [None]
         colours = choice.colours(run, colour_axis)
         for j, cv in enumerate(c_values):
@@ -626,7 +627,7 @@ def final_figure(run: Run, choice: Choice, df):
                 vals = at_x(xv)
                 if not len(vals):
                     continue
-                pos = _position(xv, x_values, numeric, log, dodge)
+                pos = _position(xv, x_values, numeric, log, dodge, span)
                 points_x.append(np.full(len(vals), pos))
                 points_y.append(vals)
                 xs.append(pos)
@@ -726,12 +727,14 @@ def _replicates(data, axes: list[str]) -> str:
     return f"{lo} seeds" if lo == hi else f"{lo}–{hi} seeds"
 
 
-def _position(xv, values: list, numeric: bool, log: bool, dodge: float) -> float:
+def _position(xv, values: list, numeric: bool, log: bool, dodge: float, bounds: tuple | None = None) -> float:
+    """Where a point of value ``xv`` goes, moved by ``dodge``; ``bounds``: (min, max) of ``values``, when known."""
     if not numeric:
         return values.index(xv) + dodge * 2
+    lo, hi = bounds or (min(values), max(values))
     if log:
-        return xv * 10 ** (dodge * 0.5 * math.log10(max(values) / min(values)) / max(1, len(values) - 1))
-    span = (max(values) - min(values)) or abs(xv) or 1.0
+        return xv * 10 ** (dodge * 0.5 * math.log10(hi / lo) / max(1, len(values) - 1))
+    span = (hi - lo) or abs(xv) or 1.0
     return xv + dodge * span / max(1, len(values) - 1) * 0.6
 
 

@@ -88,7 +88,7 @@ class TaskResult:
         element ``i`` belongs to training iteration ``i + 1``."""
         return read_metric_history(self.run.path / TASKS / self.id)
 
-    @property
+    @cached_property
     def final(self) -> dict[str, float]:
         """The metrics of the status record: ``test_*`` after the task is done, and the last
         training values as ``final_loss``, ``final_accuracy``."""
@@ -119,6 +119,7 @@ class Run:
         self.store = RunStore.open(path)
         self.path = self.store.path
         self._axis_values: dict[str, list] = {}
+        self._metric_names: list[str] | None = None
 
     @property
     def name(self) -> str:
@@ -219,10 +220,12 @@ class Run:
 
     def metric_names(self) -> list[str]:
         """The final-metric columns of :meth:`to_pandas`: the standard ones first, then any other."""
-        names = dict.fromkeys(STANDARD_METRICS)
-        for t in self.tasks:
-            names.update(dict.fromkeys(t.final))
-        return list(names)
+        if self._metric_names is None:
+            names = dict.fromkeys(STANDARD_METRICS)
+            for t in self.tasks:
+                names.update(dict.fromkeys(t.final))
+            self._metric_names = list(names)
+        return list(self._metric_names)
 
     def to_pandas(self):
         """The results table: a ``pandas.DataFrame`` with one row per task, in plan order.
