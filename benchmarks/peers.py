@@ -189,3 +189,153 @@ def dense_inputs(events, n_inputs: int, dtype=torch.float32):
     return torch.tensor(out.reshape(n, T, n_inputs), dtype=dtype)
 
 
+
+
+# --------------------------------------------------------------------------- several hidden layers
+#
+# The networks of kernels/deep.py: layer k takes layer k-1's spikes of the same step, the readout reads
+# the last layer. ``params`` and ``cfg`` are those of kernels/deep.py (w_in, w_rec, w_in1, w_rec1, ...).
+
+
+def _layer_names(k: int) -> tuple[str, str]:
+    return ("w_in", "w_rec") if k == 0 else (f"w_in{k}", f"w_rec{k}")
+
+
+class DeepSpyTorchLIF(torch.nn.Module):
+    """SpyTorch's loop, layer after layer: each layer's input for all steps in one product, its steps
+    in a Python loop, slices taken with ``unbind`` (the fastest form of the tutorial code above)."""
+
+    def __init__(self, cfg, params: dict):
+        super().__init__()
+        self.cfg = cfg
+        self.w_in = torch.nn.ParameterList()
+        self.w_rec = torch.nn.ParameterList()
+        self.recurrent = list(cfg.recurrent)
+        for k, rec in enumerate(cfg.recurrent):
+            name_in, name_rec = _layer_names(k)
+            self.w_in.append(torch.nn.Parameter(torch.tensor(params[name_in])))
+            self.w_rec.append(torch.nn.Parameter(torch.tensor(params[name_rec] if rec else [[0.0]])))
+        self.w_out = torch.nn.Parameter(torch.tensor(params["w_out"]))
+
+    def forward(self, x):
+        cfg = self.cfg
+        alpha, beta, thr = cfg.alpha, cfg.beta, cfg.threshold
+        B, T, _ = x.shape
+        spk = x
+        for k, H in enumerate(cfg.n_hidden):
+            h1 = torch.einsum("abc,cd->abd", spk, self.w_in[k]).unbind(1)
+            syn = torch.zeros((B, H), dtype=x.dtype)
+            mem = torch.zeros((B, H), dtype=x.dtype)
+            rec = []
+            for t in range(T):
+                out = spike_fn(mem - thr)
+                rst = out.detach()
+                h = h1[t]
+                if self.recurrent[k]:
+                    h = h + torch.mm(out, self.w_rec[k])
+                syn = alpha * syn + h
+                mem = beta * mem + syn - thr * rst
+                rec.append(out)
+            spk = torch.stack(rec, dim=1)
+        h2 = torch.einsum("abc,cd->abd", spk, self.w_out).unbind(1)
+        flt = torch.zeros((B, cfg.n_outputs), dtype=x.dtype)
+        uo = torch.zeros((B, cfg.n_outputs), dtype=x.dtype)
+        out_rec = []
+        for t in range(T):
+            flt = alpha * flt + h2[t]
+            uo = beta * uo + flt
+            out_rec.append(uo)
+        return torch.stack(out_rec, dim=1)
+
+
+class DeepSnnTorchLIF(torch.nn.Module):
+    """snnTorch ``Synaptic`` layers stacked, stepped together, each recurrent through a ``Linear``."""
+
+    def __init__(self, cfg, params: dict):
+        import snntorch as snn
+        from snntorch import surrogate
+
+        super().__init__()
+        self.cfg = cfg
+        grad = surrogate.fast_sigmoid(slope=cfg.surrogate_scale)
+
+        def linear(w):
+            layer = torch.nn.Linear(w.shape[0], w.shape[1], bias=False)
+            layer.weight.data = torch.tensor(w.T.copy())
+            return layer
+
+        self.fc_in = torch.nn.ModuleList()
+        self.fc_rec = torch.nn.ModuleList()
+        self.lifs = torch.nn.ModuleList()
+        for k, rec in enumerate(cfg.recurrent):
+            name_in, name_rec = _layer_names(k)
+            self.fc_in.append(linear(params[name_in]))
+            self.fc_rec.append(linear(params[name_rec]) if rec else torch.nn.Identity())
+            self.lifs.append(snn.Synaptic(alpha=cfg.alpha, beta=cfg.beta, threshold=cfg.threshold, spike_grad=grad,
+                                          reset_mechanism="subtract"))
+        self.fc_out = linear(params["w_out"])
+        self.readout = snn.Synaptic(alpha=cfg.alpha, beta=cfg.beta, threshold=1e9, spike_grad=grad,
+                                    reset_mechanism="none")
+
+    def forward(self, x):
+        B, T, _ = x.shape
+        states = [lif.reset_mem() for lif in self.lifs]
+        spikes = [torch.zeros((B, H), dtype=x.dtype) for H in self.cfg.n_hidden]
+        syn_o, mem_o = self.readout.reset_mem()
+        cur0 = self.fc_in[0](x)
+        out = []
+        for t in range(T):
+            inp = cur0[:, t]
+            for k, lif in enumerate(self.lifs):
+                c = inp if k == 0 else self.fc_in[k](inp)
+                if self.cfg.recurrent[k]:
+                    c = c + self.fc_rec[k](spikes[k])
+                spk, syn, mem = lif(c, *states[k])
+                states[k], spikes[k], inp = (syn, mem), spk, spk
+            _, syn_o, mem_o = self.readout(self.fc_out(inp), syn_o, mem_o)
+            out.append(mem_o)
+        return torch.stack(out, dim=1)
+
+
+class DeepNorseLIF(torch.nn.Module):
+    """Norse ``LIFRecurrent`` (or ``Linear`` + ``LIF``) layers stacked, an ``LI`` readout; weights scaled by
+    τ_mem/dt as in :class:`NorseLIF`."""
+
+    def __init__(self, cfg, params: dict):
+        import norse.torch as norse
+
+        super().__init__()
+        self.cfg = cfg
+        gain = cfg.tau_mem / cfg.dt
+        params = {k: v * gain for k, v in params.items()}
+        p = norse.LIFParameters(tau_syn_inv=torch.as_tensor(1.0 / cfg.tau_syn),
+                                tau_mem_inv=torch.as_tensor(1.0 / cfg.tau_mem),
+                                v_th=torch.as_tensor(cfg.threshold), method="super",
+                                alpha=torch.as_tensor(cfg.surrogate_scale))
+        self.layers = torch.nn.ModuleList()
+        fan_in = cfg.n_inputs
+        for k, (H, rec) in enumerate(zip(cfg.n_hidden, cfg.recurrent)):
+            name_in, name_rec = _layer_names(k)
+            if rec:
+                self.layers.append(norse.LIFRecurrent(fan_in, H, p=p, dt=cfg.dt, autapses=True,
+                                                      input_weights=torch.tensor(params[name_in].T.copy()),
+                                                      recurrent_weights=torch.tensor(params[name_rec].T.copy())))
+            else:
+                fc = torch.nn.Linear(fan_in, H, bias=False)
+                fc.weight.data = torch.tensor(params[name_in].T.copy())
+                self.layers.append(norse.SequentialState(fc, norse.LIF(p=p, dt=cfg.dt)))
+            fan_in = H
+        self.fc_out = torch.nn.Linear(fan_in, cfg.n_outputs, bias=False)
+        self.fc_out.weight.data = torch.tensor(params["w_out"].T.copy())
+        self.li = norse.LI(p=norse.LIParameters(tau_syn_inv=torch.as_tensor(1.0 / cfg.tau_syn),
+                                                tau_mem_inv=torch.as_tensor(1.0 / cfg.tau_mem)), dt=cfg.dt)
+
+    def forward(self, x):
+        x = x.transpose(0, 1)
+        for layer in self.layers:
+            x, _ = layer(x)
+        uo, _ = self.li(self.fc_out(x))
+        return uo.transpose(0, 1)
+
+
+DEEP_PEERS = {"spytorch-unbind": DeepSpyTorchLIF, "snntorch": DeepSnnTorchLIF, "norse": DeepNorseLIF}

@@ -23,6 +23,7 @@ MODULES = [
     "benchmarks.bench_scaling",  # BPTT and e-prop: time and memory vs hidden size, steps, batch; plot
     "benchmarks.bench_dendritic",  # dendritic forward vs Brian2 (numpy, Cython), build time apart
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
+    "benchmarks.bench_shd",  # two recurrent layers on SHD-shaped data vs PyTorch peers, over input density
     "benchmarks.bench_memory",  # recurrent initialisation on Randman; delayed match-to-sample over delays
     "benchmarks.bench_eprop_deep",  # e-prop of 1-3 hidden layers: memory against T and depth; Randman accuracy
     "benchmarks.bench_halving",  # 81 Randman configurations: full grid vs successive halving, iterations and best accuracy
