@@ -25,6 +25,7 @@ MODULES = [
     "benchmarks.bench_force",  # RLS/FORCE: s/iteration and memory vs N, plastic inputs, packing, dtype
     "benchmarks.bench_shd",  # two recurrent layers on SHD-shaped data vs PyTorch peers, over input density
     "benchmarks.bench_memory",  # recurrent initialisation on Randman; delayed match-to-sample over delays
+    "benchmarks.bench_deep",  # BPTT of two hidden layers vs a PyTorch network of the same equations: s/epoch
     "benchmarks.bench_eprop_deep",  # e-prop of 1-3 hidden layers: memory against T and depth; Randman accuracy
     "benchmarks.bench_halving",  # 81 Randman configurations: full grid vs successive halving, iterations and best accuracy
     "benchmarks.bench_scale",  # plan, create, status, resume selection, report of 1,000-100,000 tasks vs plain JSON
