@@ -104,7 +104,8 @@ class LIFModel(Section):
             if len(value) != n:
                 raise ValueError(f"expected one entry per hidden layer: n_hidden has {n} layer"
                                  f"{'s' if n > 1 else ''}, recurrent has {len(value)} entries (a single "
-                                 "true or false applies to every layer)")
+                                 "true or false applies to every layer; where a sweep sets n_hidden, "
+                                 "model.n_hidden needs a value of that depth too)")
         return value
 
     @model_validator(mode="before")
