@@ -86,6 +86,41 @@ def max_array_size() -> int:
     return int(m.group(1)) if m else 1001
 
 
+def submit_limit() -> tuple[int | None, str]:
+    """How many more jobs may be queued now, and which limit says so (``None``: no limit known).
+
+    A job is an array element here. The limits: ``MaxJobCount`` (``scontrol show config``, all users'
+    jobs) and, when accounting answers, the ``MaxSubmitJobs`` of this user's associations (the lowest of
+    them), less the jobs already queued or running (``squeue -r``: one per array element). QOS limits
+    are not read.
+    """
+    import getpass
+
+    user = getpass.getuser()
+    limits = []
+    try:
+        out = run(["scontrol", "show", "config"], timeout=30, check=False).stdout
+        m = re.search(r"^MaxJobCount\s*=\s*(\d+)", out, re.MULTILINE)
+        if m:
+            limits.append((int(m.group(1)), "MaxJobCount", []))
+        if _have("sacctmgr"):
+            r = run(["sacctmgr", "-n", "-P", "show", "assoc", "where", f"user={user}", "format=MaxSubmit"],
+                    timeout=15, check=False)
+            values = [int(v) for v in r.stdout.split() if v.strip().isdigit()] if r.returncode == 0 else []
+            if values:
+                limits.append((min(values), "MaxSubmitJobs", ["-u", user]))
+        if not limits:
+            return None, ""
+        room = []
+        for limit, name, who in limits:
+            r = run(["squeue", "-h", "-r", "-o", "%i", *who], timeout=30, check=False)
+            queued = len(r.stdout.split()) if r.returncode == 0 else 0
+            room.append((max(0, limit - queued), f"{name} {limit}, {queued} queued"))
+        return min(room)
+    except BackendError:
+        return None, ""
+
+
 def chunks(items: list, size: int) -> list[list]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -123,6 +158,7 @@ class TaskRunner(submitit.helpers.Checkpointable):
         status = ts.status()
         attempts = status.get("attempts", [])
         if status.get("state") == "done":
+            continue_chain(store_path, [task_id])
             return "done"
         if len(attempts) > cfg.resources.max_requeues:
             ts.update_status(state="failed", error_line=f"requeue budget exhausted after {len(attempts)} attempts "
@@ -152,6 +188,8 @@ class TaskRunner(submitit.helpers.Checkpointable):
             return "running elsewhere"  # another live process holds this task
         if outcome.state == "interrupted" and outcome.reason == "deadline":
             env._requeue(0)  # no signal came before our own deadline: requeue ourselves
+        if outcome.state in ("done", "failed", "pruned", "parked"):
+            continue_chain(store_path, [task_id])  # the last of a submission left at a queue limit submits the rest
         if outcome.state == "failed":
             raise RuntimeError(f"task {task_id} failed: {(outcome.error or '').strip().splitlines()[-1:]}")
         return outcome.state
@@ -211,6 +249,7 @@ class PackRunner(submitit.helpers.Checkpointable):
         env = submitit.JobEnvironment()
         todo = unfinished(store_path, task_ids)
         if not todo:
+            continue_chain(store_path, task_ids)
             return "nothing left to run"
         res = Resources.model_validate(TaskStore(store_path, todo[0]).config_dict.get("resources", {}))
         limit = res.time_seconds
@@ -239,6 +278,8 @@ class PackRunner(submitit.helpers.Checkpointable):
                 submit_next_rung(store_path, o["decided"][-1])
         if self._stop_reason == "deadline" and unfinished(store_path, task_ids):
             env._requeue(0)  # no signal came before our own deadline: requeue ourselves
+        elif self._stop_reason is None:
+            continue_chain(store_path, task_ids)
         states = [o["state"] for o in self._outcomes.values()]
         return ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))) or "nothing run"
 
@@ -389,6 +430,10 @@ class SlurmBackend(Backend):
             packing = [f"packed: {resources.per_element} tasks per element ({len(packs)} elements), "
                        f"{at_once} side by side with {resources.cpus} "
                        f"cpu each, the others one after another"]
+        room, limit = submit_limit()
+        if room is not None and len(packs) > room:
+            packing.append(f"queue limit ({limit}): {room} element(s) now, the rest submitted by the last "
+                           "element of each chunk to end")
         return "\n".join([
             f"{len(arrays)} array(s) for {len(task_ids)} tasks ({source} {size}): "
             + ", ".join(f"[0-{len(a) - 1}]" for a in arrays),
@@ -403,7 +448,18 @@ class SlurmBackend(Backend):
         res = Resources.model_validate(store.spec_dict().get("resources", {}))
         packed = res.packed
         units = elements(task_ids, res) if packed else task_ids
+        room, limit = submit_limit()
+        later: list = []
+        if room is not None and len(units) > room:
+            if room == 0:
+                raise QueueFull(f"the queue is full ({limit}): no task was submitted; "
+                                   "'snnbatch resume' submits them once there is room")
+            units, later = units[:room], units[room:]
         arrays = chunks(units, max_array_size())
+        chain = None
+        if later:  # written first: an element may end before this submit returns
+            chain = _write_chain(store.path, [t for u in units for t in (u if packed else [u])],
+                                 [t for u in later for t in (u if packed else [u])], limit)
         jobs_by_task: dict[str, dict] = {}
         lines = []
         for chunk in arrays:
@@ -411,6 +467,8 @@ class SlurmBackend(Backend):
             try:
                 jobs = _submit_array(ex, str(store.path.resolve()), chunk, packed)
             except Exception as exc:  # sbatch refused (partition, account, limits ...), or is missing
+                if chain is not None:
+                    chain.unlink(missing_ok=True)  # no element of it may take the rest: resume does
                 if jobs_by_task:
                     store.record_submission(list(jobs_by_task), "slurm", jobs_by_task)
                 raise _submission_error(exc, store.path, len(jobs_by_task), len(task_ids)) from None
@@ -423,6 +481,11 @@ class SlurmBackend(Backend):
                     jobs_by_task[tid] = {"job_id": job.job_id, "array_id": array_id,
                                          "log": str(job.paths.stdout)}
         store.record_submission(list(jobs_by_task), "slurm", jobs_by_task)
+        if later:
+            rest = len(task_ids) - len(jobs_by_task)
+            lines.append(f"submitted {len(jobs_by_task)} of {len(task_ids)} tasks, as many as the queue takes now "
+                         f"({limit}); the other {rest} are submitted by the last element of these arrays to end, "
+                         "as far as the limit allows then ('snnbatch resume' submits them too)")
         lines.append(f"follow with 'snnbatch status {store.path}'; the jobs go on if you log out")
         return SubmitResult(waited=False, jobs=jobs_by_task, text="\n".join(lines))
 
@@ -458,6 +521,83 @@ def submit_next_rung(store_path: str, decision: dict) -> None:
         write_once(record, {"rung": decision["rung"], "time": time.time(), **note})
     except OSError:
         pass
+
+
+CHAIN = "chain"  # under the store's slurm/: the tasks left for later by a submit that hit a queue limit
+CHAIN_WAIT_SECONDS = 120  # how long the last element waits for room in the queue
+
+
+class QueueFull(BackendError):
+    """A queue limit leaves no room for one more job: nothing was submitted."""
+
+
+def _write_chain(store_path, submitted: list[str], later: list[str], limit: str) -> Path:
+    import json
+    import uuid
+
+    folder = Path(store_path) / "slurm" / CHAIN
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.json"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"after": submitted, "next": later, "limit": limit, "time": time.time()}))
+    os.replace(tmp, path)
+    return path
+
+
+def continue_chain(store_path: str, task_ids: list[str]) -> None:
+    """From an element whose tasks have ended: when every task of its submission has ended, submit the
+    tasks that submission left for later (as far as the queue's limit allows now; the rest again for
+    later), once, whoever comes first, and record what was submitted or why not beside the record.
+    Never raises."""
+    import json
+
+    from ...jobs.halving import write_once
+    from ...jobs.pack import unfinished
+
+    try:
+        folder = Path(store_path) / "slurm" / CHAIN
+        records = sorted(p for p in folder.glob("*.json") if not p.name.endswith(".submitted.json")) \
+            if folder.is_dir() else []
+        mine = set(task_ids)
+        for path in records:
+            record = json.loads(path.read_text())
+            done = path.with_name(path.stem + ".submitted.json")
+            if not mine & set(record["after"]) or done.exists() or _running(store_path, record["after"]):
+                continue
+            if not write_once(done.with_suffix(".claim"), {"time": time.time(), "by": os.environ.get("SLURM_JOB_ID")}):
+                continue  # another element took it
+            from ..store import RunStore
+
+            try:
+                ids = unfinished(store_path, record["next"])
+                result, wait_until = None, time.time() + CHAIN_WAIT_SECONDS
+                while ids:  # the elements that ended just before this one may still be in the queue for a moment
+                    try:
+                        with _outside_the_job():
+                            result = SlurmBackend().submit(RunStore.open(store_path, mode="r+"), ids)
+                        break
+                    except QueueFull:
+                        if time.time() > wait_until:
+                            raise
+                        time.sleep(2)
+                note = {"tasks": ids, "text": result.text if result else "nothing left to run"}
+            except Exception as exc:  # sbatch refused, the queue is full: resume submits them
+                note = {"error": f"{type(exc).__name__}: {exc}"[:2000]}
+            write_once(done, {"time": time.time(), **note})
+    except (OSError, ValueError, KeyError):
+        pass
+
+
+def _running(store_path, task_ids: list[str]) -> bool:
+    """Whether any of these tasks has training left in its own submission: not ended nor parked."""
+    from ...jobs.status import TaskStatus
+    from ...jobs.store import TaskStore
+
+    for tid in task_ids:
+        if TaskStatus.from_attrs(TaskStore(store_path, tid).status()).state not in ("done", "failed", "pruned",
+                                                                                   "parked"):
+            return True
+    return False
 
 
 @contextlib.contextmanager

@@ -154,3 +154,32 @@ def test_the_status_hook_never_raises_when_squeue_fails(tmp_path, monkeypatch):
 
 def test_a_failure_is_a_backend_error_with_exit_code_5():
     assert BackendError.exit_code == 5
+
+
+# ------------------------------------------------------------------ queue limits
+
+
+def test_a_sweep_larger_than_max_submit_jobs_is_submitted_as_far_as_the_limit_allows(write_spec, tmp_path):
+    spec = write_spec(SPEC)  # 3 tasks; MaxSubmitJobs 2 with one job queued: room for one
+    env = fake_path(tmp_path, scontrol=scontrol(), srun=SRUN, sacctmgr="echo 2", squeue="echo 77_0",
+                    sbatch='echo "Submitted batch job 4242"')
+    r = snnbatch("submit", spec, "--store", tmp_path / "store", "--backend", "slurm", env=env, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "submitted array 4242 with 1 tasks\nsubmitted 1 of 3 tasks, as many as the queue takes now " \
+           "(MaxSubmitJobs 2, 1 queued); the other 2 are submitted by the last element" in r.stdout, r.stdout
+    status = json.loads(snnbatch("status", tmp_path / "store", "--json", env=env, cwd=tmp_path).stdout)
+    ids = [t["id"] for t in status["tasks"]]
+    assert [t["job_id"] for t in status["tasks"]] == ["4242", None, None]
+    (record,) = (tmp_path / "store" / "slurm" / "chain").glob("*.json")
+    assert {k: v for k, v in json.loads(record.read_text()).items() if k in ("after", "next")} == \
+        {"after": ids[:1], "next": ids[1:]}
+
+
+def test_a_full_queue_submits_nothing_and_says_so(write_spec, tmp_path):
+    spec = write_spec(SPEC)
+    env = fake_path(tmp_path, scontrol=scontrol(), srun=SRUN, sacctmgr="echo 2", squeue="echo 77_0; echo 77_1",
+                    sbatch="echo sbatch must not run >&2; exit 99")
+    r = snnbatch("submit", spec, "--store", tmp_path / "store", "--backend", "slurm", env=env, cwd=tmp_path)
+    assert r.returncode == 5, r.stdout + r.stderr
+    assert "error: the queue is full (MaxSubmitJobs 2, 2 queued): no task was submitted" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "sbatch must not run" not in r.stderr

@@ -15,12 +15,13 @@ class Cluster:
     def __init__(self):
         self.options = None
 
-    def start(self, accounting="on", max_array_size=1001):
-        options = (accounting, max_array_size)
+    def start(self, accounting="on", max_array_size=1001, max_submit_jobs=0):
+        options = (accounting, max_array_size, max_submit_jobs)
         if options == self.options:
             return
         r = subprocess.run([str(HERE / "start.sh"), "--accounting", accounting, "--max-array-size",
-                            str(max_array_size)], capture_output=True, text=True, timeout=180)
+                            str(max_array_size), "--max-submit-jobs", str(max_submit_jobs)],
+                           capture_output=True, text=True, timeout=180)
         assert r.returncode == 0, f"SLURM did not start:\n{r.stdout}\n{r.stderr}"
         self.options = options
 

@@ -2,7 +2,7 @@
 # Start a throw-away single-node SLURM on this machine for tests/slurm (root, no systemd).
 #
 #   tests/slurm/start.sh [--accounting on|off] [--max-array-size N] [--cpus N] [--min-job-age S]
-#                        [--state-dir DIR]
+#                        [--max-submit-jobs N] [--state-dir DIR]
 #
 # Stops whatever an earlier start.sh with the same state dir left running, writes slurm.conf (and
 # slurmdbd.conf) into DIR/etc, links /etc/slurm/slurm.conf (and slurmdbd.conf) to them so every
@@ -17,6 +17,7 @@ ACCOUNTING=on
 MAX_ARRAY_SIZE=1001
 CPUS=8           # declared CPUs (config_overrides): more than the 2 real cores, see README.md
 MIN_JOB_AGE=10
+MAX_SUBMIT_JOBS=0  # with accounting: root's association limit MaxSubmitJobs, enforced (0: no limit)
 STATE=/tmp/snnbatch-slurm
 usage() { sed -n '4,5p' "$0" | sed 's/^# *//' >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -26,13 +27,15 @@ while [ $# -gt 0 ]; do
     --max-array-size) MAX_ARRAY_SIZE=$2 ;;
     --cpus) CPUS=$2 ;;
     --min-job-age) MIN_JOB_AGE=$2 ;;
+    --max-submit-jobs) MAX_SUBMIT_JOBS=$2 ;;
     --state-dir) STATE=$2 ;;
     *) usage ;;
   esac
   shift 2
 done
 case "$ACCOUNTING" in on|off) ;; *) usage ;; esac
-for n in "$MAX_ARRAY_SIZE" "$CPUS" "$MIN_JOB_AGE"; do [[ "$n" =~ ^[0-9]+$ ]] || usage; done
+[ "$MAX_SUBMIT_JOBS" = 0 ] || [ "$ACCOUNTING" = on ] || usage
+for n in "$MAX_ARRAY_SIZE" "$CPUS" "$MIN_JOB_AGE" "$MAX_SUBMIT_JOBS"; do [[ "$n" =~ ^[0-9]+$ ]] || usage; done
 [ -n "$STATE" ] || usage
 [ "$(id -u)" = 0 ] || { echo "start.sh: must run as root" >&2; exit 1; }
 for b in munged slurmctld slurmd scontrol sinfo; do
@@ -127,6 +130,8 @@ CONF
   ACCT="AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 JobAcctGatherType=jobacct_gather/none"
+  [ "$MAX_SUBMIT_JOBS" = 0 ] || ACCT="$ACCT
+AccountingStorageEnforce=associations,limits"
 else
   ACCT="AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none"
@@ -134,7 +139,7 @@ JobAcctGatherType=jobacct_gather/none"
 fi
 
 cat > "$ETC/slurm.conf" <<CONF
-# written by tests/slurm/start.sh --accounting $ACCOUNTING --max-array-size $MAX_ARRAY_SIZE --cpus $CPUS
+# written by tests/slurm/start.sh --accounting $ACCOUNTING --max-array-size $MAX_ARRAY_SIZE --cpus $CPUS --max-submit-jobs $MAX_SUBMIT_JOBS
 ClusterName=snnbatch
 SlurmctldHost=$HOST
 SlurmUser=root
@@ -185,6 +190,10 @@ if [ "$ACCOUNTING" = on ]; then
   launch slurmdbd slurmdbd
   wait_for 40 sacctmgr -n list cluster || fail "slurmdbd does not answer" "$LOG/slurmdbd.stderr" "$LOG/slurmdbd.log"
   sacctmgr -i add cluster snnbatch >/dev/null || fail "sacctmgr add cluster failed" "$LOG/slurmdbd.log"
+  if [ "$MAX_SUBMIT_JOBS" != 0 ]; then
+    sacctmgr -i modify user root set maxsubmitjobs="$MAX_SUBMIT_JOBS" >/dev/null \
+      || fail "sacctmgr could not set MaxSubmitJobs" "$LOG/slurmdbd.log"
+  fi
 fi
 launch slurmctld slurmctld -i
 wait_for 30 scontrol ping || fail "slurmctld does not answer" "$LOG/slurmctld.stderr" "$LOG/slurmctld.log"
@@ -192,5 +201,5 @@ launch slurmd slurmd
 node_idle() { [ "$(sinfo -h -N -n "$HOST" -o %t | sort -u)" = idle ]; }
 wait_for 30 node_idle || fail "the node is not idle: $(sinfo -h -N -o '%t %E' 2>&1)" "$LOG/slurmd.stderr" "$LOG/slurmd.log"
 echo "start.sh: single-node SLURM up in $(( $(date +%s) - T0 )) s (accounting $ACCOUNTING," \
-  "MaxArraySize $MAX_ARRAY_SIZE, $CPUS CPUs, partitions debug/high)" >&2
+  "MaxArraySize $MAX_ARRAY_SIZE, $CPUS CPUs, partitions debug/high$([ "$MAX_SUBMIT_JOBS" = 0 ] || echo ", MaxSubmitJobs $MAX_SUBMIT_JOBS"))" >&2
 echo "$STATE"
