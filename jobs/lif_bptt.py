@@ -150,13 +150,32 @@ class BPTTLearning(Section):
     surrogate_cutoff: NonNegativeFloat = Field(0.0, le=1.0, json_schema_extra=ID_WHEN_SET)
     """sparse backward (Perez-Nieves & Goodman 2021): surrogate derivatives below this count as zero, so dL/dS is computed only for neurons near threshold; 0: the exact gradient (σ' is at most 1)"""
 
+    activity_upper: NonNegativeFloat = Field(10.0, json_schema_extra=ID_WHEN_SET)
+    """activity penalty, upper bound θ_u: a hidden neuron's spike count per sample above which the training loss adds activity_upper_strength·(count − θ_u)²"""
+    activity_upper_strength: NonNegativeFloat = Field(0.0, json_schema_extra=ID_WHEN_SET)
+    """λ_u of the upper activity penalty, per neuron and sample (mean over samples, sum over hidden neurons); 0: off"""
+    activity_lower: NonNegativeFloat = Field(1.0, json_schema_extra=ID_WHEN_SET)
+    """activity penalty, lower bound θ_l: a hidden neuron's spike count per sample below which the training loss adds activity_lower_strength·(θ_l − count)²"""
+    activity_lower_strength: NonNegativeFloat = Field(0.0, json_schema_extra=ID_WHEN_SET)
+    """λ_l of the lower activity penalty, per neuron and sample (mean over samples, sum over hidden neurons); 0: off"""
+
     def config_problems(self, config) -> list[tuple[str, str]]:
         """(key path, message): what of the model this rule cannot train."""
+        problems = []
         layers = len(layer_sizes(config.model))
         if layers > 1 and self.surrogate_cutoff:
-            return [("learning.surrogate_cutoff", "the sparse backward is for networks of one hidden layer "
-                                                  f"(model.n_hidden has {layers}): leave it at 0")]
-        return []
+            problems.append(("learning.surrogate_cutoff", "the sparse backward is for networks of one hidden layer "
+                                                          f"(model.n_hidden has {layers}): leave it at 0"))
+        if layers > 1 and (self.activity_upper_strength or self.activity_lower_strength):
+            key = "activity_upper_strength" if self.activity_upper_strength else "activity_lower_strength"
+            problems.append((f"learning.{key}", "the activity penalty is for networks of one hidden layer "
+                                                f"(model.n_hidden has {layers}): leave it at 0"))
+        if self.activity_upper_strength > 0 and self.activity_lower_strength > 0 \
+                and self.activity_lower > self.activity_upper:
+            problems.append(("learning.activity_lower", f"{self.activity_lower:g} is above activity_upper "
+                                                        f"({self.activity_upper:g}): no spike count is within both "
+                                                        "bounds"))
+        return problems
 
 
 class EpropLearning(Section):
@@ -180,7 +199,8 @@ class EpropLearning(Section):
 
 # What a spiking classifier reports: the training metrics of each step, the test metrics at the end.
 CLASSIFIER_METRICS = (
-    Metric("loss", "training loss (cross-entropy; readout mse: mean squared error)", "lower", status=True),
+    Metric("loss", "training loss (cross-entropy; readout mse: mean squared error; plus BPTT's activity "
+           "penalty when it is on)", "lower", status=True),
     Metric("accuracy", "training accuracy (none with readout mse)", "higher", status=True),
     Metric("valid_loss", "validation loss (cross-entropy; readout mse: mean squared error)", "lower", validation=True),
     Metric("valid_accuracy", "validation accuracy", "higher", status=True, validation=True),

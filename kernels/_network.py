@@ -20,7 +20,8 @@ multiply-adds, no reassociation), so the bits do not depend on the CPU's
 vector width and are the same on every node of a cluster. Every state
 variable sees the operations of the model's equations written out loop by
 loop, in that order, the dL/dS sums in the order (readouts, then presynaptic
-k = 0 .. H-1, then the reset and the adaptation terms). What changes is only
+k = 0 .. H-1, then the reset and the adaptation terms, then the activity
+penalty's, when it is on: :func:`_activity_py`). What changes is only
 how the work is laid out:
 
 * few dense passes over the neurons per step, all vectorised: the forward
@@ -458,12 +459,14 @@ def _dot_py(row, x):
     return t
 
 
-def _sparse_step_py(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cutoff, u, a_n, gu, ga, gi, gio, sur):
+def _sparse_step_py(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cutoff, u, a_n, gu, ga, gi, gio, sur,
+                    regularise, gr):
     """One sample's step of the backward pass with the surrogate cut-off: σ' < ``cutoff`` counts as zero.
 
     dL/dS[n]_j is only needed where σ'_j ≠ 0, so it is computed only for those neurons (the ones near
     threshold), as dot products with row j of W_out and W_rec; the others' dL/dU only decays. ``u`` is
-    U[n] (then dL/dI[n+1], as in the exact path), ``a_n`` A[n] (with adaptation), ``sur`` (H,) scratch.
+    U[n] (then dL/dI[n+1], as in the exact path), ``a_n`` A[n] (with adaptation), ``sur`` (H,) scratch;
+    with ``regularise``, ``gr`` (H,) is the activity penalty's dL/dS (the same at every step), added last.
     """
     alpha, beta, rho, theta, jump, scale, one = consts
     H = gu.shape[0]
@@ -484,9 +487,10 @@ def _sparse_step_py(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cut
             if not detach_reset:
                 v -= theta * gu[j]
             if adaptive:
-                g_z = (v + ga[j]) * sur[j]
-            else:
-                g_z = v * sur[j]
+                v = v + ga[j]
+            if regularise:
+                v = v + gr[j]
+            g_z = v * sur[j]
         else:
             g_z = sur[j]
         gu[j] = beta * gu[j] + g_z
@@ -498,7 +502,7 @@ def _sparse_step_py(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cut
 def _group_backward_py(
     w_rec, w_out, w_recT, w_outT, ptr, units, samples, G, consts, recurrent, adaptive, detach_reset, cutoff,
     U, A, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, last, first, act, gw_in, gw_rec, gw_out,
-    g_u, g_a, g_i, acc, g_uo, g_io,
+    g_u, g_a, g_i, acc, g_uo, g_io, regularise, g_reg,
 ):
     """:func:`_sample_backward_py` for the ``G`` samples ``samples[:G]`` of a group at once, the same bits.
 
@@ -506,7 +510,9 @@ def _group_backward_py(
     ``first`` (G,) int64 and ``act`` (G,) int64 are scratch. The adjoint sweep runs over all samples
     step by step; then each sample's weight gradients are added, sample after sample, in the order of
     :func:`_sample_backward_py`. ``cutoff`` > 0: surrogate derivatives below it count as zero
-    (:func:`_sparse_step_py`; not the exact gradient; 0: exact).
+    (:func:`_sparse_step_py`; not the exact gradient; 0: exact). With ``regularise``, ``g_reg[s]`` (H,) is
+    the activity penalty's dL/dS of sample s at every step (:func:`_activity_py`), added to dL/dS after the
+    readout, presynaptic, reset and adaptation terms (and ``last`` must then be T − 1).
     """
     alpha, beta, rho, theta, jump, scale, one = consts
     H = g_u.shape[1]
@@ -543,7 +549,7 @@ def _group_backward_py(
                 s = act[q]
                 Ag = A[s, n] if adaptive else A[s, 0]
                 _sparse_step(w_rec, w_out, consts, recurrent, adaptive, detach_reset, cutoff, U[s, n], Ag,
-                             g_u[s], g_a[s], g_i[s], g_io[s], acc[s])
+                             g_u[s], g_a[s], g_i[s], g_io[s], acc[s], regularise, g_reg[s if regularise else 0])
             continue
         _group_dlds(w_recT, w_outT, recurrent, act, m, g_i, g_io, acc)
         for q in range(m):
@@ -552,7 +558,24 @@ def _group_backward_py(
             a = acc[s]
             gu = g_u[s]
             gi = g_i[s]
-            if adaptive:
+            if regularise:
+                # the activity penalty's dL/dS, the same at every step, after the other terms
+                gr = g_reg[s]
+                ga = g_a[s]
+                an = A[s, n] if adaptive else A[s, 0]
+                for k in range(H):
+                    v = a[k]
+                    if not detach_reset:
+                        v -= theta * gu[k]
+                    if adaptive:
+                        v = v + ga[k]
+                        g_z = (v + gr[k]) * _surrogate(u[k] - theta - jump * an[k], scale, one)
+                        ga[k] = rho * ga[k] - jump * g_z
+                    else:
+                        g_z = (v + gr[k]) * _surrogate(u[k] - theta, scale, one)
+                    gu[k] = beta * gu[k] + g_z
+                    u[k] = gi[k]
+            elif adaptive:
                 ga = g_a[s]
                 an = A[s, n]
                 for k in range(H):
@@ -591,13 +614,47 @@ def _group_backward_py(
                         row[k] += sj * gi[k]
 
 
+# --------------------------------------------------------------------------- the activity penalty
+
+
+def _activity_py(spk_idx, spk_val, spk_ptr, reg, B, count, g_reg):
+    """One sample's activity penalty ``Σ_i λ_u relu(c_i − θ_u)² + λ_l relu(θ_l − c_i)²`` (float64); writes
+    its gradient with respect to every S_i[n], ``dP/dc_i / B``, to ``g_reg`` (H,).
+
+    ``c_i = Σ_n S_i[n]`` is neuron i's spike count in the sample (summed in time order from the spike
+    lists of :func:`_forward_py`; with ``smooth``, the sum of its smooth spike values); ``reg`` is
+    (θ_u, λ_u, θ_l, λ_l) in the weights' dtype, a bound with λ = 0 is off. ``count`` (H,) is scratch.
+    """
+    upper, lam_u, lower, lam_l = reg
+    H = g_reg.shape[0]
+    T = spk_ptr.shape[0] - 1
+    for k in range(H):
+        count[k] = 0.0
+    for q in range(spk_ptr[0], spk_ptr[T]):
+        count[spk_idx[q]] += spk_val[q]
+    penalty = 0.0
+    for k in range(H):
+        c = count[k]
+        g = c - c
+        if lam_u > 0 and c > upper:
+            d = c - upper
+            penalty += float(lam_u) * float(d) * float(d)
+            g += (lam_u + lam_u) * d
+        if lam_l > 0 and c < lower:
+            d = lower - c
+            penalty += float(lam_l) * float(d) * float(d)
+            g -= (lam_l + lam_l) * d
+        g_reg[k] = g / B
+    return penalty
+
+
 # --------------------------------------------------------------------------- batches (the readout loss: readout.py)
 
 
 def _batch_py(
     w_in, w_rec, w_out, w_recT, w_outT, ptr, units, index, labels, T, consts, recurrent, adaptive,
     detach_reset, smooth, n_blocks, gw_in, gw_rec, gw_out, with_grad, losses, correct, readout_kind, cutoff,
-    targets,
+    targets, regularise, reg,
 ):
     """Per-block losses and correct counts and (optionally) per-block gradient sums for a batch.
 
@@ -605,7 +662,9 @@ def _batch_py(
     ``GROUP`` (forward passes one by one, then the group's backward passes together).
     ``readout_kind``: the readout and its loss (a number of :mod:`readout`); ``cutoff``: see
     :func:`_group_backward_py` (0: the exact gradient); ``targets``: the batch's target trajectories
-    (B, T, O) of a regression readout, else a (1, 1, 1) placeholder.
+    (B, T, O) of a regression readout, else a (1, 1, 1) placeholder. ``regularise`` (with ``with_grad``
+    only): each sample's loss adds the activity penalty of ``reg`` (:func:`_activity_py`) and its
+    gradient enters the backward pass at every step.
     """
     B = index.shape[0]
     H = w_in.shape[1]
@@ -628,6 +687,8 @@ def _batch_py(
         last = np.empty(G, np.int64)
         first = np.empty(G, np.int64)
         act = np.empty(G, np.int64)
+        g_reg = np.empty((G if regularise else 1, H), dtype)
+        count = np.empty(H if regularise else 1, dtype)
         loss_b = 0.0
         correct_b = 0
         for i0 in range(b, B, n_blocks * G):
@@ -643,6 +704,9 @@ def _batch_py(
                                              consts[0], consts[1], B, with_grad, m, g_max, t_max[g], g_step[g])
                 last[g] = lst
                 loss_b += loss
+                if regularise:
+                    loss_b += _activity(spk_idx[g], spk_val[g], spk_ptr[g], reg, B, count, g_reg[g])
+                    last[g] = T - 1  # the penalty's gradient enters at every step
                 correct_b += ok
                 g += 1
             if with_grad:
@@ -650,7 +714,7 @@ def _batch_py(
                     w_rec, w_out, w_recT, w_outT, ptr, units, samples, g, consts, recurrent, adaptive, detach_reset,
                     cutoff,
                     U, A, spk_idx, spk_val, spk_ptr, g_step, g_io_hist, last, first, act, gw_in[b], gw_rec[b],
-                    gw_out[b], g_u, g_a, g_i, acc, g_uo, g_io,
+                    gw_out[b], g_u, g_a, g_i, acc, g_uo, g_io, regularise, g_reg,
                 )
                 for q in range(g):
                     _clear_readout(readout_kind, t_max[q], g_step[q])
@@ -699,6 +763,7 @@ _group_dlds = jit(_group_dlds_py)
 _dot = jit(_dot_py)
 _sparse_step = jit(_sparse_step_py)
 _group_backward = jit(_group_backward_py)
+_activity = jit(_activity_py)
 _sample_loss = readout.sample_loss
 _clear_readout = readout.clear
 _batch = jit_parallel(_batch_py)
@@ -726,6 +791,15 @@ def constants(cfg, dtype) -> tuple:
 def cutoff(cfg, dtype):
     """``cfg.surrogate_cutoff`` in ``dtype`` (0: the exact gradient; configs without the field: 0)."""
     return np.dtype(dtype).type(getattr(cfg, "surrogate_cutoff", 0.0))
+
+
+def activity(cfg, dtype):
+    """(regularise, (θ_u, λ_u, θ_l, λ_l) in ``dtype``): the activity penalty of ``cfg``'s ``activity_*`` fields;
+    ``regularise`` is False when both strengths are 0 (and for configs without the fields)."""
+    t = np.dtype(dtype).type
+    values = tuple(float(getattr(cfg, k, 0.0)) for k in
+                   ("activity_upper", "activity_upper_strength", "activity_lower", "activity_lower_strength"))
+    return values[1] > 0 or values[3] > 0, tuple(t(v) for v in values)
 
 
 def weights(params, cfg):
@@ -781,7 +855,12 @@ def forward_arrays(params, inputs: SpikeEvents, cfg, index=None):
 
 
 def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
-    """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT (lif.py, alif.py)."""
+    """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT (lif.py, alif.py).
+
+    With ``with_grad`` and an activity penalty (``cfg.activity_*_strength`` > 0, :func:`_activity_py`), the
+    loss and its gradient are those of the readout loss plus the penalty's mean over the samples; without
+    gradients (evaluation) the loss is the readout's alone.
+    """
     index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
     w_in, w_rec, w_out = weights(params, cfg)
     labels, targets = readout.labels_and_targets(labels, index, cfg, w_in.dtype, inputs.n_steps)
@@ -792,6 +871,7 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
     gw_out = np.zeros(shape + w_out.shape, w_in.dtype)
     losses = np.zeros(nb)
     correct = np.zeros(nb, np.int64)
+    regularise, reg = activity(cfg, w_in.dtype)
     # blocks handed out one at a time (dynamic scheduling): their costs differ, and a thread that
     # shares its core with another process does not hold up the others; the sums stay per block
     with numba.parallel_chunksize(1):
@@ -799,7 +879,7 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
             w_in, w_rec, w_out, np.ascontiguousarray(w_rec.T), np.ascontiguousarray(w_out.T), inputs.ptr,
             inputs.units, index, labels, inputs.n_steps, constants(cfg, w_in.dtype), cfg.recurrent,
             is_adaptive(cfg), cfg.detach_reset, cfg.smooth, nb, gw_in, gw_rec, gw_out, with_grad, losses, correct,
-            readout.code(cfg), cutoff(cfg, w_in.dtype), targets,
+            readout.code(cfg), cutoff(cfg, w_in.dtype), targets, with_grad and regularise, reg,
         )
     # block sums added in a fixed order: the same bits for any thread count
     loss = 0.0

@@ -67,6 +67,12 @@ class LIFConfig(NamedTuple):
     recurrent_weight_scale: float | None = None  # w_rec's init std = this * (1 − β) / sqrt(n_hidden); None: weight_scale
     readout: str = "max"  # the readout and its loss: max, mean, last, per_step, count; mse: labels are targets (readout.py)
     surrogate_cutoff: float = 0.0  # surrogate derivatives below this count as zero (sparse backward); 0: exact
+    # the activity penalty of BPTT's training loss (_network._activity_py): per sample, Σ_i over hidden neurons of
+    # strength·relu(c_i − upper)² + strength·relu(lower − c_i)², c_i the neuron's spike count; strength 0: off
+    activity_upper: float = 10.0
+    activity_upper_strength: float = 0.0
+    activity_lower: float = 1.0
+    activity_lower_strength: float = 0.0
 
     @property
     def alpha(self) -> float:

@@ -29,8 +29,17 @@ class _Spike(torch.autograd.Function):
         return grad / (ctx.scale * torch.abs(x) + 1.0) ** 2, None
 
 
+def _activity_penalty(spikes, cfg):
+    """The activity penalty of BPTT's training loss (README): spike counts c (samples, neurons) over the steps,
+    mean over samples of Σ_i λ_u relu(c_i − θ_u)² + λ_l relu(θ_l − c_i)²."""
+    c = torch.stack(spikes, 1).sum(1)
+    up = cfg.activity_upper_strength * torch.relu(c - cfg.activity_upper) ** 2
+    lo = cfg.activity_lower_strength * torch.relu(cfg.activity_lower - c) ** 2
+    return (up + lo).sum(1).mean()
+
+
 def _reference(params, dense, labels, cfg, adaptive):
-    """The max-over-time cross-entropy of the network, by autograd: (loss, grads)."""
+    """The max-over-time cross-entropy of the network (plus the activity penalty, if on), by autograd: (loss, grads)."""
     w = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     x = torch.tensor(dense)
     B, T, _ = x.shape
@@ -39,8 +48,9 @@ def _reference(params, dense, labels, cfg, adaptive):
     U, I, A = (torch.zeros(B, H, dtype=x.dtype) for _ in range(3))
     Io, Uo = torch.zeros(B, O, dtype=x.dtype), torch.zeros(B, O, dtype=x.dtype)
     S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale)
-    outs = []
+    outs, spikes = [], []
     for n in range(T):
+        spikes.append(S)  # S[n]
         I = cfg.alpha * I + x[:, n] @ w["w_in"] + (S @ w["w_rec"] if cfg.recurrent else 0.0)
         Io = cfg.alpha * Io + S @ w["w_out"]
         Uo = cfg.beta * Uo + Io
@@ -51,6 +61,8 @@ def _reference(params, dense, labels, cfg, adaptive):
         S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale)
     m = torch.stack(outs, 1).max(1).values
     loss = torch.nn.functional.cross_entropy(m, torch.tensor(labels))
+    if getattr(cfg, "activity_upper_strength", 0) or getattr(cfg, "activity_lower_strength", 0):
+        loss = loss + _activity_penalty(spikes, cfg)
     loss.backward()
     return loss.item(), {k: v.grad.numpy() for k, v in w.items()}
 
@@ -75,6 +87,31 @@ def test_gradient_equals_torch_autograd_float64(adaptive, recurrent, detach_rese
     ref_loss, ref = _reference(params, dense, labels, cfg, adaptive)
     S = mod.forward(params, ev, cfg).spikes
     assert 0.02 < S.mean() < 0.6  # the hidden layer spikes: the surrogate path is exercised
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    assert set(grads) == set(ref)
+    for k in ref:
+        scale = np.abs(ref[k]).max()
+        assert scale > 0
+        assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("cutoff", [0.0, 1e-300], ids=["dense", "sparse"])
+def test_activity_penalty_gradient_equals_torch_autograd_float64(adaptive, recurrent, cutoff):
+    dense, ev, labels = _data()
+    mod, C = (alif, alif.ALIFConfig) if adaptive else (lif, lif.LIFConfig)
+    # counts are whole numbers: bounds between them; both bounds active
+    cfg = C(n_inputs=20, n_hidden=24, n_outputs=3, recurrent=recurrent, dtype="float64", weight_scale=20.0,
+            n_blocks=3, surrogate_cutoff=cutoff, activity_upper=4.5, activity_upper_strength=0.02,
+            activity_lower=1.5, activity_lower_strength=0.05)
+    params = mod.init_params(cfg, np.random.default_rng(3))
+    counts = mod.forward(params, ev, cfg).spikes.sum(axis=1)
+    assert (counts > cfg.activity_upper).mean() > 0.1 and (counts < cfg.activity_lower).mean() > 0.1
+    loss, grads = mod.loss_and_grad(params, ev, labels, cfg)
+    ref_loss, ref = _reference(params, dense, labels, cfg, adaptive)
+    plain_loss = mod.evaluate(params, ev, labels, cfg)["loss"]  # evaluation: the readout loss alone
+    assert ref_loss > plain_loss + 0.1
     assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
     assert set(grads) == set(ref)
     for k in ref:

@@ -256,3 +256,109 @@ def test_surrogate_cutoff_drops_the_derivatives_below_it(module):
     g, e = some["w_in"].ravel(), exact["w_in"].ravel()
     cos = g @ e / np.sqrt((g @ g) * (e @ e))
     assert 0.5 < cos < 1.0 - 1e-9
+
+
+# --------------------------------------------------------------------------- the activity penalty (BPTT's training loss)
+
+
+def _penalty(counts, cfg):
+    """The activity penalty of spike counts (samples, neurons), its mean over samples: the README's formula."""
+    up = cfg.activity_upper_strength * np.maximum(counts - cfg.activity_upper, 0.0) ** 2
+    lo = cfg.activity_lower_strength * np.maximum(cfg.activity_lower - counts, 0.0) ** 2
+    return float((up + lo).sum(axis=1).mean())
+
+
+def _between(values, q):
+    """A value between two neighbouring sorted ``values`` near quantile ``q``: a bound on no count (no kink)."""
+    v = np.sort(values.ravel())
+    i = int(q * (v.size - 1))
+    assert v[i + 1] > v[i]
+    return float(0.5 * (v[i] + v[i + 1]))
+
+
+@pytest.mark.parametrize("module", ["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [False, True])
+@pytest.mark.parametrize("cutoff", [0.0, 1e-300], ids=["dense", "sparse"])
+def test_activity_penalty_gradient_matches_central_finite_differences(module, recurrent, cutoff):
+    from snnbatch.kernels import alif
+
+    mod = lif if module == "lif" else alif
+    C = lif.LIFConfig if module == "lif" else alif.ALIFConfig
+    ev, labels = _data()
+    base = _smooth_cfg(recurrent)._asdict()
+    cfg = C(**{k: v for k, v in base.items() if k in C._fields})._replace(surrogate_cutoff=cutoff)
+    params = mod.init_params(cfg, np.random.default_rng(1))
+    counts = mod.forward(params, ev, cfg).spikes.sum(axis=1)  # (samples, neurons); smooth: sums of spike values
+    cfg = cfg._replace(activity_upper=_between(counts, 0.6), activity_upper_strength=0.05,
+                       activity_lower=_between(counts, 0.4), activity_lower_strength=0.03)
+    # both bounds active: some counts above the upper bound, some below the lower
+    assert (counts > cfg.activity_upper).sum() >= 5 and (counts < cfg.activity_lower).sum() >= 5
+    readout_loss = mod.evaluate(params, ev, labels, cfg)["loss"]  # evaluation: the readout loss alone
+    loss, grads = mod.loss_and_grad(params, ev, labels, cfg)
+    assert loss == pytest.approx(readout_loss + _penalty(counts, cfg), rel=1e-12)
+    assert loss > readout_loss + 0.1
+    _, plain = mod.loss_and_grad(params, ev, labels, cfg._replace(activity_upper_strength=0.0,
+                                                                  activity_lower_strength=0.0))
+    rng = np.random.default_rng(2)
+    h = 1e-5
+    for name, p in params.items():
+        scale = np.abs(grads[name]).max()
+        assert scale > 1e-4, name
+        if name != "w_out":  # the counts do not depend on w_out; the penalty moves the other gradients
+            assert np.abs(grads[name] - plain[name]).max() > 1e-2 * scale, name
+        flat = rng.choice(p.size, size=min(8, p.size), replace=False)
+        for idx in map(lambda f: np.unravel_index(f, p.shape), flat):
+            def f(d):
+                q = {k: v.copy() for k, v in params.items()}
+                q[name][idx] += d
+                return mod.loss_and_grad(q, ev, labels, cfg)[0]
+
+            numeric = (8 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12 * h)  # fourth-order central difference
+            err = abs(grads[name][idx] - numeric) / max(abs(numeric), 1e-2 * scale)
+            assert err < 1e-6, (name, idx, grads[name][idx], numeric, err)
+
+
+def test_activity_penalty_off_and_out_of_reach_give_the_bits_of_none():
+    ev, labels = _data(n_in=10, T=50, B=20, O=3, rate=0.2)
+    cfg = lif.LIFConfig(n_inputs=10, n_hidden=20, n_outputs=3, recurrent=True, weight_scale=20.0, n_blocks=2)
+    params = lif.init_params(cfg, np.random.default_rng(2))
+    loss, grads = lif.loss_and_grad(params, ev, labels, cfg)
+    counts = lif.forward(params, ev, cfg).spikes.sum(axis=1)
+    assert counts.max() > 0
+    # a bound no count reaches adds exact zeros: the same loss and bits, though the penalty's code runs
+    far = cfg._replace(activity_upper=float(counts.max()) + 1.0, activity_upper_strength=1.0,
+                       activity_lower=0.0, activity_lower_strength=1.0)
+    loss2, grads2 = lif.loss_and_grad(params, ev, labels, far)
+    assert loss2 == loss
+    assert all(grads2[k].tobytes() == grads[k].tobytes() for k in grads)
+
+
+@pytest.mark.parametrize("module", ["lif", "alif"])
+def test_activity_penalty_moves_spike_counts_in_training(module):
+    """A strong upper bound lowers the hidden spike counts, a strong lower bound wakes silent neurons."""
+    from snnbatch.kernels import alif
+
+    mod, C = (lif, lif.LIFConfig) if module == "lif" else (alif, alif.ALIFConfig)
+    data = randman.make_dataset(randman.RandmanConfig(n_inputs=40, n_classes=4, n_train=256, n_test=128,
+                                                      n_steps=60), np.random.default_rng(0))
+    base = C(n_inputs=40, n_hidden=48, n_outputs=4, n_blocks=4, weight_scale=12.0)
+
+    def train(cfg):
+        params = mod.init_params(base, np.random.default_rng(1))
+        state = optim.adam_init(params)
+        rng = np.random.default_rng(2)
+        for _ in range(4):
+            order = rng.permutation(256)
+            for i in range(0, 256, 64):
+                _, grads = mod.loss_and_grad(params, data.train_events, data.train_labels, cfg, order[i:i + 64])
+                optim.adam_step(params, grads, state, 5e-3)
+        return mod.forward(params, data.test_events, cfg).spikes.sum(axis=1), params
+
+    plain, _ = train(base)
+    # counts per test sample and neuron; measured: mean 1.5 (lif) and 1.2 (alif), 37-39 % of them zero
+    assert plain.mean() > 1.0 and (plain == 0).mean() > 0.2, (plain.mean(), (plain == 0).mean())
+    upper, _ = train(base._replace(activity_upper=1.0, activity_upper_strength=0.05))  # measured: mean 0.33-0.34
+    assert upper.mean() < 0.5 * plain.mean(), (upper.mean(), plain.mean())
+    lower, _ = train(base._replace(activity_lower=3.0, activity_lower_strength=0.05))  # measured: 0.7-2 % zero
+    assert lower.mean() > plain.mean() and (lower == 0).mean() < 0.25 * (plain == 0).mean(), \
+        ((lower == 0).mean(), (plain == 0).mean())
