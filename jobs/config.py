@@ -243,9 +243,9 @@ class Resources(Section):
     """requeue budget per task on a cluster"""
     retries: NonNegativeInt = 0
     """times a task that raised is run again"""
-    pack: Optional[PositiveInt] = None
+    pack: Optional[PositiveInt] = Field(None, json_schema_extra=ID_WHEN_SET)
     """on SLURM, tasks per array element, node_cpus // cpus of them at a time, the others one after another; each keeps its own lease, checkpoints, attempts and status (none: node_cpus // cpus, or 1)"""
-    node_cpus: Optional[PositiveInt] = None
+    node_cpus: Optional[PositiveInt] = Field(None, json_schema_extra=ID_WHEN_SET)
     """on SLURM, cores per array element (a whole node, say): node_cpus // cpus of its tasks run side by side, each with cpus threads (none: cpus)"""
 
     @field_validator("node_cpus", mode="after")
