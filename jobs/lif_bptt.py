@@ -166,10 +166,6 @@ class BPTTLearning(Section):
         if layers > 1 and self.surrogate_cutoff:
             problems.append(("learning.surrogate_cutoff", "the sparse backward is for networks of one hidden layer "
                                                           f"(model.n_hidden has {layers}): leave it at 0"))
-        if layers > 1 and (self.activity_upper_strength or self.activity_lower_strength):
-            key = "activity_upper_strength" if self.activity_upper_strength else "activity_lower_strength"
-            problems.append((f"learning.{key}", "the activity penalty is for networks of one hidden layer "
-                                                f"(model.n_hidden has {layers}): leave it at 0"))
         if self.activity_upper_strength > 0 and self.activity_lower_strength > 0 \
                 and self.activity_lower > self.activity_upper:
             problems.append(("learning.activity_lower", f"{self.activity_lower:g} is above activity_upper "

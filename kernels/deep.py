@@ -15,6 +15,9 @@ spikes of every layer at step n are known before any current of step n+1 is
 formed. The leaky readout of lif.py reads the last layer, and every readout of
 :mod:`snnbatch.kernels.readout` (max, mean, last, per_step, count, mse) gives the loss.
 
+The training loss can add the activity penalty of _network.py (``activity_*``) on the spike
+counts of every hidden layer, the same bounds for all of them.
+
 Parameters: ``w_in`` (n_inputs, H_0) and ``w_rec`` (H_0, H_0) for layer 0,
 ``w_in{k}`` (H_{k−1}, H_k) and ``w_rec{k}`` (H_k, H_k) for layer k ≥ 1 (``w_rec*``
 only for recurrent layers), ``w_out`` (H_{L−1}, n_outputs).
@@ -55,6 +58,10 @@ class DeepLIFConfig(NamedTuple):
     recurrent_weight_scale: float | None = None
     readout: str = "max"
     surrogate_cutoff: float = 0.0  # the sparse backward is for one hidden layer: 0 only
+    activity_upper: float = 10.0  # the activity penalty, on every hidden layer (lif.py)
+    activity_upper_strength: float = 0.0
+    activity_lower: float = 1.0
+    activity_lower_strength: float = 0.0
 
     @property
     def alpha(self) -> float:
@@ -87,6 +94,10 @@ class DeepALIFConfig(NamedTuple):
     recurrent_weight_scale: float | None = None
     readout: str = "max"
     surrogate_cutoff: float = 0.0
+    activity_upper: float = 10.0  # the activity penalty, on every hidden layer (alif.py)
+    activity_upper_strength: float = 0.0
+    activity_lower: float = 1.0
+    activity_lower_strength: float = 0.0
 
     @property
     def alpha(self) -> float:
@@ -152,7 +163,8 @@ def init_params(cfg, rng: np.random.Generator) -> dict[str, np.ndarray]:
 # Every operation of one layer is that of _network.py's one-layer network, in the same order, so a
 # network of one layer gives its bits (test_deep): the currents add input rows in event order, then
 # presynaptic spikes in neuron order; dL/dS adds the next layer's (or the readout's) terms first, then
-# the recurrent ones, each in postsynaptic order, then the reset and the adaptation trace.
+# the recurrent ones, each in postsynaptic order, then the reset and the adaptation trace, then (when it
+# is on) the activity penalty's term.
 
 
 def _forward_py(w_in, w_rec, w_out, ptr, units, s, consts, rec, off, adaptive, smooth, T,
@@ -262,13 +274,14 @@ def _first_active_py(ptr, s, spk_ptr, T):
 
 def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
                  U, A, spk_idx, spk_val, spk_ptr, g_step, last, b, gw_in, gw_rec, gw_out,
-                 g_u, g_a, g_i, acc, g_uo, g_io):
+                 g_u, g_a, g_i, acc, g_uo, g_io, regularise, g_reg):
     """BPTT of sample ``s`` from step ``last`` down, adding its weight gradients to block ``b``'s sums
     ``gw_in[l][b]``, ``gw_rec[l][b]``, ``gw_out[b]``.
 
     ``g_step[n]``: the loss's dL/dUo[n+1] (zero after ``last``); ``w_inT[l][m, j] = w_in^l[j, m]``,
     ``w_recT[l]``, ``w_outT`` likewise transposed; ``g_u, g_a, g_i, acc`` (all layers' neurons) and
-    ``g_uo, g_io`` (O,) are scratch.
+    ``g_uo, g_io`` (O,) are scratch. With ``regularise``, ``g_reg`` (all layers' neurons) is the activity
+    penalty's dL/dS at every step, added last (as _network.py's; ``last`` must then be T − 1).
     """
     alpha, beta, rho, theta, jump, scale, one = consts
     L = off.shape[0] - 1
@@ -352,7 +365,23 @@ def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptiv
                     for j in range(H):
                         a[j] += col[j] * gk
             u = U[n, h0:h0 + H]
-            if adaptive:
+            if regularise:
+                # the activity penalty's dL/dS, the same at every step, after the other terms
+                gr = g_reg[h0:h0 + H]
+                ga = g_a[h0:h0 + H]
+                an = A[na, h0:h0 + H]
+                for k in range(H):
+                    v = a[k]
+                    if not detach_reset:
+                        v -= theta * gu[k]
+                    if adaptive:
+                        v = v + ga[k]
+                        g_z = (v + gr[k]) * _surrogate(u[k] - theta - jump * an[k], scale, one)
+                        ga[k] = rho * ga[k] - jump * g_z
+                    else:
+                        g_z = (v + gr[k]) * _surrogate(u[k] - theta, scale, one)
+                    gu[k] = beta * gu[k] + g_z
+            elif adaptive:
                 ga = g_a[h0:h0 + H]
                 an = A[na, h0:h0 + H]
                 for k in range(H):
@@ -372,8 +401,12 @@ def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptiv
 
 def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labels, targets, T, consts, rec, off,
               adaptive, detach_reset, smooth, n_blocks, readout_kind, with_grad, gw_in, gw_rec, gw_out,
-              losses, correct):
-    """Per-block losses, correct counts and (``with_grad``) gradient sums; block b takes samples b, b+n_blocks, ..."""
+              losses, correct, regularise, reg):
+    """Per-block losses, correct counts and (``with_grad``) gradient sums; block b takes samples b, b+n_blocks, ...
+
+    ``regularise`` (with ``with_grad`` only): each sample's loss adds the activity penalty of ``reg`` of every
+    hidden layer (_network._activity_py, layer after layer) and its gradient enters the backward pass.
+    """
     B = index.shape[0]
     L = off.shape[0] - 1
     Ht = off[L]
@@ -403,6 +436,8 @@ def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labe
         acc = np.empty(Ht, dtype)
         g_uo = np.empty(O, dtype)
         g_io = np.empty(O, dtype)
+        g_reg = np.empty(Ht if regularise else 1, dtype)
+        count = np.empty(Ht if regularise else 1, dtype)
         loss_b = 0.0
         correct_b = 0
         for i in range(b, B, n_blocks):
@@ -412,11 +447,17 @@ def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labe
             loss, ok, lst = _sample_loss(readout_kind, Uo, labels[i], targets[min(i, targets.shape[0] - 1)],
                                          consts[0], consts[1], B, with_grad, m, g_max, t_max, g_step)
             loss_b += loss
+            if regularise:
+                for l in range(L):
+                    h0 = off[l]
+                    h1 = off[l + 1]
+                    loss_b += _activity(spk_idx[l], spk_val[l], spk_ptr[l], reg, B, count[h0:h1], g_reg[h0:h1])
+                lst = T - 1  # the penalty's gradient enters at every step
             correct_b += ok
             if with_grad:
                 _backward(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
                           U, A, spk_idx, spk_val, spk_ptr, g_step, lst, b, gw_in, gw_rec, gw_out,
-                          g_u, g_a, g_i, acc, g_uo, g_io)
+                          g_u, g_a, g_i, acc, g_uo, g_io, regularise, g_reg)
                 _clear_readout(readout_kind, t_max, g_step)
         losses[b] = loss_b
         correct[b] = correct_b
@@ -427,6 +468,7 @@ _surrogate = _network._surrogate
 _forward = jit(_forward_py)
 _first_active = jit(_first_active_py)
 _backward = jit(_backward_py)
+_activity = _network._activity
 _sample_loss = readout.sample_loss
 _clear_readout = readout.clear
 _batch = jit_parallel(_batch_py)
@@ -452,7 +494,11 @@ def _layout(params, cfg):
 
 
 def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
-    """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT."""
+    """(loss, accuracy, grads or None) of the readout loss (``cfg.readout``, readout.py), by BPTT.
+
+    With ``with_grad`` and an activity penalty (``cfg.activity_*_strength`` > 0), the loss and its gradient
+    add the penalty of every hidden layer's spike counts, as _network.run; evaluation: the readout's alone.
+    """
     if getattr(cfg, "surrogate_cutoff", 0.0):
         raise ValueError("surrogate_cutoff (the sparse backward) is for networks of one hidden layer")
     index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
@@ -469,11 +515,12 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
     losses = np.zeros(nb)
     correct = np.zeros(nb, np.int64)
     adaptive = _network.is_adaptive(cfg)
+    regularise, reg = _network.activity(cfg, dtype)
     with numba.parallel_chunksize(1):
         _batch(w_in, w_rec, w_out, w_inT, w_recT, np.ascontiguousarray(w_out.T), inputs.ptr, inputs.units, index,
                labels, targets, inputs.n_steps, _network.constants(cfg, dtype), rec, off, adaptive,
                cfg.detach_reset, cfg.smooth, nb, readout.code(cfg), with_grad, gw_in, gw_rec, gw_out, losses,
-               correct)
+               correct, with_grad and regularise, reg)
     loss = 0.0
     for b in range(nb):  # block sums in a fixed order: the same bits for any thread count
         loss += float(losses[b])

@@ -30,6 +30,9 @@ SPECS = {
     "lif-bptt-recurrent-activity": "model: {type: lif, n_hidden: 32, recurrent: true}\n"
                                    "learning: {activity_upper: 4, activity_upper_strength: 0.01, activity_lower: 1, "
                                    "activity_lower_strength: 0.01}\n" + SMALL,
+    "alif-bptt-two-layers-activity": "model: {type: alif, n_hidden: [24, 24], recurrent: [true, false]}\n"
+                                     "learning: {activity_upper: 4, activity_upper_strength: 0.01, "
+                                     "activity_lower: 1, activity_lower_strength: 0.01}\n" + SMALL,
     "lif-eprop": "model: {type: lif, n_hidden: 32}\nlearning: {rule: eprop}\n" + SMALL,
     # two hidden layers (kernels/eprop_deep.py), the second recurrent, the random feedback of the first layer
     "alif-eprop-two-layers": "model: {type: alif, n_hidden: [32, 24], recurrent: [false, true]}\n"

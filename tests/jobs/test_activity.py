@@ -73,9 +73,15 @@ def test_a_bound_without_its_strength_is_set_but_penalises_nothing():
         "activity_upper: 0, activity_upper_strength: 1")
 
 
-def test_the_activity_penalty_of_several_hidden_layers_is_a_spec_error():
-    text = (SPEC % ("alif", "activity_lower_strength: 0.1")).replace("n_hidden: 24", "n_hidden: [24, 16]")
-    with pytest.raises(SpecError) as info:
-        spec_mod.parse(text)
-    assert any(p.startswith("learning.activity_lower_strength: the activity penalty is for networks of one hidden "
-                            "layer") for p in info.value.problems), info.value.problems
+def test_several_hidden_layers_take_the_penalty_on_every_layer():
+    text = (SPEC % ("alif", "activity_lower: 50, activity_lower_strength: 0.01")).replace("n_hidden: 24",
+                                                                                        "n_hidden: [24, 16]")
+    t = build_trainer(tasks(text)[0].config)
+    assert t.kernel.__name__ == "snnbatch.kernels.deep"
+    assert (t.kcfg.activity_lower, t.kcfg.activity_lower_strength) == (50.0, 0.01)
+    plain = build_trainer(tasks(text.replace("activity_lower: 50, activity_lower_strength: 0.01", "rule: bptt"))[0]
+                          .config)
+    s0, s1 = initial_state(plain), initial_state(t)
+    assert plain.evaluate(s0) == t.evaluate(s1)
+    # every neuron of both layers far below 50 spikes in 30 steps
+    assert t.step(s1)["loss"] > plain.step(s0)["loss"] + 0.01 * (24 + 16) * 30 ** 2 / 4

@@ -132,8 +132,10 @@ def _deep_reference(params, dense, labels, cfg, adaptive):
     A = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
     S = [_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale) for k in range(L)]
     Io, Uo = torch.zeros(B, O, dtype=x.dtype), torch.zeros(B, O, dtype=x.dtype)
-    outs = []
+    outs, spikes = [], [[] for _ in range(L)]
     for n in range(T):
+        for k in range(L):
+            spikes[k].append(S[k])  # S_k[n]
         new_S = []
         for k in range(L):
             pre = x[:, n] if k == 0 else S[k - 1]  # the layer below at the same step
@@ -150,8 +152,12 @@ def _deep_reference(params, dense, labels, cfg, adaptive):
         S = new_S
     m = torch.stack(outs, 1).max(1).values
     loss = torch.nn.functional.cross_entropy(m, torch.tensor(labels))
+    if cfg.activity_upper_strength or cfg.activity_lower_strength:
+        for k in range(L):  # the penalty of every hidden layer
+            loss = loss + _activity_penalty(spikes[k], cfg)
     loss.backward()
-    return loss.item(), {k: v.grad.numpy() for k, v in w.items()}
+    counts = [torch.stack(sk, 1).sum(1).detach().numpy() for sk in spikes]
+    return loss.item(), {k: v.grad.numpy() for k, v in w.items()}, counts
 
 
 @pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
@@ -167,10 +173,34 @@ def test_deep_gradient_equals_torch_autograd_float64(adaptive, sizes, recurrent,
             dtype="float64", weight_scale=20.0, n_blocks=3)
     params = deep.init_params(cfg, np.random.default_rng(3))
     loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
-    ref_loss, ref = _deep_reference(params, dense, labels, cfg, adaptive)
+    ref_loss, ref, _ = _deep_reference(params, dense, labels, cfg, adaptive)
     assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
     assert set(grads) == set(ref)
     for k in ref:
         scale = np.abs(ref[k]).max()
         assert scale > 0, k  # every layer's weights reach the loss
+        assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("sizes, recurrent", [((24, 16), (True, False)), ((20, 16, 12), (False, True, True))],
+                         ids=["2-rf", "3-frr"])
+def test_deep_activity_penalty_gradient_equals_torch_autograd_float64(adaptive, sizes, recurrent):
+    from snnbatch.kernels import deep
+
+    dense, ev, labels = _data()
+    C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
+    cfg = C(n_inputs=20, n_hidden=sizes, n_outputs=3, recurrent=recurrent, dtype="float64", weight_scale=20.0,
+            n_blocks=3, activity_upper=4.5, activity_upper_strength=0.02, activity_lower=1.5,
+            activity_lower_strength=0.05)
+    params = deep.init_params(cfg, np.random.default_rng(3))
+    loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
+    ref_loss, ref, counts = _deep_reference(params, dense, labels, cfg, adaptive)
+    for c in counts:  # both bounds active in every layer
+        assert (c > cfg.activity_upper).mean() > 0.05 and (c < cfg.activity_lower).mean() > 0.05
+    assert ref_loss > deep.evaluate(params, ev, labels, cfg)["loss"] + 0.1
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    for k in ref:
+        scale = np.abs(ref[k]).max()
+        assert scale > 0, k
         assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k

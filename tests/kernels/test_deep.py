@@ -132,3 +132,67 @@ def test_a_mismatched_config_or_the_sparse_backward_is_refused():
     cfg = cfg._replace(recurrent=(True, False), surrogate_cutoff=0.1)
     with pytest.raises(ValueError, match="surrogate_cutoff"):
         deep.loss_and_grad(deep.init_params(cfg, np.random.default_rng(0)), ev, labels, cfg)
+
+
+# --------------------------------------------------------------------------- the activity penalty, every hidden layer
+
+
+ACTIVITY_CASES = [  # (adaptive, sizes, recurrent)
+    (False, (6, 5), (True, False)),
+    (False, (6, 5, 4), (False, True, True)),
+    (True, (6, 5), (False, True)),
+    (True, (6, 5, 4), (True, False, True)),
+]
+
+
+@pytest.mark.parametrize("adaptive, sizes, recurrent", ACTIVITY_CASES,
+                         ids=[f"{'alif' if a else 'lif'}-{len(s)}-{''.join('r' if x else 'f' for x in r)}"
+                              for a, s, r in ACTIVITY_CASES])
+def test_activity_penalty_of_every_layer_matches_central_finite_differences(adaptive, sizes, recurrent):
+    ev, labels = _data()
+    cfg = _smooth_cfg(adaptive, sizes, recurrent, "max")
+    params = deep.init_params(cfg, np.random.default_rng(1))
+    # counts (smooth: sums of spike values, negative below threshold) on either side of the bounds
+    cfg = cfg._replace(activity_upper=0.5, activity_upper_strength=0.5, activity_lower=-2.0,
+                       activity_lower_strength=0.3)
+    readout_loss = deep.evaluate(params, ev, labels, cfg)["loss"]
+    loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
+    _, plain = deep.loss_and_grad(params, ev, labels, cfg._replace(activity_upper_strength=0.0,
+                                                                   activity_lower_strength=0.0))
+    upper = deep.loss_and_grad(params, ev, labels, cfg._replace(activity_lower_strength=0.0))[0]
+    lower = deep.loss_and_grad(params, ev, labels, cfg._replace(activity_upper_strength=0.0))[0]
+    assert upper > readout_loss + 0.1 and lower > readout_loss + 0.1  # both bounds active
+    assert loss == pytest.approx(upper + lower - readout_loss, rel=1e-12)
+    rng = np.random.default_rng(2)
+    h = 1e-6
+
+    def loss_at(name, v, t):
+        q = {k: x.copy() for k, x in params.items()}
+        q[name] += t * v
+        return deep.loss_and_grad(q, ev, labels, cfg)[0]  # the training loss: readout and penalty
+
+    for name, p in params.items():
+        if name != "w_out":  # every layer's counts depend on its own and lower layers' weights
+            assert np.abs(grads[name] - plain[name]).max() > 1e-2 * np.abs(grads[name]).max(), name
+        v = rng.normal(size=p.shape)
+        numeric = (8 * (loss_at(name, v, h) - loss_at(name, v, -h))
+                   - (loss_at(name, v, 2 * h) - loss_at(name, v, -2 * h))) / (12 * h)
+        analytic = float((grads[name] * v).sum())
+        assert abs(analytic) > 1e-4, name
+        err = abs(analytic - numeric) / abs(analytic)
+        assert err < 1e-6, (name, analytic, numeric, err)
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+def test_activity_penalty_of_one_layer_gives_the_bits_of_the_one_layer_kernels(adaptive):
+    ev, labels = _data(n_in=20, T=60, B=24)
+    mod, C, D = (alif, alif.ALIFConfig, deep.DeepALIFConfig) if adaptive else (lif, lif.LIFConfig, deep.DeepLIFConfig)
+    cfg = C(n_inputs=20, n_hidden=24, n_outputs=3, recurrent=True, weight_scale=20.0, n_blocks=3,
+            activity_upper=2.5, activity_upper_strength=0.1, activity_lower=0.5, activity_lower_strength=0.2)
+    dcfg = D(**{**cfg._asdict(), "n_hidden": (24,), "recurrent": (True,)})
+    params = mod.init_params(cfg, np.random.default_rng(3))
+    loss, acc, grads = mod.loss_acc_grad(params, ev, labels, cfg)
+    d_loss, d_acc, d_grads = deep.loss_acc_grad(params, ev, labels, dcfg)
+    assert loss > mod.evaluate(params, ev, labels, cfg)["loss"] + 1.0
+    assert (loss, acc) == (d_loss, d_acc)
+    assert all(grads[k].tobytes() == d_grads[k].tobytes() for k in grads)
