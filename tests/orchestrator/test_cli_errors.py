@@ -37,7 +37,7 @@ BAD_FILES = [
     ("unknown-dataset-type", "dataset: {type: mnist}", "dataset.type: unknown type 'mnist'; choose from: 'randman', "
      "'shd', "),
     ("unknown-axis", "sweep: {grid: {n_hiden: [4, 8]}}", "sweep.grid.n_hiden: unknown parameter 'n_hiden' (did you "
-     "mean 'n_hidden'?); sweepable: alpha, batch_size"),
+     "mean 'n_hidden'?); sweepable: activity_lower, activity_lower_strength"),
     ("unknown-dotted-axis", "sweep: {zip: {training.lrr: [0.1]}}", "sweep.zip.training.lrr: unknown parameter "
      "'training.lrr' (did you mean 'training.lr'?); sweepable: model.n_hidden"),
     ("unknown-random-axis", "sweep: {random: {samples: 2, params: {weight_scal: {uniform: [1, 2]}}}}",
