@@ -127,6 +127,14 @@ def standing(task_id: str, plan: Plan, made: dict[int, dict]) -> Standing:
     return s
 
 
+def waiting_at_rung(task_id: str, status, plan: Plan, made: dict[int, dict]) -> bool:
+    """Whether a parked task waits at its rung: trained to the rung's budget (``status``: its
+    :class:`~snnbatch.jobs.status.TaskStatus`), not pruned, the rung not decided yet. Such a task has
+    nothing to run until the rung is decided."""
+    s = standing(task_id, plan, made)
+    return not s.pruned and plan.budget(s.rung, status.total or 0) <= status.iteration
+
+
 def members(task_ids: list[str], rung: int, made: dict[int, dict]) -> list[str]:
     """The tasks of a rung: every task for the first, those promoted from the rung before for the others."""
     return sorted(task_ids) if rung == 0 else sorted(made[rung - 1]["promoted"])

@@ -52,10 +52,8 @@ def unfinished(store_path, task_ids: list[str]) -> list[str]:
         st = TaskStatus.from_attrs(TaskStore(store_path, tid).status())
         if st.state in ENDED:
             continue
-        if plan is not None and st.state == "parked":
-            s = halving.standing(tid, plan, made)
-            if not s.pruned and plan.budget(s.rung, st.total or 0) <= st.iteration:
-                continue
+        if plan is not None and st.state == "parked" and halving.waiting_at_rung(tid, st, plan, made):
+            continue
         out.append(tid)
     return out
 

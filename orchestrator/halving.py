@@ -30,11 +30,9 @@ def runnable(store: RunStore, tasks: list[dict] | None = None, include_failed: b
     for t in tasks:
         if t["state"] in skip:
             continue
-        if plan is not None and t["state"] == "parked":
-            st = TaskStatus.from_attrs(t["status"])
-            s = halving.standing(t["id"], plan, made)
-            if not s.pruned and plan.budget(s.rung, st.total or 0) <= st.iteration:
-                continue  # parked at its rung's budget; the rung is not decided yet
+        if plan is not None and t["state"] == "parked" and halving.waiting_at_rung(
+                t["id"], TaskStatus.from_attrs(t["status"]), plan, made):
+            continue  # parked at its rung's budget; the rung is not decided yet
         out.append(t["id"])
     return out
 
