@@ -53,8 +53,10 @@ browser-deps:
 	  fi; \
 	fi
 
+# The live-SLURM tests and the rest run side by side (tests/run-suite.sh says why); the exit status is
+# non-zero if either part fails.
 test: $(VENV)/.installed system-deps $(VENV)/.reference
-	$(PY) -m pytest
+	tests/run-suite.sh $(PY)
 
 test-fast: $(VENV)/.installed browser-deps $(VENV)/.reference
 	$(PY) -m pytest -m "not slurm and not slow"
