@@ -43,13 +43,13 @@ def unfinished(store_path, task_ids: list[str]) -> list[str]:
     lease tells whether its holder is still alive)."""
     from . import halving
     from .status import TaskStatus
-    from .store import TaskStore
+    from .store import stored_status
 
     plan = halving.plan_of(store_path)
     made = halving.decisions(store_path, plan) if plan else {}
     out = []
     for tid in task_ids:
-        st = TaskStatus.from_attrs(TaskStore(store_path, tid).status())
+        st = TaskStatus.from_attrs(stored_status(store_path, tid))
         if st.state in ENDED:
             continue
         if plan is not None and st.state == "parked" and halving.waiting_at_rung(tid, st, plan, made):

@@ -238,8 +238,7 @@ class TaskStore:
 
     def status(self) -> dict[str, Any]:
         """The status record as stored (plain data); :meth:`read_status` reads it typed."""
-        doc = _read_json(self.dir / STATUS / "zarr.json")
-        return dict(doc.get("attributes", {})) if doc is not None else {"state": "pending"}
+        return stored_status(self.path, self.task_id)
 
     def read_status(self) -> TaskStatus:
         return TaskStatus.from_attrs(self.status())
@@ -587,6 +586,14 @@ def write_whole(path: Path, data: bytes, exclusive: bool = False) -> bool:
         return True
     finally:
         _unlink(tmp)
+
+
+def stored_status(store_path, task_id: str) -> dict[str, Any]:
+    """A task's status record as stored (plain data; ``{"state": "pending"}`` before it starts), read
+    without opening the store or the task: it creates nothing, so a look at the 100,000 tasks of a sweep
+    (which tasks are left) costs a file open each and leaves ``tasks/`` holding only the tasks that started."""
+    doc = _read_json(Path(store_path) / TASKS / task_id / STATUS / "zarr.json")
+    return dict(doc.get("attributes", {})) if doc is not None else {"state": "pending"}
 
 
 def _read_json(path) -> Any:

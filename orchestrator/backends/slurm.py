@@ -591,11 +591,10 @@ def continue_chain(store_path: str, task_ids: list[str]) -> None:
 def _running(store_path, task_ids: list[str]) -> bool:
     """Whether any of these tasks has training left in its own submission: not ended nor parked."""
     from ...jobs.status import TaskStatus
-    from ...jobs.store import TaskStore
+    from ...jobs.store import stored_status
 
     for tid in task_ids:
-        if TaskStatus.from_attrs(TaskStore(store_path, tid).status()).state not in ("done", "failed", "pruned",
-                                                                                   "parked"):
+        if TaskStatus.from_attrs(stored_status(store_path, tid)).state not in ("done", "failed", "pruned", "parked"):
             return True
     return False
 
