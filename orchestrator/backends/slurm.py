@@ -222,7 +222,9 @@ class PackRunner(submitit.helpers.Checkpointable):
     It runs the unfinished tasks of its pack (:func:`snnbatch.jobs.pack.unfinished`) in
     ``node_cpus // cpus`` lanes side by side (one without ``node_cpus``), each lane a process
     (:mod:`snnbatch.jobs.pack`) that it hands one task at a time. A lane that dies (a crash, a kill)
-    is replaced, and its task is left for the next start of the element or ``resume``. Signals are
+    is replaced, and its task runs once more in the new lane, from its last checkpoint (within the
+    task's requeue budget); if that lane dies with it too, the task is left for the next start of the
+    element or ``resume``. Signals are
     passed on to the lanes: their running tasks checkpoint and stop, none is started after, and the
     element is requeued as an unpacked one is, to run only what is left. The element ends without an
     error when its tasks have ended, failed ones included (the store says which failed).
@@ -233,6 +235,7 @@ class PackRunner(submitit.helpers.Checkpointable):
         self._lanes: list[subprocess.Popen] = []
         self._threads: list[threading.Thread] = []
         self._outcomes: dict[str, dict] = {}
+        self._retried: set[str] = set()  # tasks whose lane died once: run again, once
         self._lock = threading.Lock()
 
     def __getstate__(self):  # only the class travels in the pickle
@@ -285,7 +288,8 @@ class PackRunner(submitit.helpers.Checkpointable):
 
     def _lane(self, command: list[str], env: dict, queue: list[str], restarts: int) -> None:
         """Feed one lane process task ids from ``queue`` until it is empty or a stop is asked; a lane that
-        dies is started again (at most ``restarts`` times)."""
+        dies is started again (at most ``restarts`` times), and the task it died with is handed to it
+        once more (a second death leaves it lost)."""
         import json
 
         proc = None
@@ -308,9 +312,16 @@ class PackRunner(submitit.helpers.Checkpointable):
                     line = proc.stdout.readline()
                 except OSError:
                     line = ""
-                if not line:  # the lane died with this task: it is left for the next start or resume
+                if not line:  # the lane died with this task: once, a new lane runs it again
                     proc.wait()
-                    self._outcomes[tid] = {"task": tid, "state": "lost", "reason": f"lane exit {proc.returncode}"}
+                    with self._lock:
+                        again = tid not in self._retried and not self._stop_reason
+                        if again:
+                            self._retried.add(tid)
+                            queue.insert(0, tid)
+                            restarts += 1  # the new lane for it is not one of the budget for lost tasks
+                    if not again:  # left for the next start of the element or resume
+                        self._outcomes[tid] = {"task": tid, "state": "lost", "reason": f"lane exit {proc.returncode}"}
                     continue
                 outcome = json.loads(line)
                 self._outcomes[tid] = outcome

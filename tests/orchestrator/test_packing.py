@@ -161,6 +161,51 @@ def test_a_signalled_lane_checkpoints_its_task_and_starts_no_other(packed_store,
     assert pack.unfinished(store.path, [a, c]) == [a, c]
 
 
+def test_a_task_whose_lane_is_sigkilled_runs_again_in_a_new_lane_from_its_checkpoint(packed_store):
+    """The element's lane feeder (what a packed element runs for each lane): its lane is SIGKILLed in the
+    middle of a task; a new lane runs that task again, from its checkpoint, and then the rest."""
+    import threading
+
+    store, (a, _, c) = packed_store
+    env = {**os.environ, "SNNBATCH_STOP_AT_ITERATION": f"{a}:5"}  # SIGSTOP itself after iteration 5 of a
+    runner = slurm.PackRunner()
+    queue = [a, c]
+    feeder = threading.Thread(target=runner._lane, args=(lane_command(store), env, queue, len(queue)))
+    feeder.start()
+
+    def stopped_lane(other_than=()):
+        deadline = time.time() + 300
+        while True:  # a state, not a time: a lane stopped right after a's checkpoint at 4 and iteration 5
+            lanes = [p for p in runner._lanes if p.pid not in other_than and p.poll() is None]
+            if lanes and _stopped(lanes[0].pid):
+                return lanes[0]
+            assert feeder.is_alive() and time.time() < deadline
+            time.sleep(0.01)
+
+    first = stopped_lane()
+    first.kill()  # SIGKILL: no checkpoint, no status written; the lease's holder is gone
+    second = stopped_lane(other_than={first.pid})  # the new lane, with a again
+    os.kill(second.pid, signal.SIGCONT)
+    feeder.join(timeout=300)
+    assert not feeder.is_alive()
+    assert {t: o["state"] for t, o in runner._outcomes.items()} == {a: "done", c: "done"}
+    attempts = open_run(store.path).task(a).status["attempts"]
+    assert len(attempts) == 2  # the killed one and the one that finished it
+    assert attempts[1]["from_iteration"] == 4  # from the checkpoint the killed lane wrote
+    assert pack.unfinished(store.path, [a, c]) == []
+
+
+def test_a_task_whose_lane_dies_twice_is_left_lost_for_the_next_start(packed_store):
+    store, (a, _, c) = packed_store
+    runner = slurm.PackRunner()
+    queue = [a, c]
+    command = [sys.executable, "-c", "import os, sys; sys.stdin.readline(); os._exit(9)"]  # dies with its task
+    runner._lane(command, dict(os.environ), queue, 10)
+    assert runner._outcomes == {a: {"task": a, "state": "lost", "reason": "lane exit 9"},
+                                c: {"task": c, "state": "lost", "reason": "lane exit 9"}}
+    assert runner._retried == {a, c} and queue == []
+
+
 def test_what_a_sigusr2_means_is_told_by_the_time_left():
     assert pack.usr2_reason(limit_at=1000.0, signal_delay=120, now=1000.0 - 150) == "timeout"
     assert pack.usr2_reason(limit_at=1000.0, signal_delay=120, now=1000.0 - 600) == "preemption"
