@@ -22,7 +22,7 @@ checkpoint: {{every_iterations: 25}}
 resources: {{time: "00:10:00", memory: 300M, pack: 4, node_cpus: 2{margin}}}
 sweep: {{grid: {{lr: [1.0e-3, 1.0e+38], iterations: [40, {long}]}}}}
 """
-LONG = 800
+LONG = 3000  # iterations: long enough that an attempt outlasts a preemption's latency on a fast, idle machine
 
 
 def reference(tmp_path, spec):
@@ -50,9 +50,10 @@ def test_a_packed_sweep_survives_preemption_and_requeue_bit_identical_and_a_fail
     t0 = time.monotonic()
     ref = reference(tmp_path, write(tmp_path, "reference", SPEC.format(margin="", long=LONG)))
     whole_run = time.monotonic() - t0
-    # the element's own deadline comes after half the time the whole run took here (at least 10 s, at
+    # the element's own deadline comes after 30 % of the time the whole run took here (at least 4 s, at
     # most 30 s), long before SLURM's USR2 for the 10-minute limit: the long task needs several attempts
-    run_for = min(30, max(10, int(whole_run * 0.5)))
+    # (a floor above the long task's own time, as 10 s was on an idle machine, would leave it one)
+    run_for = min(30, max(4, int(whole_run * 0.3)))
     margin = 600 - run_for
     spec = write(tmp_path, "packed", SPEC.format(margin=f', deadline_margin: "{margin // 60:02d}:{margin % 60:02d}"',
                                                  long=LONG))
