@@ -53,8 +53,8 @@ browser-deps:
 	  fi; \
 	fi
 
-# The live-SLURM tests and the rest run side by side (tests/run-suite.sh says why); the exit status is
-# non-zero if either part fails.
+# The live-SLURM tests beside the rest of the suite, two of them alone afterwards (tests/run-suite.sh says
+# why); the exit status is non-zero if any part fails.
 test: $(VENV)/.installed system-deps $(VENV)/.reference
 	tests/run-suite.sh $(PY)
 

@@ -30,7 +30,6 @@ trap 'kill -INT "$slurm" 2>/dev/null; wait "$slurm"; rm -f "$log"; exit 130' INT
 rest=$?
 wait "$slurm"
 beside=$?
-trap 'rm -f "$log"' EXIT
 trap - INT TERM
 
 echo

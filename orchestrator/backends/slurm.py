@@ -601,13 +601,12 @@ def continue_chain(store_path: str, task_ids: list[str]) -> None:
 
 def _running(store_path, task_ids: list[str]) -> bool:
     """Whether any of these tasks has training left in its own submission: not ended nor parked."""
+    from ...jobs.pack import ENDED
     from ...jobs.status import TaskStatus
     from ...jobs.store import stored_status
 
-    for tid in task_ids:
-        if TaskStatus.from_attrs(stored_status(store_path, tid)).state not in ("done", "failed", "pruned", "parked"):
-            return True
-    return False
+    return any(TaskStatus.from_attrs(stored_status(store_path, tid)).state not in (*ENDED, "parked")
+               for tid in task_ids)
 
 
 @contextlib.contextmanager
