@@ -54,15 +54,22 @@ HEARTBEAT_SECONDS = 10.0
 STOP_POLL_SECONDS = 0.25  # how often a task run with a stop file looks for it
 # Fault injection for tests (snnbatch.testing): SIGKILL this process right after this iteration, so
 # a test kills a task at a known state instead of racing a fast kernel with a timer.
-# The value is an iteration, or TASK_ID:ITERATION for one task of a sweep (a prefix of its id).
+# The value is an iteration, or TASK_ID:ITERATION for one task of a sweep (a prefix of its id), or
+# several of these separated by commas.
 _KILL_AT = os.environ.get("SNNBATCH_KILL_AT_ITERATION") or ""
 _STOP_AT = os.environ.get("SNNBATCH_STOP_AT_ITERATION") or ""  # SIGSTOP itself there
 
 
-def _fault_at(value: str, task_id: str) -> int:
-    """The iteration a fault-injection variable names for this task (-1: none)."""
-    who, _, at = value.rpartition(":")
-    return int(at) if at and (not who or task_id.startswith(who)) else -1
+def _fault_at(value: str, task_id: str) -> frozenset[int]:
+    """The iterations a fault-injection variable names for this task (empty: none)."""
+    found = set()
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        who, _, at = entry.rpartition(":")
+        if at and (not who or task_id.startswith(who)):
+            found.add(int(at))
+    return frozenset(found)
+
+
 RETRY_DELAY_SECONDS = 1.0  # before the first retry; doubles each time, at most RETRY_DELAY_MAX
 RETRY_DELAY_MAX = 60.0
 
@@ -337,9 +344,9 @@ class _Run:
                 if reason and state.iteration < limit:
                     finish(reason, state="interrupted")
                     return Outcome(task_id, "interrupted", state.iteration, reason)
-                if state.iteration == kill_at:
+                if state.iteration in kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)  # fault injection for tests: die without a word
-                if state.iteration == stop_at:
+                if state.iteration in stop_at:
                     os.kill(os.getpid(), signal.SIGSTOP)  # for tests: wait here for a signal (then SIGCONT)
 
             if state.iteration < total and not (tracker is not None and tracker.stop):
