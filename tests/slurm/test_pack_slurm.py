@@ -4,6 +4,8 @@ preempted, then requeued by its element's own deadline, and ends with the bits o
 run of the same spec. The failing pack-mates stop no one, and the requeued element runs only the task
 that was not finished.
 """
+import os
+import signal
 import subprocess
 import time
 
@@ -11,7 +13,7 @@ import numpy as np
 
 from snnbatch import open_run
 
-from test_slurm import all_ended, cli, status, wait_until, write
+from test_slurm import CLI, all_ended, cli, wait_until, write
 
 SPEC = """
 name: packed
@@ -22,7 +24,11 @@ checkpoint: {{every_iterations: 25}}
 resources: {{time: "00:10:00", memory: 300M, pack: 4, node_cpus: 2{margin}}}
 sweep: {{grid: {{lr: [1.0e-3, 1.0e+38], iterations: [40, {long}]}}}}
 """
-LONG = 3000  # iterations: long enough that an attempt outlasts a preemption's latency on a fast, idle machine
+LONG = 400
+# The long task stops itself (SIGSTOP, SNNBATCH_STOP_AT_ITERATION) right after its checkpoints at these
+# iterations, and the test interrupts it there: a state, not a time, however fast the kernel runs.
+AT_DEADLINE, AT_PREEMPTION = 25, 200
+RUN_FOR = 25  # seconds: the element's own deadline, long before SLURM's USR2 for the 10-minute limit
 
 
 def reference(tmp_path, spec):
@@ -33,45 +39,78 @@ def reference(tmp_path, spec):
     return open_run(store)
 
 
-def checkpointed_in_this_attempt(store, long_id, rest):
-    """The long task running and past a checkpoint of its current attempt, its pack-mates ended (read
-    from the store in this process: the window between the element's requeues is a few seconds)."""
+def _proc(pid, name):
+    try:
+        with open(f"/proc/{pid}/{name}") as fh:
+            return fh.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
+def stopped(pid):
+    stat = _proc(pid, "stat")
+    return stat is not None and stat.rsplit(")", 1)[1].split()[0] == "T"
+
+
+def signal_pending_or_gone(pid):
+    """A signal waits for the stopped process (SLURM's USR2 of a preemption), or it no longer waits."""
+    text = _proc(pid, "status")
+    if text is None or not stopped(pid):
+        return True
+    masks = dict(line.split(":", 1) for line in text.splitlines() if line.startswith(("SigPnd", "ShdPnd")))
+    return any(int(v, 16) for v in masks.values())
+
+
+def stopped_at(store, long_id, rest=(), after=0):
+    """The long task's attempt, when an attempt after the first ``after`` has stopped itself (at one of the
+    iterations the test names) and the long task's pack-mates ``rest`` have ended; else None."""
     run = open_run(store)
     st = run.task(long_id).status
     attempts = st.get("attempts") or [{}]
-    ended = all(run.task(t).state in ("done", "failed") for t in rest)
-    return ended and st.get("state") == "running" and attempts[-1].get("checkpointed") is not None \
-        and len(attempts) >= 2 and attempts[-1]
+    last = attempts[-1]
+    if st.get("state") != "running" or len(attempts) <= after or not stopped(last.get("pid", 0)):
+        return None
+    if not all(run.task(t).state in ("done", "failed") for t in rest):
+        return None
+    return {**last, "n": len(attempts)}
 
 
 def test_a_packed_sweep_survives_preemption_and_requeue_bit_identical_and_a_failing_pack_mate_stops_no_one(
         cluster, tmp_path):
     cluster.start(accounting="on")
-    t0 = time.monotonic()
     ref = reference(tmp_path, write(tmp_path, "reference", SPEC.format(margin="", long=LONG)))
-    whole_run = time.monotonic() - t0
-    # the element's own deadline comes after 30 % of the time the whole run took here (at least 4 s, at
-    # most 30 s), long before SLURM's USR2 for the 10-minute limit: the long task needs several attempts
-    # (a floor above the long task's own time, as 10 s was on an idle machine, would leave it one)
-    run_for = min(30, max(4, int(whole_run * 0.3)))
-    margin = 600 - run_for
+    ids = {(t.params["lr"], t.params["iterations"]): t.id for t in ref.tasks}
+    long_id = ids[(1e-3, LONG)]
+    rest = [t for k, t in ids.items() if k != (1e-3, LONG)]
+    margin = 600 - RUN_FOR
     spec = write(tmp_path, "packed", SPEC.format(margin=f', deadline_margin: "{margin // 60:02d}:{margin % 60:02d}"',
                                                  long=LONG))
     store = tmp_path / "packed"
-    r = cli("submit", str(spec), "--store", str(store), "--backend", "slurm")
+    env = {**os.environ, "SNNBATCH_STOP_AT_ITERATION": f"{long_id}:{AT_DEADLINE},{long_id}:{AT_PREEMPTION}"}
+    r = subprocess.run(CLI + ["submit", str(spec), "--store", str(store), "--backend", "slurm"],
+                       capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert "with 4 tasks in 1 elements (resources.pack)" in r.stdout, r.stdout
-    ids = {(t["params"]["lr"], t["params"]["iterations"]): t["id"] for t in status(store)["tasks"]}
-    long_id = ids[(1e-3, LONG)]
-    rest = [t for k, t in ids.items() if k != (1e-3, LONG)]
-    # after a requeue by the element's own deadline, once the long task has checkpointed again
-    first = wait_until(lambda: checkpointed_in_this_attempt(store, long_id, rest), 600, 0.2,
-                       "a requeue, then a checkpoint of the long task, its pack-mates ended")
-    # a job in the high-priority partition that needs every CPU of the node preempts the element
+
+    # 1. stopped at iteration 25 (after its checkpoint there), its pack-mates ended: let the element's deadline pass, then let
+    #    it go on; at the next iteration it sees the deadline, checkpoints and its element requeues itself
+    first = wait_until(lambda: stopped_at(store, long_id, rest), 600, 0.2,
+                       f"the long task stopped at iteration {AT_DEADLINE}, its pack-mates ended")
+    time.sleep(max(0.0, first["started"] + RUN_FOR + 1 - time.time()))  # the deadline is at most this
+    os.kill(first["pid"], signal.SIGCONT)
+    # 2. stopped at iteration 200, in a later attempt (its last checkpoint some iterations before): a job in the high-priority partition that
+    #    needs every CPU of the node preempts the element (SLURM sends USR2 first); once the signal waits
+    #    for the stopped lane, let it go on
+    second = wait_until(lambda: stopped_at(store, long_id, after=first["n"]), 600, 0.2,
+                        f"the long task stopped at iteration {AT_PREEMPTION}")
+    assert second["n"] > first["n"]
     cpus = subprocess.run(["sinfo", "-h", "-N", "-o", "%c"], capture_output=True, text=True).stdout.split()[0]
     r = subprocess.run(["sbatch", "-p", "high", "-c", cpus, "--mem=100M", "-o", "/dev/null", "--wrap", "sleep 3"],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    wait_until(lambda: signal_pending_or_gone(second["pid"]), 300, 0.1, "the preemption's signal")
+    if stopped(second["pid"]):
+        os.kill(second["pid"], signal.SIGCONT)
     d = wait_until(lambda: all_ended(store), 900, 3, "the packed sweep to end")
 
     by = {(t["params"]["lr"], t["params"]["iterations"]): t for t in d["tasks"]}
@@ -81,9 +120,12 @@ def test_a_packed_sweep_survives_preemption_and_requeue_bit_identical_and_a_fail
     run = open_run(store)
     long = run.task(long_id).status["attempts"]
     reasons = [a["reason"] for a in long]
-    n = first["n"]  # the attempt that was preempted
+    n = second["n"]  # the attempt that was preempted
+    assert reasons[first["n"] - 1] == "deadline", reasons
     assert set(reasons[:n - 1]) == {"deadline"} and reasons[n - 1] == "preemption" and reasons[-1] == "done", reasons
     assert set(reasons[n:-1]) <= {"deadline"}, reasons
+    assert long[first["n"] - 1]["checkpointed"] == AT_DEADLINE + 1  # the iteration after the stop saw the deadline
+    assert long[n - 1]["checkpointed"] == AT_PREEMPTION + 1
     assert all(b["from_iteration"] == a["checkpointed"] > 0 for a, b in zip(long, long[1:])), long
     assert len({a["job_id"] for a in long}) == 1  # the same element, requeued
     for key in ((1e-3, 40), (1e38, 40), (1e38, LONG)):  # ended before the first requeue: never run again
