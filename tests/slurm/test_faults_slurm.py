@@ -18,7 +18,7 @@ import numpy as np
 
 from snnbatch import open_run
 
-from test_slurm import cli, wait_until, write
+from test_slurm import CLI, cli, wait_until, write
 
 N = 200
 ITERATIONS = 30
@@ -105,11 +105,12 @@ def node_state():
 
 
 def test_a_packed_sweep_of_200_tasks_survives_sigkills_a_slurmctld_restart_and_a_node_down_bit_identical(
-        cluster, tmp_path):
+        cluster, tmp_path, request):
     cluster.start(accounting="on")
     t0 = time.monotonic()
     spec = write(tmp_path, "faults", SPEC)
     store = tmp_path / "faults"
+    reference = start_reference(tmp_path, spec, request)  # the inline run of the same spec, beside the sweep
     r = cli("submit", str(spec), "--store", str(store), "--backend", "slurm")
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"with {N} tasks in 10 elements (resources.pack)" in r.stdout, r.stdout
@@ -175,7 +176,7 @@ def test_a_packed_sweep_of_200_tasks_survives_sigkills_a_slurmctld_restart_and_a
     # the node's kill interrupted running tasks too: SIGTERM, a checkpoint, the requeued element resumed them
     assert any(a["reason"].startswith("sigterm") for t in interrupted for a in t.status["attempts"]), \
         [t.status["attempts"] for t in interrupted]
-    ref = reference(tmp_path, spec)
+    ref = reference()
     for t in ref.tasks:
         mine = tasks[t.id]
         for k, v in t.checkpoint.items():
@@ -186,8 +187,17 @@ def test_a_packed_sweep_of_200_tasks_survives_sigkills_a_slurmctld_restart_and_a
           f"test {time.monotonic() - t0:.0f} s")
 
 
-def reference(tmp_path, spec):
+def start_reference(tmp_path, spec, request):
+    """Start the inline backend's run of ``spec`` in a process of its own (stopped when the test ends); the
+    call it returns waits for that run and opens its store."""
     store = tmp_path / "reference"
-    r = cli("submit", str(spec), "--store", str(store), "--backend", "inline", "--no-progress", timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
-    return open_run(store)
+    proc = subprocess.Popen(CLI + ["submit", str(spec), "--store", str(store), "--backend", "inline",
+                                   "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    request.addfinalizer(lambda: proc.poll() is None and (proc.kill(), proc.wait()))
+
+    def finished():
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, out
+        return open_run(store)
+
+    return finished
