@@ -53,13 +53,13 @@ browser-deps:
 	  fi; \
 	fi
 
-# The live-SLURM tests beside the rest of the suite, two of them alone afterwards (tests/run-suite.sh says
-# why); the exit status is non-zero if any part fails.
+# The live-SLURM tests beside the rest of the suite (tests/run-suite.sh says why); the exit status is
+# non-zero if either part fails.
 test: $(VENV)/.installed system-deps $(VENV)/.reference
 	tests/run-suite.sh $(PY)
 
 test-fast: $(VENV)/.installed browser-deps $(VENV)/.reference
-	$(PY) -m pytest -m "not slurm and not slow"
+	$(PY) -m pytest -m "not slurm and not slow" -n "$${SNNBATCH_TEST_WORKERS:-2}" --dist loadfile
 
 test-slow: $(VENV)/.installed system-deps
 	$(PY) -m pytest -m slow
