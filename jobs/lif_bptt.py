@@ -162,10 +162,6 @@ class BPTTLearning(Section):
     def config_problems(self, config) -> list[tuple[str, str]]:
         """(key path, message): what of the model this rule cannot train."""
         problems = []
-        layers = len(layer_sizes(config.model))
-        if layers > 1 and self.surrogate_cutoff:
-            problems.append(("learning.surrogate_cutoff", "the sparse backward is for networks of one hidden layer "
-                                                          f"(model.n_hidden has {layers}): leave it at 0"))
         if self.activity_upper_strength > 0 and self.activity_lower_strength > 0 \
                 and self.activity_lower > self.activity_upper:
             problems.append(("learning.activity_lower", f"{self.activity_lower:g} is above activity_upper "

@@ -18,6 +18,13 @@ formed. The leaky readout of lif.py reads the last layer, and every readout of
 The training loss can add the activity penalty of _network.py (``activity_*``) on the spike
 counts of every hidden layer, the same bounds for all of them.
 
+The opt-in sparse backward (``surrogate_cutoff`` > 0, Perez-Nieves & Goodman 2021; not the exact
+gradient) is that of _network.py in every layer: surrogate derivatives below the cut-off count as
+zero, and dL/dS_k[n]_j is computed only for the neurons j whose derivative is kept, as dot products
+with row j of the weights that carry it (W_out for the last layer, W_in^{k+1} for the layers below,
+W_rec^k for a recurrent layer); the other neurons' dL/dU (and dL/dA) only decay. With cut-off 0 the
+backward pass is the exact one, bit for bit.
+
 Parameters: ``w_in`` (n_inputs, H_0) and ``w_rec`` (H_0, H_0) for layer 0,
 ``w_in{k}`` (H_{k−1}, H_k) and ``w_rec{k}`` (H_k, H_k) for layer k ≥ 1 (``w_rec*``
 only for recurrent layers), ``w_out`` (H_{L−1}, n_outputs).
@@ -57,7 +64,7 @@ class DeepLIFConfig(NamedTuple):
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None
     readout: str = "max"
-    surrogate_cutoff: float = 0.0  # the sparse backward is for one hidden layer: 0 only
+    surrogate_cutoff: float = 0.0  # surrogate derivatives below this count as zero (sparse backward); 0: exact
     activity_upper: float = 10.0  # the activity penalty, on every hidden layer (lif.py)
     activity_upper_strength: float = 0.0
     activity_lower: float = 1.0
@@ -93,7 +100,7 @@ class DeepALIFConfig(NamedTuple):
     dtype: str = "float32"
     recurrent_weight_scale: float | None = None
     readout: str = "max"
-    surrogate_cutoff: float = 0.0
+    surrogate_cutoff: float = 0.0  # surrogate derivatives below this count as zero (sparse backward); 0: exact
     activity_upper: float = 10.0  # the activity penalty, on every hidden layer (alif.py)
     activity_upper_strength: float = 0.0
     activity_lower: float = 1.0
@@ -272,16 +279,76 @@ def _first_active_py(ptr, s, spk_ptr, T):
     return T
 
 
-def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
-                 U, A, spk_idx, spk_val, spk_ptr, g_step, last, b, gw_in, gw_rec, gw_out,
+def _sparse_layers_py(w_in, w_rec, w_out, consts, rec, off, adaptive, detach_reset, cutoff, u, a_n,
+                      g_u, g_a, g_i, g_io, sur, regularise, g_reg):
+    """Step n of the backward pass with the surrogate cut-off (_network._sparse_step_py in every layer):
+    σ' < ``cutoff`` counts as zero.
+
+    dL/dS_l[n]_j is only needed where σ'_j ≠ 0, so it is computed only for those neurons, as dot products
+    with row j of W_out (the last layer: w_out[j]·g_io) or of W_in^{l+1} (the layers below:
+    w_in^{l+1}[j]·g_i^{l+1}), then of W_rec^l (w_rec^l[j]·g_i^l) for a recurrent layer; the others' dL/dU
+    (and dL/dA) only decay. ``u`` is U[n], ``a_n`` A[n] (all layers' neurons), ``g_i`` dL/dI[n+1] of every
+    layer, ``sur`` (all layers' neurons) scratch; with ``regularise``, ``g_reg`` is the activity penalty's
+    dL/dS, added last. Every layer's dL/dS reads g_i of step n only, so the layers' order does not matter.
+    """
+    alpha, beta, rho, theta, jump, scale, one = consts
+    L = off.shape[0] - 1
+    O = g_io.shape[0]
+    for l in range(L):
+        h0 = off[l]
+        H = off[l + 1] - h0
+        sr = sur[h0:h0 + H]
+        gu = g_u[h0:h0 + H]
+        ga = g_a[h0:h0 + H]
+        gi = g_i[h0:h0 + H]
+        ul = u[h0:h0 + H]
+        for k in range(H):
+            if adaptive:
+                x = _surrogate(ul[k] - theta - jump * a_n[h0 + k], scale, one)
+            else:
+                x = _surrogate(ul[k] - theta, scale, one)
+            sr[k] = x if x >= cutoff else x - x
+        top = l == L - 1
+        nxt = min(l + 1, L - 1)  # the layer above (the last layer reads w_out instead)
+        wn = w_in[nxt]
+        gn = g_i[off[nxt]:off[nxt + 1]]
+        wr = w_rec[l]
+        for j in range(H):
+            if sr[j] != 0.0:
+                if top:
+                    v = g_io[0] - g_io[0]
+                    for o in range(O):
+                        v += w_out[j, o] * g_io[o]
+                else:
+                    v = _dot(wn[j], gn)
+                if rec[l]:
+                    v += _dot(wr[j], gi)
+                if not detach_reset:
+                    v -= theta * gu[j]
+                if adaptive:
+                    v = v + ga[j]
+                if regularise:
+                    v = v + g_reg[h0 + j]
+                g_z = v * sr[j]
+            else:
+                g_z = sr[j]
+            gu[j] = beta * gu[j] + g_z
+            if adaptive:
+                ga[j] = rho * ga[j] - jump * g_z
+
+
+def _backward_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
+                 cutoff, U, A, spk_idx, spk_val, spk_ptr, g_step, last, b, gw_in, gw_rec, gw_out,
                  g_u, g_a, g_i, acc, g_uo, g_io, regularise, g_reg):
     """BPTT of sample ``s`` from step ``last`` down, adding its weight gradients to block ``b``'s sums
     ``gw_in[l][b]``, ``gw_rec[l][b]``, ``gw_out[b]``.
 
     ``g_step[n]``: the loss's dL/dUo[n+1] (zero after ``last``); ``w_inT[l][m, j] = w_in^l[j, m]``,
-    ``w_recT[l]``, ``w_outT`` likewise transposed; ``g_u, g_a, g_i, acc`` (all layers' neurons) and
-    ``g_uo, g_io`` (O,) are scratch. With ``regularise``, ``g_reg`` (all layers' neurons) is the activity
-    penalty's dL/dS at every step, added last (as _network.py's; ``last`` must then be T − 1).
+    ``w_recT[l]``, ``w_outT`` likewise transposed (the exact path's; ``w_in, w_rec, w_out`` as stored, the
+    sparse path's); ``g_u, g_a, g_i, acc`` (all layers' neurons) and ``g_uo, g_io`` (O,) are scratch. With
+    ``regularise``, ``g_reg`` (all layers' neurons) is the activity penalty's dL/dS at every step, added last
+    (as _network.py's; ``last`` must then be T − 1). ``cutoff`` > 0: surrogate derivatives below it count as
+    zero (:func:`_sparse_layers_py`; not the exact gradient); 0: the exact gradient.
     """
     alpha, beta, rho, theta, jump, scale, one = consts
     L = off.shape[0] - 1
@@ -333,6 +400,10 @@ def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptiv
             sj = spk_val[L - 1, q]
             for o in range(O):
                 gwo[j, o] += sj * g_io[o]
+        if cutoff > 0:
+            _sparse_layers(w_in, w_rec, w_out, consts, rec, off, adaptive, detach_reset, cutoff, U[n], A[na],
+                           g_u, g_a, g_i, g_io, acc, regularise, g_reg)
+            continue
         # dL/dS_l[n] per layer: the next layer's (or the readout's) terms, then the recurrent ones
         for l in range(L):
             h0 = off[l]
@@ -401,8 +472,10 @@ def _backward_py(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptiv
 
 def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labels, targets, T, consts, rec, off,
               adaptive, detach_reset, smooth, n_blocks, readout_kind, with_grad, gw_in, gw_rec, gw_out,
-              losses, correct, regularise, reg):
+              losses, correct, regularise, reg, cutoff):
     """Per-block losses, correct counts and (``with_grad``) gradient sums; block b takes samples b, b+n_blocks, ...
+
+    ``cutoff``: the sparse backward's cut-off (:func:`_backward_py`; 0: the exact gradient).
 
     ``regularise`` (with ``with_grad`` only): each sample's loss adds the activity penalty of ``reg`` of every
     hidden layer (_network._activity_py, layer after layer) and its gradient enters the backward pass.
@@ -455,8 +528,8 @@ def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labe
                 lst = T - 1  # the penalty's gradient enters at every step
             correct_b += ok
             if with_grad:
-                _backward(w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive, detach_reset,
-                          U, A, spk_idx, spk_val, spk_ptr, g_step, lst, b, gw_in, gw_rec, gw_out,
+                _backward(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, s, consts, rec, off, adaptive,
+                          detach_reset, cutoff, U, A, spk_idx, spk_val, spk_ptr, g_step, lst, b, gw_in, gw_rec, gw_out,
                           g_u, g_a, g_i, acc, g_uo, g_io, regularise, g_reg)
                 _clear_readout(readout_kind, t_max, g_step)
         losses[b] = loss_b
@@ -465,8 +538,10 @@ def _batch_py(w_in, w_rec, w_out, w_inT, w_recT, w_outT, ptr, units, index, labe
 
 _spike_fn = _network._spike_fn
 _surrogate = _network._surrogate
+_dot = _network._dot
 _forward = jit(_forward_py)
 _first_active = jit(_first_active_py)
+_sparse_layers = jit(_sparse_layers_py)
 _backward = jit(_backward_py)
 _activity = _network._activity
 _sample_loss = readout.sample_loss
@@ -498,9 +573,8 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
 
     With ``with_grad`` and an activity penalty (``cfg.activity_*_strength`` > 0), the loss and its gradient
     add the penalty of every hidden layer's spike counts, as _network.run; evaluation: the readout's alone.
+    ``cfg.surrogate_cutoff`` > 0: the sparse backward (:func:`_sparse_layers_py`), not the exact gradient.
     """
-    if getattr(cfg, "surrogate_cutoff", 0.0):
-        raise ValueError("surrogate_cutoff (the sparse backward) is for networks of one hidden layer")
     index = np.arange(inputs.n_samples) if index is None else np.asarray(index, np.int64)
     w_in, w_rec, w_out, rec, off = _layout(params, cfg)
     dtype = w_out.dtype
@@ -510,17 +584,22 @@ def run(params, inputs: SpikeEvents, labels, cfg, index, with_grad: bool):
     gw_in = tuple(np.zeros(shape + w.shape, dtype) for w in w_in)
     gw_rec = tuple(np.zeros(shape + w.shape, dtype) for w in w_rec)
     gw_out = np.zeros(shape + w_out.shape, dtype)
-    w_inT = tuple(np.ascontiguousarray(w.T) for w in w_in)
-    w_recT = tuple(np.ascontiguousarray(w.T) for w in w_rec)
+    cut = _network.cutoff(cfg, dtype)
+    if cut > 0:  # the sparse backward reads the weights as stored: no transposed copies (same types)
+        w_inT, w_recT, w_outT = w_in, w_rec, w_out
+    else:
+        w_inT = tuple(np.ascontiguousarray(w.T) for w in w_in)
+        w_recT = tuple(np.ascontiguousarray(w.T) for w in w_rec)
+        w_outT = np.ascontiguousarray(w_out.T)
     losses = np.zeros(nb)
     correct = np.zeros(nb, np.int64)
     adaptive = _network.is_adaptive(cfg)
     regularise, reg = _network.activity(cfg, dtype)
     with numba.parallel_chunksize(1):
-        _batch(w_in, w_rec, w_out, w_inT, w_recT, np.ascontiguousarray(w_out.T), inputs.ptr, inputs.units, index,
+        _batch(w_in, w_rec, w_out, w_inT, w_recT, w_outT, inputs.ptr, inputs.units, index,
                labels, targets, inputs.n_steps, _network.constants(cfg, dtype), rec, off, adaptive,
                cfg.detach_reset, cfg.smooth, nb, readout.code(cfg), with_grad, gw_in, gw_rec, gw_out, losses,
-               correct, with_grad and regularise, reg)
+               correct, with_grad and regularise, reg, cut)
     loss = 0.0
     for b in range(nb):  # block sums in a fixed order: the same bits for any thread count
         loss += float(losses[b])

@@ -118,7 +118,19 @@ def test_a_deep_network_trains_through_its_trainer_on_the_deep_kernel(model):
     assert one.kernel.__name__ == f"snnbatch.kernels.{model}"  # one layer: the one-layer kernel
 
 
-def test_the_sparse_backward_of_a_deep_network_is_a_spec_error():
-    found = problems("model: {n_hidden: [16, 16]}\nlearning: {surrogate_cutoff: 0.1}")
-    assert any(p.startswith("learning.surrogate_cutoff: the sparse backward is for networks of one hidden layer")
-               for p in found), found
+@pytest.mark.parametrize("model", ["lif", "alif"])
+def test_the_sparse_backward_of_a_deep_network_reaches_the_deep_kernel(model):
+    from snnbatch.jobs.trainer import build_trainer, initial_state
+
+    text = (f"model: {{type: {model}, n_hidden: [16, 16], recurrent: [true, false]}}\n"
+            "learning: {surrogate_cutoff: 0.1}\n"
+            "dataset: {n_train: 32, n_test: 16, n_inputs: 16, n_steps: 20}\n"
+            "training: {iterations: 2, batch_size: 16}\n")
+    task = tasks(text)[0]
+    assert task.id != tasks(text.replace("learning: {surrogate_cutoff: 0.1}\n", ""))[0].id  # in the task id
+    trainer = build_trainer(task.config)
+    assert trainer.kernel is deep and trainer.kcfg.surrogate_cutoff == 0.1
+    state = initial_state(trainer)
+    before = {k: v.copy() for k, v in state.arrays.items()}
+    trainer.step(state)
+    assert not np.array_equal(before["params/w_out"], state.arrays["params/w_out"])

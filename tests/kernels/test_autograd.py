@@ -1,8 +1,9 @@
 """The hand-written BPTT gradients of lif.py and alif.py against PyTorch autograd, float64, to 1e-9.
 
 The reference is written here from the equations of the kernels' docstrings (Heaviside spikes whose
-derivative is the fast-sigmoid surrogate, the reset optionally detached, the max-over-time readout
-loss), so autograd, not the kernel's own backward pass, makes its gradient. PyTorch is in the
+derivative is the fast-sigmoid surrogate, zero below ``surrogate_cutoff`` for the sparse backward, the
+reset optionally detached, the max-over-time readout loss), so autograd, not the kernel's own backward
+pass, makes its gradient. PyTorch is in the
 ``bench`` extra, not the ``test`` one: these tests run where it is installed (``pip install -e
 ".[bench]"``) and are skipped where it is not.
 """
@@ -17,16 +18,24 @@ pytestmark = pytest.mark.torch
 
 
 class _Spike(torch.autograd.Function):
+    """Heaviside forward, fast-sigmoid surrogate backward; ``cutoff`` > 0: surrogate values below it are zero
+    (the sparse backward's gradient, ``surrogate_cutoff``)."""
+
     @staticmethod
-    def forward(ctx, x, scale):
+    def forward(ctx, x, scale, cutoff=0.0):
         ctx.save_for_backward(x)
         ctx.scale = scale
+        ctx.cutoff = cutoff
         return (x > 0).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad / (ctx.scale * torch.abs(x) + 1.0) ** 2, None
+        if not ctx.cutoff:
+            return grad / (ctx.scale * torch.abs(x) + 1.0) ** 2, None, None
+        d = ctx.scale * torch.abs(x) + 1.0
+        sur = 1.0 / (d * d)
+        return grad * torch.where(sur >= ctx.cutoff, sur, torch.zeros_like(sur)), None, None
 
 
 def _activity_penalty(spikes, cfg):
@@ -120,8 +129,9 @@ def test_activity_penalty_gradient_equals_torch_autograd_float64(adaptive, recur
         assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
 
 
-def _deep_reference(params, dense, labels, cfg, adaptive):
-    """The max-over-time cross-entropy of a multi-layer network (deep.py's docstring), by autograd."""
+def _deep_reference(params, dense, labels, cfg, adaptive, cutoff=0.0):
+    """The max-over-time cross-entropy of a multi-layer network (deep.py's docstring), by autograd; ``cutoff`` > 0:
+    every spike's surrogate derivative below it counts as zero (the sparse backward)."""
     w = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     x = torch.tensor(dense)
     B, T, _ = x.shape
@@ -130,7 +140,7 @@ def _deep_reference(params, dense, labels, cfg, adaptive):
     U = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
     I = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
     A = [torch.zeros(B, H, dtype=x.dtype) for H in cfg.n_hidden]
-    S = [_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale) for k in range(L)]
+    S = [_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale, cutoff) for k in range(L)]
     Io, Uo = torch.zeros(B, O, dtype=x.dtype), torch.zeros(B, O, dtype=x.dtype)
     outs, spikes = [], [[] for _ in range(L)]
     for n in range(T):
@@ -145,7 +155,7 @@ def _deep_reference(params, dense, labels, cfg, adaptive):
             U[k] = cfg.beta * U[k] + I[k] - cfg.threshold * (S[k].detach() if cfg.detach_reset else S[k])
             if adaptive:
                 A[k] = rho * A[k] + S[k]
-            new_S.append(_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale))
+            new_S.append(_Spike.apply(U[k] - cfg.threshold - jump * A[k], cfg.surrogate_scale, cutoff))
         Io = cfg.alpha * Io + S[L - 1] @ w["w_out"]
         Uo = cfg.beta * Uo + Io
         outs.append(Uo)
@@ -183,19 +193,47 @@ def test_deep_gradient_equals_torch_autograd_float64(adaptive, sizes, recurrent,
 
 
 @pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("sizes, recurrent", [((24, 16), (True, False)), ((24, 16), (False, True)),
+                                              ((20, 16, 12), (True, False, True))], ids=["2-rf", "2-fr", "3-rfr"])
+@pytest.mark.parametrize("detach_reset", [True, False], ids=["detached", "reset-grad"])
+def test_deep_sparse_gradient_equals_torch_autograd_with_the_cutoff_float64(adaptive, sizes, recurrent,
+                                                                            detach_reset):
+    """surrogate_cutoff > 0 is the gradient of the network whose surrogate is zero below the cut-off."""
+    from snnbatch.kernels import deep
+
+    dense, ev, labels = _data()
+    C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
+    cfg = C(n_inputs=20, n_hidden=sizes, n_outputs=3, recurrent=recurrent, detach_reset=detach_reset,
+            dtype="float64", weight_scale=20.0, n_blocks=3, surrogate_cutoff=0.05)
+    params = deep.init_params(cfg, np.random.default_rng(3))
+    loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
+    _, exact = deep.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.0))
+    ref_loss, ref, _ = _deep_reference(params, dense, labels, cfg, adaptive, cutoff=cfg.surrogate_cutoff)
+    assert abs(loss - ref_loss) <= 1e-12 * abs(ref_loss)
+    assert set(grads) == set(ref)
+    for k in ref:
+        scale = np.abs(ref[k]).max()
+        assert scale > 0, k  # every layer's weights still reach the loss
+        assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
+        if k != "w_out":  # and the cut-off changes every hidden layer's gradient
+            assert np.abs(exact[k] - ref[k]).max() > 1e-3 * scale, k
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
 @pytest.mark.parametrize("sizes, recurrent", [((24, 16), (True, False)), ((20, 16, 12), (False, True, True))],
                          ids=["2-rf", "3-frr"])
-def test_deep_activity_penalty_gradient_equals_torch_autograd_float64(adaptive, sizes, recurrent):
+@pytest.mark.parametrize("cutoff", [0.0, 0.05], ids=["exact", "sparse"])
+def test_deep_activity_penalty_gradient_equals_torch_autograd_float64(adaptive, sizes, recurrent, cutoff):
     from snnbatch.kernels import deep
 
     dense, ev, labels = _data()
     C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
     cfg = C(n_inputs=20, n_hidden=sizes, n_outputs=3, recurrent=recurrent, dtype="float64", weight_scale=20.0,
             n_blocks=3, activity_upper=4.5, activity_upper_strength=0.02, activity_lower=1.5,
-            activity_lower_strength=0.05)
+            activity_lower_strength=0.05, surrogate_cutoff=cutoff)
     params = deep.init_params(cfg, np.random.default_rng(3))
     loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
-    ref_loss, ref, counts = _deep_reference(params, dense, labels, cfg, adaptive)
+    ref_loss, ref, counts = _deep_reference(params, dense, labels, cfg, adaptive, cutoff=cutoff)
     for c in counts:  # both bounds active in every layer
         assert (c > cfg.activity_upper).mean() > 0.05 and (c < cfg.activity_lower).mean() > 0.05
     assert ref_loss > deep.evaluate(params, ev, labels, cfg)["loss"] + 0.1

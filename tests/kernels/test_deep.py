@@ -86,11 +86,13 @@ def test_one_layer_gives_the_bits_of_the_one_layer_kernels(dtype, adaptive, recu
     assert deep.evaluate(params, ev, labels, dcfg) == mod.evaluate(params, ev, labels, cfg)
 
 
+@pytest.mark.parametrize("cutoff", [0.0, 0.01], ids=["exact", "sparse"])
 @pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
-def test_same_bits_for_one_and_two_threads(adaptive):
+def test_same_bits_for_one_and_two_threads(adaptive, cutoff):
     ev, labels = _data(n_in=10, T=50, B=9, rate=0.1)
     C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
-    cfg = C(n_inputs=10, n_hidden=(16, 12), n_outputs=3, recurrent=(True, True), weight_scale=20.0, n_blocks=4)
+    cfg = C(n_inputs=10, n_hidden=(16, 12), n_outputs=3, recurrent=(True, True), weight_scale=20.0, n_blocks=4,
+            surrogate_cutoff=cutoff)
     params = deep.init_params(cfg, np.random.default_rng(3))
     before = numba.get_num_threads()
     try:
@@ -124,14 +126,89 @@ def test_training_lowers_the_loss_of_two_layers():
     assert all(v.dtype == np.float32 and np.isfinite(v).all() for v in params.values())
 
 
-def test_a_mismatched_config_or_the_sparse_backward_is_refused():
+def test_a_mismatched_config_is_refused():
     ev, labels = _data()
     cfg = deep.DeepLIFConfig(n_inputs=8, n_hidden=(6, 5), n_outputs=3, recurrent=(True,))
     with pytest.raises(ValueError, match="n_hidden has 2 layers, recurrent 1"):
         deep.loss_and_grad({}, ev, labels, cfg)
-    cfg = cfg._replace(recurrent=(True, False), surrogate_cutoff=0.1)
-    with pytest.raises(ValueError, match="surrogate_cutoff"):
-        deep.loss_and_grad(deep.init_params(cfg, np.random.default_rng(0)), ev, labels, cfg)
+
+
+# --------------------------------------------------------------------------- the sparse backward (surrogate_cutoff)
+
+
+SPARSE_CASES = [  # (adaptive, sizes, recurrent)
+    (False, (20, 16), (True, False)),
+    (False, (20, 16, 12), (False, True, True)),
+    (True, (20, 16), (False, True)),
+    (True, (20, 16, 12), (True, False, True)),
+]
+SPARSE_IDS = [f"{'alif' if a else 'lif'}-{len(s)}-{''.join('r' if x else 'f' for x in r)}" for a, s, r in SPARSE_CASES]
+
+
+def _sparse_setup(adaptive, sizes, recurrent, **kw):
+    ev, labels = _data(n_in=10, T=50, B=20, rate=0.2)
+    C = deep.DeepALIFConfig if adaptive else deep.DeepLIFConfig
+    cfg = C(n_inputs=10, n_hidden=sizes, n_outputs=3, recurrent=recurrent, dtype="float64", weight_scale=20.0,
+            n_blocks=2, **kw)
+    return ev, labels, cfg, deep.init_params(cfg, np.random.default_rng(2))
+
+
+@pytest.mark.parametrize("adaptive, sizes, recurrent", SPARSE_CASES, ids=SPARSE_IDS)
+def test_surrogate_cutoff_zero_is_exact_and_tiny_cutoff_changes_only_rounding(adaptive, sizes, recurrent):
+    ev, labels, cfg, params = _sparse_setup(adaptive, sizes, recurrent)
+    _, exact = deep.loss_and_grad(params, ev, labels, cfg)
+    _, zero = deep.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.0))
+    assert all(zero[k].tobytes() == exact[k].tobytes() for k in exact)
+    # below every surrogate derivative: the sparse path computes the same gradient (its sums in another order)
+    loss, tiny = deep.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=1e-300))
+    assert loss == deep.loss_and_grad(params, ev, labels, cfg)[0]  # the forward pass is untouched
+    for k in exact:
+        assert np.abs(exact[k]).max() > 0, k
+        np.testing.assert_allclose(tiny[k], exact[k], rtol=0, atol=1e-12 * np.abs(exact[k]).max(), err_msg=k)
+
+
+@pytest.mark.parametrize("adaptive, sizes, recurrent", SPARSE_CASES, ids=SPARSE_IDS)
+def test_surrogate_cutoff_of_one_stops_every_path_through_the_hidden_layers(adaptive, sizes, recurrent):
+    ev, labels, cfg, params = _sparse_setup(adaptive, sizes, recurrent)
+    _, exact = deep.loss_and_grad(params, ev, labels, cfg)
+    # σ' ≤ 1, equal to 1 only exactly at threshold: no dL/dS of any layer is kept
+    _, none = deep.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=1.0))
+    np.testing.assert_array_equal(none["w_out"], exact["w_out"])
+    assert np.abs(exact["w_out"]).max() > 0
+    for k in deep.param_names(cfg)[:-1]:
+        assert not none[k].any(), k
+
+
+@pytest.mark.parametrize("adaptive, sizes, recurrent", SPARSE_CASES, ids=SPARSE_IDS)
+def test_a_moderate_cutoff_keeps_part_of_the_gradient_of_every_layer(adaptive, sizes, recurrent):
+    ev, labels, cfg, params = _sparse_setup(adaptive, sizes, recurrent, surrogate_scale=20.0)
+    _, exact = deep.loss_and_grad(params, ev, labels, cfg)
+    _, some = deep.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.05))
+    np.testing.assert_array_equal(some["w_out"], exact["w_out"])
+    for k in deep.param_names(cfg)[:-1]:
+        g, e = some[k].ravel(), exact[k].ravel()
+        cos = g @ e / np.sqrt((g @ g) * (e @ e))
+        assert 0.3 < cos < 1.0 - 1e-9, (k, cos)
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+@pytest.mark.parametrize("regularise", [False, True], ids=["plain", "activity"])
+def test_one_layer_with_a_cutoff_gives_the_bits_of_the_one_layer_kernels(adaptive, recurrent, regularise):
+    ev, labels = _data(n_in=20, T=60, B=24)
+    mod, C, D = (alif, alif.ALIFConfig, deep.DeepALIFConfig) if adaptive else (lif, lif.LIFConfig, deep.DeepLIFConfig)
+    penalty = dict(activity_upper=2.5, activity_upper_strength=0.1, activity_lower=0.5,
+                   activity_lower_strength=0.2) if regularise else {}
+    cfg = C(n_inputs=20, n_hidden=24, n_outputs=3, recurrent=recurrent, weight_scale=20.0, n_blocks=3,
+            surrogate_cutoff=0.01, **penalty)
+    dcfg = D(**{**cfg._asdict(), "n_hidden": (24,), "recurrent": (recurrent,)})
+    params = mod.init_params(cfg, np.random.default_rng(3))
+    loss, acc, grads = mod.loss_acc_grad(params, ev, labels, cfg)
+    d_loss, d_acc, d_grads = deep.loss_acc_grad(params, ev, labels, dcfg)
+    _, exact = mod.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.0))
+    assert not np.array_equal(grads["w_in"], exact["w_in"])  # the cut-off drops something
+    assert (loss, acc) == (d_loss, d_acc)
+    assert all(grads[k].tobytes() == d_grads[k].tobytes() for k in grads)
 
 
 # --------------------------------------------------------------------------- the activity penalty, every hidden layer
