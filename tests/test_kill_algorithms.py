@@ -26,6 +26,9 @@ SPECS = {
     # the sparse backward (surrogate cut-off) of the recurrent network
     "lif-bptt-recurrent-sparse": "model: {type: lif, n_hidden: 32, recurrent: true}\n"
                                  "learning: {surrogate_cutoff: 0.01}\n" + SMALL,
+    # the sparse backward of two hidden layers (kernels/deep.py), the first recurrent
+    "alif-bptt-two-layers-sparse": "model: {type: alif, n_hidden: [24, 24], recurrent: [true, false]}\n"
+                                   "learning: {surrogate_cutoff: 0.01}\n" + SMALL,
     # the activity penalty, both bounds, in the training loss of the recurrent network
     "lif-bptt-recurrent-activity": "model: {type: lif, n_hidden: 32, recurrent: true}\n"
                                    "learning: {activity_upper: 4, activity_upper_strength: 0.01, activity_lower: 1, "
