@@ -9,6 +9,12 @@ PyTorch (:data:`benchmarks.peers.DEEP_PEERS`: SpyTorch's loop with ``unbind``, s
 Every (implementation, density) runs in a fresh 1-thread subprocess; speed-ups are ratios of
 CPU time to the fastest peer at the same density, in the same run (target: >= 10x at every density).
 
+Sparse backward (``surrogate_cutoff``, Perez-Nieves & Goodman 2021): at every density the kernel
+also runs with the cut-offs :data:`CUTOFFS`, its speed-up being the exact kernel's CPU time over
+its own, measured in the same run next to it; :func:`cutoff_accuracy_task` trains the network a few
+epochs on SHD-shaped data, exact and with each cut-off from the same initial weights, and reports
+the test accuracy (and the share of surrogate derivatives each cut-off keeps).
+
 Event-driven input: the kernel adds one row of the input weights per input spike (and, backward,
 one gradient row), where a dense network multiplies the whole (steps x 700) input by them. Which
 pays depends on the density: :func:`input_stage_task` times both forms of that stage (the event loop
@@ -28,6 +34,13 @@ PEERS = ("spytorch-unbind", "snntorch", "norse")
 FORMS = {"quick": {"densities": (0.005, 0.02, 0.1), "repeats": 2},
          "full": {"densities": (0.005, 0.01, 0.02, 0.05, 0.1), "repeats": 3}}
 TARGET = 10.0
+CUTOFFS = (0.01, 0.1)  # the sparse backward's cut-offs measured (σ' ≤ 1; 0.1: |U − ϑ| > 0.022 counts as zero)
+# The accuracy cost: the training set of the timed epochs and a test set from the same class patterns;
+# (density, epochs, batch, learning rate, seeds of the initial weights; the data are the same for every seed).
+# Smaller batches and rate than the timed epochs': with batch 256 and 1e-3 the network stayed at chance
+# (5 %) for 8 epochs (its spikes died out), with 32 and 5e-4 it learns.
+ACCURACY = {"quick": (0.02, 12, 32, 5e-4, (1, 2, 3)), "full": (0.02, 30, 32, 5e-4, (1, 2, 3))}
+N_TEST = 512
 
 
 def make_data(density: float, n: int = N_TRAIN, seed: int = 0):
@@ -68,8 +81,10 @@ def _batches(epoch):
     return [order[i : i + BATCH] for i in range(0, N_TRAIN, BATCH)]
 
 
-def epoch_task(impl: str, density: float, repeats: int) -> dict:
-    """CPU and wall seconds per epoch (forward, backward, Adam) of ``impl`` in this process, 1 thread."""
+def epoch_task(impl: str, density: float, repeats: int, surrogate_cutoff: float = 0.0) -> dict:
+    """CPU and wall seconds per epoch (forward, backward, Adam) of ``impl`` in this process, 1 thread.
+
+    ``surrogate_cutoff``: the kernel's sparse backward (0: exact)."""
     import numpy as np
 
     from snnbatch.kernels import deep
@@ -77,7 +92,7 @@ def epoch_task(impl: str, density: float, repeats: int) -> dict:
     from .common import median
 
     ev, labels = make_data(density)
-    cfg = _cfg()
+    cfg = _cfg()._replace(surrogate_cutoff=surrogate_cutoff)
     params = deep.init_params(cfg, np.random.default_rng(1))
     if impl == "kernel":
         import numba
@@ -123,6 +138,70 @@ def epoch_task(impl: str, density: float, repeats: int) -> dict:
         loads.append(os.getloadavg()[0])
     return {"wall_median": median(wall), "cpu_median": median(cpu), "load": max(loads),
             "density_measured": float(len(ev.units)) / (N_TRAIN * T * N_INPUTS)}
+
+
+def kept_share(params, ev, cfg, index, cutoffs) -> dict:
+    """Per cut-off, the share of (sample, neuron, step) surrogate derivatives σ'(U − ϑ) ≥ it over both layers,
+    for the samples ``index``: the neurons whose dL/dS the sparse backward computes. From a float64 NumPy
+    forward pass of deep.py's equations (not the kernel's bits: a statistic)."""
+    import numpy as np
+
+    B, L = len(index), len(cfg.n_hidden)
+    x = np.zeros((B, T, N_INPUTS))
+    for b, s in enumerate(index):
+        for n in range(T):
+            x[b, n, ev.units[ev.ptr[s, n]:ev.ptr[s, n + 1]]] += 1.0
+    w_in = [params["w_in" if k == 0 else f"w_in{k}"].astype(np.float64) for k in range(L)]
+    w_rec = [params["w_rec" if k == 0 else f"w_rec{k}"].astype(np.float64) for k in range(L)]
+    U = [np.zeros((B, H)) for H in cfg.n_hidden]
+    I = [np.zeros((B, H)) for H in cfg.n_hidden]
+    sur = []
+    for n in range(T):
+        S = [(u > cfg.threshold).astype(np.float64) for u in U]
+        for k in range(L):
+            sur.append(1.0 / (cfg.surrogate_scale * np.abs(U[k] - cfg.threshold) + 1.0) ** 2)
+            I[k] = cfg.alpha * I[k] + (x[:, n] if k == 0 else S[k - 1]) @ w_in[k] + S[k] @ w_rec[k]
+            U[k] = cfg.beta * U[k] + I[k] - cfg.threshold * S[k]
+    sur = np.concatenate([v.ravel() for v in sur])
+    return {str(c): float((sur >= c).mean()) for c in cutoffs}
+
+
+def cutoff_accuracy_task(cutoffs, density: float, epochs: int, batch: int, lr: float, seeds) -> dict:
+    """Test accuracy after ``epochs`` epochs of the timed network (Adam, batches of ``batch``, rate ``lr``) for
+    each cut-off (0 = exact) and seed of the initial weights: every cut-off starts from the same weights.
+    Training set: the timed one (1024 samples); test set: :data:`N_TEST` further samples of the same class
+    patterns. ``kept``: :func:`kept_share` at the initial weights (first seed, first 256 samples of epoch 1);
+    ``cpu``: CPU seconds of each training."""
+    import numba
+    import numpy as np
+
+    from snnbatch.kernels import deep, optim
+
+    numba.set_num_threads(1)
+    ev, labels = make_data(density, n=N_TRAIN + N_TEST)
+    test = np.arange(N_TRAIN, N_TRAIN + N_TEST)
+    out = {"density": density, "epochs": epochs, "batch": batch, "lr": lr, "seeds": list(seeds), "n_test": N_TEST}
+    base = _cfg()
+    params0 = deep.init_params(base, np.random.default_rng(seeds[0]))
+    out["kept"] = kept_share(params0, ev, base, _batches(1)[0], [c for c in cutoffs if c > 0])
+    for cut in cutoffs:
+        cfg = base._replace(surrogate_cutoff=cut)
+        accuracies, cpu = [], []
+        for seed in seeds:
+            params = deep.init_params(cfg, np.random.default_rng(seed))
+            state = optim.adam_init(params)
+            c0 = time.process_time()
+            for e in range(1, epochs + 1):
+                order = np.random.default_rng(1000 + e).permutation(N_TRAIN)
+                for i in range(0, N_TRAIN, batch):
+                    _, _, grads = deep.loss_acc_grad(params, ev, labels, cfg, order[i:i + batch])
+                    optim.adam_step(params, grads, state, lr)
+            cpu.append(time.process_time() - c0)
+            accuracies.append(deep.evaluate(params, ev, labels, cfg, test)["accuracy"])
+        out[str(cut)] = {"test_accuracy": float(np.mean(accuracies)), "min": float(np.min(accuracies)),
+                         "max": float(np.max(accuracies)), "per_seed": accuracies, "cpu": cpu}
+    out["load"] = os.getloadavg()[0]
+    return out
 
 
 def input_stage_task(densities, repeats: int = 5) -> dict:
@@ -212,6 +291,7 @@ def run(mode: str, log) -> dict:
 
     form = FORMS[mode]
     rows = []
+    sparse = []
     for d in form["densities"]:
         for impl in ("kernel", *PEERS):
             log(f"{impl:16s} density {d:.1%}")
@@ -223,6 +303,15 @@ def run(mode: str, log) -> dict:
                 continue
             rows.append({"impl": impl, "density": d, **{k: r[k] for k in ("wall_median", "cpu_median", "load",
                                                                           "density_measured")}})
+            if impl == "kernel":  # the sparse backward, timed next to the exact kernel
+                for cut in CUTOFFS:
+                    log(f"{'kernel':16s} density {d:.1%}, surrogate_cutoff {cut}")
+                    c = subprocess_task("benchmarks.bench_shd:epoch_task",
+                                        {"impl": impl, "density": d, "repeats": form["repeats"],
+                                         "surrogate_cutoff": cut}, threads=1)
+                    sparse.append({"density": d, "cutoff": cut, "wall_median": c["wall_median"],
+                                   "cpu_median": c["cpu_median"], "load": c["load"],
+                                   "speedup": r["cpu_median"] / c["cpu_median"]})
     for d in form["densities"]:
         at = [r for r in rows if r["density"] == d and "error" not in r]
         k = next((r for r in at if r["impl"] == "kernel"), None)
@@ -230,14 +319,21 @@ def run(mode: str, log) -> dict:
         if k and others:
             best = min(others, key=lambda r: r["cpu_median"])
             k["vs_fastest"] = {"peer": best["impl"], "speedup": best["cpu_median"] / k["cpu_median"]}
+    density, epochs, batch, lr, seeds = ACCURACY[mode]
+    log(f"sparse backward: test accuracy after {epochs} epochs at density {density:.1%}, exact and with the "
+        "cut-offs " + ", ".join(map(str, CUTOFFS)))
+    accuracy = subprocess_task("benchmarks.bench_shd:cutoff_accuracy_task",
+                               {"cutoffs": [0.0, *CUTOFFS], "density": density, "epochs": epochs, "batch": batch,
+                                "lr": lr, "seeds": list(seeds)}, threads=1)
     log("input stage: event-driven vs dense, per density")
     stage = subprocess_task("benchmarks.bench_shd:input_stage_task", {"densities": list(form["densities"])}, threads=1)
     log("float64 gradient check against the SpyTorch-style peer")
     check = subprocess_task("benchmarks.bench_shd:check_task", {}, threads=1)
-    for r in (stage, check):
+    for r in (stage, check, accuracy):
         r.pop("peak_rss_mib", None)
         r.pop("process_seconds", None)
-    return {"rows": rows, "input_stage": stage, "check": check, "target": TARGET}
+    return {"rows": rows, "sparse": sparse, "sparse_accuracy": accuracy, "input_stage": stage, "check": check,
+            "target": TARGET}
 
 
 def crossover(stage: dict) -> str:
@@ -283,4 +379,40 @@ def tables(result):
     for col in ("loss rel. diff", "max grad rel. diff"):
         c.add_column(col)
     c.add_row(f"{result['check']['loss_rel_diff']:.1e}", f"{result['check']['grad_max_rel_diff']:.1e}")
-    return [t, s, c]
+    out = [t, s, c]
+    if result.get("sparse"):
+        acc = result.get("sparse_accuracy", {})
+        kept = acc.get("kept", {})
+        exact = {r["density"]: r for r in result["rows"] if r["impl"] == "kernel" and "error" not in r}
+        sp = Table(title="Sparse backward (surrogate_cutoff), 1 thread: the kernel's CPU s/epoch and its speed-up "
+                         "over the exact kernel at the same density, in this run", title_justify="left",
+                   caption="each row: fresh 1-thread processes, the cut-offs' right after the exact kernel's; "
+                           "load: the highest 1-min load average of the row's epochs")
+        for col in ("density", "exact s", *(f"cut-off {c} s" for c in CUTOFFS), *(f"speed-up {c}" for c in CUTOFFS),
+                    "load"):
+            sp.add_column(col, justify="right")
+        for d, e in sorted(exact.items()):
+            mine = {r["cutoff"]: r for r in result["sparse"] if r["density"] == d}
+            sp.add_row(f"{d:.1%}", f"{e['cpu_median']:.3f}",
+                       *(f"{mine[c]['cpu_median']:.3f}" if c in mine else "" for c in CUTOFFS),
+                       *(f"{mine[c]['speedup']:.2f}×" if c in mine else "" for c in CUTOFFS),
+                       f"{max([e['load']] + [m['load'] for m in mine.values()]):.1f}")
+        out.append(sp)
+        if "0.0" in acc:
+            a = Table(title=f"Sparse backward: test accuracy ({acc['n_test']} test samples) after {acc['epochs']} "
+                            f"epochs (batch {acc['batch']}, Adam {acc['lr']:g}) at density {acc['density']:.1%}, "
+                            f"mean (lowest to highest) over {len(acc['seeds'])} seeds of the initial weights",
+                      title_justify="left",
+                      caption="kept: share of (sample, neuron, step) surrogate derivatives ≥ the cut-off, both "
+                              "layers, at the initial weights (the ones whose dL/dS the backward computes)")
+            for col in ("cut-off", "test accuracy", "kept", "CPU s per training"):
+                a.add_column(col, justify="right")
+            for cut in ["0.0", *map(str, CUTOFFS)]:
+                if cut in acc:
+                    v = acc[cut]
+                    a.add_row(cut + (" (exact)" if cut == "0.0" else ""),
+                              f"{v['test_accuracy']:.1%} ({v['min']:.1%} to {v['max']:.1%})",
+                              f"{kept[cut]:.1%}" if cut in kept else "100%",
+                              f"{sum(v['cpu']) / len(v['cpu']):.1f}")
+            out.append(a)
+    return out
