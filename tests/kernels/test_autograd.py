@@ -47,8 +47,9 @@ def _activity_penalty(spikes, cfg):
     return (up + lo).sum(1).mean()
 
 
-def _reference(params, dense, labels, cfg, adaptive):
-    """The max-over-time cross-entropy of the network (plus the activity penalty, if on), by autograd: (loss, grads)."""
+def _reference(params, dense, labels, cfg, adaptive, cutoff=0.0):
+    """The max-over-time cross-entropy of the network (plus the activity penalty, if on), by autograd: (loss, grads);
+    ``cutoff`` > 0: surrogate derivatives below it count as zero (the sparse backward)."""
     w = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     x = torch.tensor(dense)
     B, T, _ = x.shape
@@ -56,7 +57,7 @@ def _reference(params, dense, labels, cfg, adaptive):
     rho, jump = (cfg.rho, cfg.adapt_jump) if adaptive else (0.0, 0.0)
     U, I, A = (torch.zeros(B, H, dtype=x.dtype) for _ in range(3))
     Io, Uo = torch.zeros(B, O, dtype=x.dtype), torch.zeros(B, O, dtype=x.dtype)
-    S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale)
+    S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale, cutoff)
     outs, spikes = [], []
     for n in range(T):
         spikes.append(S)  # S[n]
@@ -67,7 +68,7 @@ def _reference(params, dense, labels, cfg, adaptive):
         U = cfg.beta * U + I - cfg.threshold * (S.detach() if cfg.detach_reset else S)
         if adaptive:
             A = rho * A + S
-        S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale)
+        S = _Spike.apply(U - cfg.threshold - jump * A, cfg.surrogate_scale, cutoff)
     m = torch.stack(outs, 1).max(1).values
     loss = torch.nn.functional.cross_entropy(m, torch.tensor(labels))
     if getattr(cfg, "activity_upper_strength", 0) or getattr(cfg, "activity_lower_strength", 0):
@@ -102,6 +103,26 @@ def test_gradient_equals_torch_autograd_float64(adaptive, recurrent, detach_rese
         scale = np.abs(ref[k]).max()
         assert scale > 0
         assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
+
+
+@pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
+@pytest.mark.parametrize("recurrent", [False, True], ids=["ff", "rec"])
+def test_sparse_gradient_equals_torch_autograd_with_the_cutoff_float64(adaptive, recurrent):
+    """One hidden layer, surrogate_cutoff 0.05: the gradient of the network whose surrogate is zero below it."""
+    dense, ev, labels = _data()
+    mod, C = (alif, alif.ALIFConfig) if adaptive else (lif, lif.LIFConfig)
+    cfg = C(n_inputs=20, n_hidden=24, n_outputs=3, recurrent=recurrent, dtype="float64", weight_scale=20.0,
+            n_blocks=3, surrogate_cutoff=0.05)
+    params = mod.init_params(cfg, np.random.default_rng(3))
+    _, grads = mod.loss_and_grad(params, ev, labels, cfg)
+    _, exact = mod.loss_and_grad(params, ev, labels, cfg._replace(surrogate_cutoff=0.0))
+    _, ref = _reference(params, dense, labels, cfg, adaptive, cutoff=cfg.surrogate_cutoff)
+    for k in ref:
+        scale = np.abs(ref[k]).max()
+        assert scale > 0, k
+        assert np.abs(grads[k] - ref[k]).max() <= 1e-9 * scale, k
+        if k != "w_out":
+            assert np.abs(exact[k] - ref[k]).max() > 1e-3 * scale, k
 
 
 @pytest.mark.parametrize("adaptive", [False, True], ids=["lif", "alif"])
