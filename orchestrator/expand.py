@@ -17,12 +17,24 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import Any, Iterator, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from .spec import Spec
+
+class SweepSpec(Protocol):
+    """What expansion reads of a validated spec (:class:`snnbatch.orchestrator.spec.Spec` has it): its
+    ``sweep`` section, base ``seed``, the sub-sweeps of a list of sweeps (``_parts``, each with the values
+    it sets, ``_set``), the swept keys' paths and the config every combination starts from."""
+
+    sweep: Any
+    seed: int
+    _parts: list
+    _set: dict
+
+    def axes(self) -> dict[str, tuple[str, ...]]: ...
+
+    def base_config(self) -> dict: ...
 
 
 def _stream(seed: int, path: tuple[str, ...]) -> np.random.Generator:
@@ -42,7 +54,7 @@ def _draw(dist, rng: np.random.Generator):
     return dist.choice[int(rng.integers(len(dist.choice)))]
 
 
-def _random_draws(spec: Spec) -> list[dict[str, Any]]:
+def _random_draws(spec: SweepSpec) -> list[dict[str, Any]]:
     rs = spec.sweep.random
     if rs is None:
         return [{}]
@@ -54,12 +66,12 @@ def _random_draws(spec: Spec) -> list[dict[str, Any]]:
     return [{key: columns[key][i] for key in rs.params} for i in range(rs.samples)]
 
 
-def replicate_seeds(spec: Spec) -> list[int]:
+def replicate_seeds(spec: SweepSpec) -> list[int]:
     seeds = spec.sweep.seeds
     return list(seeds) if isinstance(seeds, list) else [spec.seed + i for i in range(seeds)]
 
 
-def expand_configs(spec: Spec) -> Iterator[tuple[dict, dict[str, Any]]]:
+def expand_configs(spec: SweepSpec) -> Iterator[tuple[dict, dict[str, Any]]]:
     """(config as plain data, swept values) for every combination, in plan order.
 
     A list of sub-sweeps expands each in turn; a sub-sweep's ``set`` values are among its swept values.
@@ -74,7 +86,7 @@ def expand_configs(spec: Spec) -> Iterator[tuple[dict, dict[str, Any]]]:
         yield config_of(base, paths, values), values
 
 
-def expand_values(spec: Spec) -> Iterator[dict[str, Any]]:
+def expand_values(spec: SweepSpec) -> Iterator[dict[str, Any]]:
     """The swept values (by axis key, and ``seed``) of every combination of a single sweep (not a list),
     in plan order; :func:`config_of` makes each one's config."""
     sweep = spec.sweep
