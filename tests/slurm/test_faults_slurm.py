@@ -2,8 +2,9 @@
 node_cpus: 2, two lanes side by side in each of 10 elements) while the test SIGKILLs task processes,
 restarts slurmctld, and sets the node DOWN (which kills and requeues every element on it) and back:
 two SIGKILLs, the restart, the node DOWN, one more SIGKILL, five faults.
-Every fault is injected once a state is reached (tasks done, a task running past a checkpoint), never
-after a fixed time. Every task must end done by the sweep itself, nothing left for ``snnbatch resume``
+Every fault is injected once a state is reached (tasks done, a task running past a checkpoint, a task
+stopped by itself right after its checkpoint at iteration 10: SNNBATCH_STOP_AT_ITERATION, which its
+run from that checkpoint never reaches again), never after a fixed time. Every task must end done by the sweep itself, nothing left for ``snnbatch resume``
 (a SIGKILLed task runs again in its element's new lane, a killed element is requeued), with the bits of
 the inline backend's run of the same spec.
 """
@@ -22,6 +23,8 @@ from test_slurm import CLI, cli, wait_until, write
 
 N = 200
 ITERATIONS = 30
+KILL_AT = 10  # a checkpoint: the tasks the test kills stop themselves right after it
+KILLED = (3, 14, 193)  # by plan index: two tasks of the first element, one of the last
 SPEC = f"""
 name: faults
 dataset: {{n_train: 128, n_test: 64}}
@@ -81,18 +84,23 @@ def jobs_in_queue():
     return [line.split() for line in r.stdout.splitlines() if line.split()[1:2] and line.split()[1] in ACTIVE]
 
 
-def sigkill_a_running_task(store, killed):
-    """SIGKILL the lane process of a task running past a checkpoint (one not killed before). A task that
-    ends between the look and the kill is no fault: look again. Returns 1, the faults injected."""
-    for _ in range(20):
-        tid, pid = wait_until(lambda: mid_run(store, exclude=killed), 300, 0.1, "a task running past a checkpoint")
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            continue
-        killed.add(tid)
-        return 1
-    raise AssertionError("20 running tasks ended before they could be killed")
+def stopped_lane(store, tid):
+    """The pid of the lane that holds task ``tid``'s lease, once that lane has stopped itself (state T)."""
+    pid = lane_pid(store, tid)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text() if pid else ""
+    except OSError:
+        return None
+    return pid if stat and stat.rsplit(")", 1)[1].split()[0] == "T" else None
+
+
+def sigkill_stopped(store, tid, killed):
+    """SIGKILL the lane of task ``tid`` once it has stopped right after its checkpoint at KILL_AT. Returns 1,
+    the faults injected."""
+    pid = wait_until(lambda: stopped_lane(store, tid), 600, 0.1, f"task {tid} stopped at iteration {KILL_AT}")
+    os.kill(pid, signal.SIGKILL)
+    killed.add(tid)
+    return 1
 
 
 def node():
@@ -111,16 +119,19 @@ def test_a_packed_sweep_of_200_tasks_survives_sigkills_a_slurmctld_restart_and_a
     spec = write(tmp_path, "faults", SPEC)
     store = tmp_path / "faults"
     reference = start_reference(tmp_path, spec, request)  # the inline run of the same spec, beside the sweep
-    r = cli("submit", str(spec), "--store", str(store), "--backend", "slurm")
+    planned = json.loads(cli("plan", str(spec), "--json").stdout)["tasks"]
+    targets = [planned[i]["id"] for i in KILLED]
+    env = {**os.environ, "SNNBATCH_STOP_AT_ITERATION": ",".join(f"{t}:{KILL_AT}" for t in targets)}
+    r = subprocess.run(CLI + ["submit", str(spec), "--store", str(store), "--backend", "slurm"],
+                       capture_output=True, text=True, timeout=300, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     assert f"with {N} tasks in 10 elements (resources.pack)" in r.stdout, r.stdout
     faults = {"sigkill": 0, "slurmctld restart": 0, "node down": 0}
     killed: set[str] = set()
 
-    # SIGKILL two running tasks' processes (lanes) once the sweep is under way
-    wait_until(lambda: count(store, "done") >= 5, 300, 0.2, "5 tasks done")
-    for _ in range(2):
-        faults["sigkill"] += sigkill_a_running_task(store, killed)
+    # SIGKILL the lanes of two tasks of the first element, each stopped right after its checkpoint
+    for tid in targets[:2]:
+        faults["sigkill"] += sigkill_stopped(store, tid, killed)
 
     # slurmctld stopped while tasks run, started again once a task has finished without it
     wait_until(lambda: mid_run(store), 300, 0.1, "a task running past a checkpoint")
@@ -142,6 +153,7 @@ def test_a_packed_sweep_of_200_tasks_survives_sigkills_a_slurmctld_restart_and_a
     wait_until(lambda: mid_run(store), 300, 0.1, "a task running past a checkpoint")
     running = [j for j, s in jobs_in_queue() if s == "RUNNING"]
     assert running, "no element running"
+    assert statuses(store).get(targets[2], {"state": "pending"})["state"] == "pending", "the last element started before the node went DOWN"
     host = node()
     subprocess.run(["scontrol", "update", f"NodeName={host}", "State=DOWN", "Reason=test"], check=True,
                    capture_output=True)
@@ -155,8 +167,8 @@ def test_a_packed_sweep_of_200_tasks_survives_sigkills_a_slurmctld_restart_and_a
     wait_until(lambda: node_state() <= {"idle", "mix", "alloc"}, 60, 0.2,
                f"the node back (scontrol update State=RESUME: exit {r.returncode} {r.stderr.strip()})")
 
-    # one more SIGKILL after the requeued elements started again
-    faults["sigkill"] += sigkill_a_running_task(store, killed)
+    # one more SIGKILL, of a task of the last element (after the requeued elements ran again)
+    faults["sigkill"] += sigkill_stopped(store, targets[2], killed)
 
     # every element leaves the queue, and nothing is left for resume
     wait_until(lambda: jobs_in_queue() == [], 900, 1, "every element to leave the queue")
