@@ -111,9 +111,10 @@ def test_the_resolver_sees_relative_and_nested_imports():
     sample = ROOT / "jobs" / "store.py"
     names = {name for _, name in imported_modules(sample)}
     assert {"snnbatch.jobs.errors", "snnbatch.jobs.state.TrainState", "zarr", "snnbatch.jobs.config"} <= names
-    typed = ROOT / "orchestrator" / "expand.py"  # imports the spec for its annotations only
-    assert "snnbatch.orchestrator.spec" in {name for _, name in imported_modules(typed)}
-    assert "snnbatch.orchestrator.spec" not in {name for _, name in imported_modules(typed, run_time=True)}
+    typed = ROOT / "orchestrator" / "backends" / "base.py"  # imports the config classes for its annotations only
+    assert "snnbatch.jobs.config.Resources" in {name for _, name in imported_modules(typed)}
+    assert "snnbatch.jobs.config.Resources" not in {name for _, name in imported_modules(typed, run_time=True)}
+    assert "snnbatch.jobs.errors.UserError" in {name for _, name in imported_modules(typed, run_time=True)}
 
 
 def test_the_cycle_finder_finds_cycles():
