@@ -36,15 +36,16 @@ blocks.
 """
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
 
 from . import _network, lif
+from ._decay import decays
 from .events import SpikeEvents
 
 
+@decays
 class ALIFConfig(NamedTuple):
     n_inputs: int = 100
     n_hidden: int = 128
@@ -71,18 +72,6 @@ class ALIFConfig(NamedTuple):
     activity_upper_strength: float = 0.0
     activity_lower: float = 1.0
     activity_lower_strength: float = 0.0
-
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt / self.tau_syn)
-
-    @property
-    def beta(self) -> float:
-        return math.exp(-self.dt / self.tau_mem)
-
-    @property
-    def rho(self) -> float:
-        return math.exp(-self.dt / self.tau_adapt)
 
 
 class Trace(NamedTuple):

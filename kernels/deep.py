@@ -39,12 +39,14 @@ import numpy as np
 
 from . import _network, readout
 from ._jit import njit
+from ._decay import decays
 from .events import SpikeEvents
 
 jit = njit(nogil=True, fastmath=False, error_model="numpy")
 jit_parallel = njit(nogil=True, parallel=True, fastmath=False, error_model="numpy")
 
 
+@decays
 class DeepLIFConfig(NamedTuple):
     """The fields of :class:`snnbatch.kernels.lif.LIFConfig`, with one size and one recurrent flag per layer."""
 
@@ -70,15 +72,8 @@ class DeepLIFConfig(NamedTuple):
     activity_lower: float = 1.0
     activity_lower_strength: float = 0.0
 
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt / self.tau_syn)
 
-    @property
-    def beta(self) -> float:
-        return math.exp(-self.dt / self.tau_mem)
-
-
+@decays
 class DeepALIFConfig(NamedTuple):
     """The fields of :class:`snnbatch.kernels.alif.ALIFConfig`, with one size and one recurrent flag per layer."""
 
@@ -105,18 +100,6 @@ class DeepALIFConfig(NamedTuple):
     activity_upper_strength: float = 0.0
     activity_lower: float = 1.0
     activity_lower_strength: float = 0.0
-
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt / self.tau_syn)
-
-    @property
-    def beta(self) -> float:
-        return math.exp(-self.dt / self.tau_mem)
-
-    @property
-    def rho(self) -> float:
-        return math.exp(-self.dt / self.tau_adapt)
 
 
 def in_name(k: int) -> str:

@@ -64,11 +64,13 @@ import numpy as np
 from . import _network, deep
 from ._network import _spike_fn, _surrogate, jit, jit_parallel
 from .eprop import _rows, _step_loss
+from ._decay import decays
 from .events import SpikeEvents
 
 FEEDBACK = ("symmetric", "random")
 
 
+@decays
 class EpropDeepConfig(NamedTuple):
     n_inputs: int = 100
     n_hidden: tuple = (128, 128)  # hidden layer sizes, input side first
@@ -89,18 +91,6 @@ class EpropDeepConfig(NamedTuple):
     adapt_jump: float = 0.0  # β_a; 0: LIF neurons (alif.py's network with β_a = 0 has the same bits)
     feedback: str = "symmetric"  # symmetric or random: see the module docstring
     feedback_seed: int = 0  # the random broadcast matrices B^k are drawn from this
-
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt / self.tau_syn)
-
-    @property
-    def beta(self) -> float:
-        return math.exp(-self.dt / self.tau_mem)
-
-    @property
-    def rho(self) -> float:
-        return math.exp(-self.dt / self.tau_adapt)
 
 
 def layer_names(k: int) -> tuple[str, str]:

@@ -41,6 +41,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import _network
+from ._decay import decays
 from .events import SpikeEvents
 
 # BPTT keeps the history of ``GROUP`` samples per block, whose backward passes run together
@@ -49,6 +50,7 @@ GROUP = _network.GROUP
 _group_arrays = _network._group_arrays
 
 
+@decays
 class LIFConfig(NamedTuple):
     n_inputs: int = 100
     n_hidden: int = 128
@@ -73,14 +75,6 @@ class LIFConfig(NamedTuple):
     activity_upper_strength: float = 0.0
     activity_lower: float = 1.0
     activity_lower_strength: float = 0.0
-
-    @property
-    def alpha(self) -> float:
-        return math.exp(-self.dt / self.tau_syn)
-
-    @property
-    def beta(self) -> float:
-        return math.exp(-self.dt / self.tau_mem)
 
 
 class Trace(NamedTuple):
