@@ -195,10 +195,45 @@ def dense_inputs(events, n_inputs: int, dtype=torch.float32):
 #
 # The networks of kernels/deep.py: layer k takes layer k-1's spikes of the same step, the readout reads
 # the last layer. ``params`` and ``cfg`` are those of kernels/deep.py (w_in, w_rec, w_in1, w_rec1, ...).
+#
+# With the activity penalty on (``cfg.activity_upper_strength`` or ``activity_lower_strength`` > 0) every
+# deep peer keeps, during forward, each hidden layer's spike counts per sample (the sum over the steps of
+# the layer's spikes, (batch, H)) in ``model.counts``, and :func:`deep_loss` adds :func:`activity_penalty`
+# of them to the readout loss, as kernels/deep.py's training loss does. With both strengths 0 the counts
+# are not formed (``model.counts`` is None) and the loss is :func:`max_readout_loss` alone.
 
 
 def _layer_names(k: int) -> tuple[str, str]:
     return ("w_in", "w_rec") if k == 0 else (f"w_in{k}", f"w_rec{k}")
+
+
+def regularised(cfg) -> bool:
+    """Whether ``cfg`` turns the activity penalty on (either strength > 0)."""
+    return getattr(cfg, "activity_upper_strength", 0.0) > 0 or getattr(cfg, "activity_lower_strength", 0.0) > 0
+
+
+def activity_penalty(counts, cfg):
+    """The activity penalty of kernels/deep.py (README, Activity penalty) on the spike counts ``counts`` (one
+    (batch, H) tensor per hidden layer): per layer, the mean over samples of
+    Σ_i λ_u relu(c_i − θ_u)² + λ_l relu(θ_l − c_i)², summed over the layers; a bound whose strength is 0 is off."""
+    total = 0.0
+    for c in counts:
+        terms = 0.0
+        if cfg.activity_upper_strength > 0:
+            terms = terms + cfg.activity_upper_strength * torch.relu(c - cfg.activity_upper) ** 2
+        if cfg.activity_lower_strength > 0:
+            terms = terms + cfg.activity_lower_strength * torch.relu(cfg.activity_lower - c) ** 2
+        total = total + terms.sum(1).mean()
+    return total
+
+
+def deep_loss(model, uo, y):
+    """The training loss of a deep peer's output ``uo`` (after ``model(x)``): :func:`max_readout_loss`, plus
+    :func:`activity_penalty` of ``model.counts`` when the model's cfg turns the penalty on."""
+    loss = max_readout_loss(uo, y)
+    if model.counts is not None:
+        loss = loss + activity_penalty(model.counts, model.cfg)
+    return loss
 
 
 class DeepSpyTorchLIF(torch.nn.Module):
@@ -216,12 +251,15 @@ class DeepSpyTorchLIF(torch.nn.Module):
             self.w_in.append(torch.nn.Parameter(torch.tensor(params[name_in])))
             self.w_rec.append(torch.nn.Parameter(torch.tensor(params[name_rec] if rec else [[0.0]])))
         self.w_out = torch.nn.Parameter(torch.tensor(params["w_out"]))
+        self.regularised = regularised(cfg)
+        self.counts = None
 
     def forward(self, x):
         cfg = self.cfg
         alpha, beta, thr = cfg.alpha, cfg.beta, cfg.threshold
         B, T, _ = x.shape
         spk = x
+        counts = [] if self.regularised else None
         for k, H in enumerate(cfg.n_hidden):
             h1 = torch.einsum("abc,cd->abd", spk, self.w_in[k]).unbind(1)
             syn = torch.zeros((B, H), dtype=x.dtype)
@@ -237,6 +275,9 @@ class DeepSpyTorchLIF(torch.nn.Module):
                 mem = beta * mem + syn - thr * rst
                 rec.append(out)
             spk = torch.stack(rec, dim=1)
+            if counts is not None:
+                counts.append(spk.sum(1))  # (B, H): the layer's spikes S_k[0 .. T-1] summed
+        self.counts = counts
         h2 = torch.einsum("abc,cd->abd", spk, self.w_out).unbind(1)
         flt = torch.zeros((B, cfg.n_outputs), dtype=x.dtype)
         uo = torch.zeros((B, cfg.n_outputs), dtype=x.dtype)
@@ -276,9 +317,12 @@ class DeepSnnTorchLIF(torch.nn.Module):
         self.fc_out = linear(params["w_out"])
         self.readout = snn.Synaptic(alpha=cfg.alpha, beta=cfg.beta, threshold=1e9, spike_grad=grad,
                                     reset_mechanism="none")
+        self.regularised = regularised(cfg)
+        self.counts = None
 
     def forward(self, x):
         B, T, _ = x.shape
+        rec = [[] for _ in self.lifs] if self.regularised else None
         states = [lif.reset_mem() for lif in self.lifs]
         spikes = [torch.zeros((B, H), dtype=x.dtype) for H in self.cfg.n_hidden]
         syn_o, mem_o = self.readout.reset_mem()
@@ -292,8 +336,11 @@ class DeepSnnTorchLIF(torch.nn.Module):
                     c = c + self.fc_rec[k](spikes[k])
                 spk, syn, mem = lif(c, *states[k])
                 states[k], spikes[k], inp = (syn, mem), spk, spk
+                if rec is not None:
+                    rec[k].append(spk)
             _, syn_o, mem_o = self.readout(self.fc_out(inp), syn_o, mem_o)
             out.append(mem_o)
+        self.counts = None if rec is None else [torch.stack(r, dim=1).sum(1) for r in rec]
         return torch.stack(out, dim=1)
 
 
@@ -329,11 +376,17 @@ class DeepNorseLIF(torch.nn.Module):
         self.fc_out.weight.data = torch.tensor(params["w_out"].T.copy())
         self.li = norse.LI(p=norse.LIParameters(tau_syn_inv=torch.as_tensor(1.0 / cfg.tau_syn),
                                                 tau_mem_inv=torch.as_tensor(1.0 / cfg.tau_mem)), dt=cfg.dt)
+        self.regularised = regularised(cfg)
+        self.counts = None
 
     def forward(self, x):
         x = x.transpose(0, 1)
+        counts = [] if self.regularised else None
         for layer in self.layers:
             x, _ = layer(x)
+            if counts is not None:
+                counts.append(x.sum(0))  # x: (T, B, H) spikes
+        self.counts = counts
         uo, _ = self.li(self.fc_out(x))
         return uo.transpose(0, 1)
 
