@@ -3,11 +3,21 @@
 Synthetic data of SHD's shape (700 input channels, 20 classes, 100 time bins), input spike
 density swept from 0.5 % to 10 % of (channel, bin) cells; the network 700 -> 256 (recurrent)
 -> 256 (recurrent) -> 20, trained by BPTT (max-over-time readout, Adam), float32, batch 256,
-1024 samples per epoch. The kernel is :mod:`snnbatch.kernels.deep` (what a spec with
-``model: {n_hidden: [256, 256], recurrent: true}`` trains); the peers are the same network in
-PyTorch (:data:`benchmarks.peers.DEEP_PEERS`: SpyTorch's loop with ``unbind``, snnTorch, Norse).
-Every (implementation, density) runs in a fresh 1-thread subprocess; speed-ups are ratios of
-CPU time to the fastest peer at the same density, in the same run (target: >= 10x at every density).
+1024 samples per epoch. The network is regularised: the training loss adds the activity penalty
+(README, Activity penalty) on every hidden neuron's spike count per sample, both bounds on,
+:data:`ACTIVITY`: upper bound 3 spikes at strength 1e-3, lower bound 1 spike at strength 1e-2
+(at the initial weights both are active for some neurons at every density measured: the lower one
+for the silent neurons, a quarter or more of each layer, the upper one for 1-60 % of the
+(sample, neuron) counts from 0.5 % to 10 % density). The kernel is :mod:`snnbatch.kernels.deep` (what a spec with
+``model: {n_hidden: [256, 256], recurrent: true}`` and these ``learning.activity_*`` keys trains); the
+peers are the same network in PyTorch (:data:`benchmarks.peers.DEEP_PEERS`: SpyTorch's loop with
+``unbind``, snnTorch, Norse), each keeping its layers' spike counts during forward and adding the same
+penalty to its loss (:func:`benchmarks.peers.deep_loss`). The kernel is also timed without the penalty
+(``kernel-unreg``, the exact backward), to show what the penalty costs it; the speed-ups compare only the
+regularised networks. Every (implementation, density) runs in a fresh 1-thread subprocess; speed-ups
+are ratios of CPU time to the fastest peer at the same density, in the same run (target: >= 10x at
+every density). :func:`check_task` checks, in float64, that the kernel's loss (penalty included) and
+gradients equal the SpyTorch-style peer's autograd on the same weights and batch.
 
 Sparse backward (``surrogate_cutoff``, Perez-Nieves & Goodman 2021): at every density the kernel
 also runs with the cut-offs :data:`CUTOFFS`, its speed-up being the exact kernel's CPU time over
@@ -27,13 +37,20 @@ import os
 import time
 
 NAME = "shd"
-TITLE = "Two recurrent layers, SHD-shaped data (700-256-256-20, T=100, batch 256, 1024 samples/epoch, float32)"
+TITLE = ("Two recurrent layers, SHD-shaped data (700-256-256-20, T=100, batch 256, 1024 samples/epoch, float32), "
+         "regularised: activity penalty on every hidden neuron's spike count, upper bound 3 (strength 1e-3) and "
+         "lower bound 1 (strength 1e-2)")
 
 N_INPUTS, N_CLASSES, T, HIDDEN, BATCH, N_TRAIN, LR = 700, 20, 100, (256, 256), 256, 1024, 1e-3
 PEERS = ("spytorch-unbind", "snntorch", "norse")
 FORMS = {"quick": {"densities": (0.005, 0.02, 0.1), "repeats": 2},
          "full": {"densities": (0.005, 0.01, 0.02, 0.05, 0.1), "repeats": 3}}
 TARGET = 10.0
+# The activity penalty of the timed network (kernels/deep.py's fields): both bounds on. Spike counts per sample
+# at the initial weights (first batch, SpyTorch-style peer, float32) lie from 0 (26-79 % of each layer's counts) to
+# a 99th percentile of 3 (0.5 % density) to 92 (10 %), so a count above 3 and one below 1 both occur at every density.
+ACTIVITY = {"activity_upper": 3.0, "activity_upper_strength": 1e-3,
+            "activity_lower": 1.0, "activity_lower_strength": 1e-2}
 CUTOFFS = (0.01, 0.1)  # the sparse backward's cut-offs measured (σ' ≤ 1; 0.1: |U − ϑ| > 0.022 counts as zero)
 # The accuracy cost: the training set of the timed epochs and a test set from the same class patterns;
 # (density, epochs, batch, learning rate, seeds of the initial weights; the data are the same for every seed).
@@ -67,11 +84,13 @@ def make_data(density: float, n: int = N_TRAIN, seed: int = 0):
     return events.from_dense(spikes.astype(np.uint8)), labels.astype(np.int64)
 
 
-def _cfg(dtype="float32"):
+def _cfg(dtype="float32", regularised: bool = True):
+    """The timed network's config; ``regularised``: with the activity penalty :data:`ACTIVITY`."""
     from snnbatch.kernels import deep
 
     return deep.DeepLIFConfig(n_inputs=N_INPUTS, n_hidden=HIDDEN, recurrent=(True,) * len(HIDDEN),
-                              n_outputs=N_CLASSES, dtype=dtype, recurrent_weight_scale=0.5)
+                              n_outputs=N_CLASSES, dtype=dtype, recurrent_weight_scale=0.5,
+                              **(ACTIVITY if regularised else {}))
 
 
 def _batches(epoch):
@@ -81,10 +100,11 @@ def _batches(epoch):
     return [order[i : i + BATCH] for i in range(0, N_TRAIN, BATCH)]
 
 
-def epoch_task(impl: str, density: float, repeats: int, surrogate_cutoff: float = 0.0) -> dict:
+def epoch_task(impl: str, density: float, repeats: int, surrogate_cutoff: float = 0.0,
+               regularised: bool = True) -> dict:
     """CPU and wall seconds per epoch (forward, backward, Adam) of ``impl`` in this process, 1 thread.
 
-    ``surrogate_cutoff``: the kernel's sparse backward (0: exact)."""
+    ``surrogate_cutoff``: the kernel's sparse backward (0: exact); ``regularised``: with the activity penalty."""
     import numpy as np
 
     from snnbatch.kernels import deep
@@ -92,7 +112,7 @@ def epoch_task(impl: str, density: float, repeats: int, surrogate_cutoff: float 
     from .common import median
 
     ev, labels = make_data(density)
-    cfg = _cfg()._replace(surrogate_cutoff=surrogate_cutoff)
+    cfg = _cfg(regularised=regularised)._replace(surrogate_cutoff=surrogate_cutoff)
     params = deep.init_params(cfg, np.random.default_rng(1))
     if impl == "kernel":
         import numba
@@ -122,7 +142,7 @@ def epoch_task(impl: str, density: float, repeats: int, surrogate_cutoff: float 
             loss = None
             for idx in _batches(e)[: 1 if warm_up else None]:
                 x = peers.dense_inputs(ev.take(idx), N_INPUTS)
-                loss = peers.max_readout_loss(model(x), y[idx])
+                loss = peers.deep_loss(model, model(x), y[idx])  # readout loss (+ activity penalty)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
@@ -170,7 +190,7 @@ def cutoff_accuracy_task(cutoffs, density: float, epochs: int, batch: int, lr: f
     """Test accuracy after ``epochs`` epochs of the timed network (Adam, batches of ``batch``, rate ``lr``) for
     each cut-off (0 = exact) and seed of the initial weights: every cut-off starts from the same weights.
     Training set: the timed one (1024 samples); test set: :data:`N_TEST` further samples of the same class
-    patterns. ``kept``: :func:`kept_share` at the initial weights (first seed, first 256 samples of epoch 1);
+    patterns. The network is the timed one, activity penalty included. ``kept``: :func:`kept_share` at the initial weights (first seed, first 256 samples of epoch 1);
     ``cpu``: CPU seconds of each training."""
     import numba
     import numpy as np
@@ -261,8 +281,13 @@ def input_stage_task(densities, repeats: int = 5) -> dict:
     return out
 
 
-def check_task() -> dict:
-    """float64: the kernel's loss and gradient against the SpyTorch-style peer's autograd (same network)."""
+def check_task(densities=()) -> dict:
+    """float64: the kernel's loss (activity penalty included) and gradient against the SpyTorch-style peer's
+    autograd (same network, same weights, same 16 samples at 2 % density). ``loss_rel_diff``; ``grad_max_rel_diff``,
+    the largest over the weight matrices of max |kernel − peer| / max |peer|; ``penalty``, the penalty's part of the
+    loss. ``active``: per density of ``densities``, the share of (sample, neuron) spike counts above the upper
+    bound and below the lower one, per layer, at the initial weights on the first timed batch (float32 forward of
+    the peer): both bounds act on the timed network."""
     import numpy as np
     import torch
 
@@ -275,15 +300,31 @@ def check_task() -> dict:
     params = deep.init_params(cfg, np.random.default_rng(1))
     loss, grads = deep.loss_and_grad(params, ev, labels, cfg)
     model = peers.DeepSpyTorchLIF(cfg, params)
-    ref = peers.max_readout_loss(model(peers.dense_inputs(ev, N_INPUTS, torch.float64)), torch.tensor(labels))
+    uo = model(peers.dense_inputs(ev, N_INPUTS, torch.float64))
+    y = torch.tensor(labels)
+    ref = peers.deep_loss(model, uo, y)
+    penalty = float(peers.activity_penalty(model.counts, cfg).detach())
     ref.backward()
     theirs = {"w_out": model.w_out.grad}
     for k in range(len(HIDDEN)):
         a, b = peers._layer_names(k)
         theirs[a], theirs[b] = model.w_in[k].grad, model.w_rec[k].grad
+    assert set(theirs) == set(grads)
     rel = max(float(np.abs(grads[k] - theirs[k].numpy()).max() / (np.abs(theirs[k].numpy()).max() + 1e-300))
               for k in grads)
-    return {"loss_rel_diff": abs(loss - ref.item()) / abs(ref.item()), "grad_max_rel_diff": rel}
+    out = {"loss_rel_diff": abs(loss - ref.item()) / abs(ref.item()), "grad_max_rel_diff": rel,
+           "loss": loss, "penalty": penalty, "active": {}}
+    cfg32 = _cfg()
+    params32 = deep.init_params(cfg32, np.random.default_rng(1))
+    model = peers.DeepSpyTorchLIF(cfg32, params32)
+    for d in densities:
+        ev, _ = make_data(d)
+        with torch.no_grad():
+            model(peers.dense_inputs(ev.take(_batches(1)[0]), N_INPUTS))
+        out["active"][str(d)] = [{"above_upper": float((c > cfg.activity_upper).double().mean()),
+                                  "below_lower": float((c < cfg.activity_lower).double().mean())}
+                                 for c in model.counts]
+    return out
 
 
 def run(mode: str, log) -> dict:
@@ -293,11 +334,13 @@ def run(mode: str, log) -> dict:
     rows = []
     sparse = []
     for d in form["densities"]:
-        for impl in ("kernel", *PEERS):
+        for impl in ("kernel", "kernel-unreg", *PEERS):
             log(f"{impl:16s} density {d:.1%}")
+            task = {"impl": "kernel" if impl == "kernel-unreg" else impl, "density": d, "repeats": form["repeats"]}
+            if impl == "kernel-unreg":  # the exact kernel without the activity penalty: what the penalty costs
+                task["regularised"] = False
             try:
-                r = subprocess_task("benchmarks.bench_shd:epoch_task",
-                                    {"impl": impl, "density": d, "repeats": form["repeats"]}, threads=1)
+                r = subprocess_task("benchmarks.bench_shd:epoch_task", task, threads=1)
             except Exception as exc:  # noqa: BLE001 - a broken peer is reported, the others still run
                 rows.append({"impl": impl, "density": d, "error": str(exc)[-500:]})
                 continue
@@ -315,7 +358,7 @@ def run(mode: str, log) -> dict:
     for d in form["densities"]:
         at = [r for r in rows if r["density"] == d and "error" not in r]
         k = next((r for r in at if r["impl"] == "kernel"), None)
-        others = [r for r in at if r["impl"] != "kernel"]
+        others = [r for r in at if r["impl"] in PEERS]
         if k and others:
             best = min(others, key=lambda r: r["cpu_median"])
             k["vs_fastest"] = {"peer": best["impl"], "speedup": best["cpu_median"] / k["cpu_median"]}
@@ -327,8 +370,8 @@ def run(mode: str, log) -> dict:
                                 "lr": lr, "seeds": list(seeds)}, threads=1)
     log("input stage: event-driven vs dense, per density")
     stage = subprocess_task("benchmarks.bench_shd:input_stage_task", {"densities": list(form["densities"])}, threads=1)
-    log("float64 gradient check against the SpyTorch-style peer")
-    check = subprocess_task("benchmarks.bench_shd:check_task", {}, threads=1)
+    log("float64 check of the regularised loss and gradient against the SpyTorch-style peer")
+    check = subprocess_task("benchmarks.bench_shd:check_task", {"densities": list(form["densities"])}, threads=1)
     for r in (stage, check, accuracy):
         r.pop("peak_rss_mib", None)
         r.pop("process_seconds", None)
@@ -355,7 +398,8 @@ def tables(result):
 
     t = Table(title=TITLE, title_justify="left",
               caption="1 thread, fresh process per row; s/epoch medians; speed-up: the fastest peer's CPU time over "
-                      f"the kernel's at the same density (target ≥ {result['target']:.0f}×); load: 1-min load average")
+                      f"the kernel's at the same density (target ≥ {result['target']:.0f}×); kernel-unreg: the "
+                      "kernel without the activity penalty (not compared); load: 1-min load average")
     for col in ("density", "implementation", "s/epoch (wall)", "s/epoch (cpu)", "kernel vs fastest", "load"):
         t.add_column(col, justify="left" if col == "implementation" else "right")
     for r in result["rows"]:
@@ -375,27 +419,38 @@ def tables(result):
         s.add_column(col, justify="right")
     for d, v in sorted(result["input_stage"].items(), key=lambda kv: float(kv[0])):
         s.add_row(f"{float(d):.1%}", f"{v['events']:.4f}", f"{v['dense']:.4f}", f"{v['dense'] / v['events']:.2f}")
-    c = Table(title="Same network? float64, kernel vs the SpyTorch-style peer's autograd", title_justify="left")
-    for col in ("loss rel. diff", "max grad rel. diff"):
+    chk = result["check"]
+    active = "; ".join(f"{float(d):.1%}: " + ", ".join(f"layer {k} {a['above_upper']:.1%} above, {a['below_lower']:.1%} "
+                                                        "below" for k, a in enumerate(v))
+                       for d, v in sorted(chk.get("active", {}).items(), key=lambda kv: float(kv[0])))
+    c = Table(title="Same network? float64, the regularised loss and gradient, kernel vs the SpyTorch-style peer's "
+                    "autograd (16 samples, 2 % density)", title_justify="left",
+              caption=("counts beyond the bounds at the initial weights (first timed batch): " + active) if active
+              else None)
+    for col in ("loss rel. diff", "max grad rel. diff", "loss", "of which penalty"):
         c.add_column(col)
-    c.add_row(f"{result['check']['loss_rel_diff']:.1e}", f"{result['check']['grad_max_rel_diff']:.1e}")
+    c.add_row(f"{chk['loss_rel_diff']:.1e}", f"{chk['grad_max_rel_diff']:.1e}",
+              f"{chk['loss']:.4f}" if "loss" in chk else "", f"{chk['penalty']:.4f}" if "penalty" in chk else "")
     out = [t, s, c]
     if result.get("sparse"):
         acc = result.get("sparse_accuracy", {})
         kept = acc.get("kept", {})
         exact = {r["density"]: r for r in result["rows"] if r["impl"] == "kernel" and "error" not in r}
-        sp = Table(title="Sparse backward (surrogate_cutoff), 1 thread: the kernel's CPU s/epoch and its speed-up "
-                         "over the exact kernel at the same density, in this run", title_justify="left",
+        unreg = {r["density"]: r for r in result["rows"] if r["impl"] == "kernel-unreg" and "error" not in r}
+        sp = Table(title="Sparse backward (surrogate_cutoff), 1 thread: the regularised kernel's CPU s/epoch and its "
+                         "speed-up over the exact kernel at the same density, in this run", title_justify="left",
                    caption="each row: fresh 1-thread processes, the cut-offs' right after the exact kernel's; "
+                           "no penalty: the exact kernel without the activity penalty (kernel-unreg); "
                            "load: the highest 1-min load average of the row's epochs")
         for col in ("density", "exact s", *(f"cut-off {c} s" for c in CUTOFFS), *(f"speed-up {c}" for c in CUTOFFS),
-                    "load"):
+                    "exact, no penalty s", "load"):
             sp.add_column(col, justify="right")
         for d, e in sorted(exact.items()):
             mine = {r["cutoff"]: r for r in result["sparse"] if r["density"] == d}
             sp.add_row(f"{d:.1%}", f"{e['cpu_median']:.3f}",
                        *(f"{mine[c]['cpu_median']:.3f}" if c in mine else "" for c in CUTOFFS),
                        *(f"{mine[c]['speedup']:.2f}×" if c in mine else "" for c in CUTOFFS),
+                       f"{unreg[d]['cpu_median']:.3f}" if d in unreg else "",
                        f"{max([e['load']] + [m['load'] for m in mine.values()]):.1f}")
         out.append(sp)
         if "0.0" in acc:
