@@ -7,8 +7,8 @@ density swept from 0.5 % to 10 % of (channel, bin) cells; the network 700 -> 256
 (README, Activity penalty) on every hidden neuron's spike count per sample, both bounds on,
 :data:`ACTIVITY`: upper bound 3 spikes at strength 1e-3, lower bound 1 spike at strength 1e-2
 (at the initial weights both are active for some neurons at every density measured: the lower one
-for the silent neurons, a quarter or more of each layer, the upper one for 1-60 % of the
-(sample, neuron) counts from 0.5 % to 10 % density). The kernel is :mod:`snnbatch.kernels.deep` (what a spec with
+for the silent neurons, 27-79 % of each layer's (sample, neuron) counts, the upper one for 0.6-0.7 %
+of them at 0.5 % density, 30-49 % at 2 % and 58-66 % at 10 %). The kernel is :mod:`snnbatch.kernels.deep` (what a spec with
 ``model: {n_hidden: [256, 256], recurrent: true}`` and these ``learning.activity_*`` keys trains); the
 peers are the same network in PyTorch (:data:`benchmarks.peers.DEEP_PEERS`: SpyTorch's loop with
 ``unbind``, snnTorch, Norse), each keeping its layers' spike counts during forward and adding the same
