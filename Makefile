@@ -27,10 +27,11 @@ quickstart: $(VENV)/.installed
 	$(SNN) submit examples/quickstart.yaml --store runs/quickstart
 	$(SNN) status runs/quickstart
 
-# The autograd reference of the gradient tests (tests/kernels/test_autograd.py): the bench extra's PyTorch
-# (CPU build, 2.13.0), not the rest of the bench extra.
+# The autograd reference of the gradient tests (tests/kernels/test_autograd.py) and the benchmark's deep peers
+# (tests/kernels/test_bench_peers.py): the bench extra's PyTorch (CPU build, 2.13.0), snnTorch and Norse, not
+# the rest of the bench extra (Brian2, Cython). Installed together, so that Norse's torchvision matches torch.
 $(VENV)/.reference: $(VENV)/.installed
-	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet "torch==2.13.0" "snntorch>=1.0" "norse>=1.1"
 	touch $@
 
 system-deps: browser-deps
