@@ -61,6 +61,12 @@ def signal_pending_or_gone(pid):
     return any(int(v, 16) for v in masks.values())
 
 
+def lane_deadline(pid) -> float:
+    """The deadline (seconds since the epoch) the element gave its lane ``pid`` (``--deadline T`` of its command)."""
+    args = (_proc(pid, "cmdline") or "").split("\0")
+    return float(args[args.index("--deadline") + 1])
+
+
 def stopped_at(store, long_id, rest=(), after=0):
     """The long task's attempt, when an attempt after the first ``after`` has stopped itself (at one of the
     iterations the test names) and the long task's pack-mates ``rest`` have ended; else None."""
@@ -96,7 +102,9 @@ def test_a_packed_sweep_survives_preemption_and_requeue_bit_identical_and_a_fail
     #    it go on; at the next iteration it sees the deadline, checkpoints and its element requeues itself
     first = wait_until(lambda: stopped_at(store, long_id, rest), 600, 0.2,
                        f"the long task stopped at iteration {AT_DEADLINE}, its pack-mates ended")
-    time.sleep(max(0.0, first["started"] + RUN_FOR + 1 - time.time()))  # the deadline is at most this
+    deadline = lane_deadline(first["pid"])  # the element's deadline, as its lane was given it
+    assert deadline <= first["started"] + RUN_FOR  # set when the element started, before this attempt
+    time.sleep(max(0.0, deadline - time.time()) + 0.1)  # the stopped lane's deadline passes
     os.kill(first["pid"], signal.SIGCONT)
     # 2. stopped at iteration 200, in a later attempt (its last checkpoint some iterations before): a job in the high-priority partition that
     #    needs every CPU of the node preempts the element (SLURM sends USR2 first); once the signal waits
