@@ -133,7 +133,9 @@ def test_a_packed_sweep_survives_preemption_and_requeue_bit_identical_and_a_fail
     assert set(reasons[:n - 1]) == {"deadline"} and reasons[n - 1] == "preemption" and reasons[-1] == "done", reasons
     assert set(reasons[n:-1]) <= {"deadline"}, reasons
     assert long[first["n"] - 1]["checkpointed"] == AT_DEADLINE + 1  # the iteration after the stop saw the deadline
-    assert long[n - 1]["checkpointed"] == AT_PREEMPTION + 1
+    # at the first check after the USR2's handler has run: the next iteration, or one or two later when the
+    # signal reached another of the lane's threads first
+    assert AT_PREEMPTION < long[n - 1]["checkpointed"] <= AT_PREEMPTION + 5, long[n - 1]
     assert all(b["from_iteration"] == a["checkpointed"] > 0 for a, b in zip(long, long[1:])), long
     assert len({a["job_id"] for a in long}) == 1  # the same element, requeued
     for key in ((1e-3, 40), (1e38, 40), (1e38, LONG)):  # ended before the first requeue: never run again
